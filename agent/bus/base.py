@@ -1,0 +1,121 @@
+"""The `EventBus` seam and the subscription queue both buses share.
+
+Overflow policy: every subscription has a bounded queue (`max_queued`). A
+subscriber that falls that far behind is cut off — its next read raises
+`BusOverflowError` — instead of stalling the publisher or every other
+subscriber. Consumers of a session's replies (a gateway connection) close that
+session with an `overloaded` error; nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.errors import BusClosedError, BusOverflowError
+from agent.events import Event
+
+__all__ = ["DEFAULT_MAX_QUEUED", "Delivery", "EventBus", "Subscription", "topic_matches"]
+
+DEFAULT_MAX_QUEUED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    topic: str
+    event: Event
+
+
+class EventBus(Protocol):
+    """Publish events to topics; subscribe to topic filters (`+` and `#` wildcards).
+
+    Subscribers that pass the same `group` share the matching events: each
+    event goes to exactly one of them (MQTT v5 shared subscriptions).
+    """
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """Deliver `event` to every matching subscription (one per group).
+
+        Not safe to cancel on the MQTT bus once the packet is on the wire: the
+        event may or may not have been delivered.
+        """
+        ...
+
+    def subscribe(
+        self,
+        topic_filter: str,
+        *,
+        group: str | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Subscribe for the duration of the `async with` block."""
+        ...
+
+
+class Subscription:
+    """A bounded stream of deliveries; iterate it with `async for`."""
+
+    __slots__ = ("_closed", "_overflowed", "_queue", "group", "topic_filter")
+
+    def __init__(self, topic_filter: str, group: str | None, max_queued: int) -> None:
+        self.topic_filter = topic_filter
+        self.group = group
+        self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue(max_queued + 1)
+        self._overflowed = False
+        self._closed = False
+
+    def offer(self, delivery: Delivery) -> None:
+        """Queue a delivery without waiting; overflow cuts the subscriber off."""
+        if self._closed:
+            return
+        if self._queue.qsize() >= self._queue.maxsize - 1:
+            self._overflowed = True
+            self.close()
+            return
+        self._queue.put_nowait(delivery)
+
+    def close(self) -> None:
+        """End the stream; a pending or later read returns (or raises on overflow)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put_nowait(None)
+
+    async def get(self) -> Delivery:
+        """The next delivery. Safe to cancel: nothing is lost.
+
+        Raises `BusOverflowError` if this subscriber fell behind and
+        `BusClosedError` once the subscription has ended.
+        """
+        if self._overflowed:
+            raise BusOverflowError(f"subscriber to {self.topic_filter!r} fell behind")
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)  # keep later reads ending too
+            if self._overflowed:
+                raise BusOverflowError(f"subscriber to {self.topic_filter!r} fell behind")
+            raise BusClosedError(f"subscription to {self.topic_filter!r} has ended")
+        return item
+
+    async def __aiter__(self) -> AsyncIterator[Delivery]:
+        while True:
+            try:
+                yield await self.get()
+            except BusClosedError:
+                return
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether `topic` matches an MQTT topic filter with `+` and `#` wildcards."""
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)

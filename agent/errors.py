@@ -1,0 +1,74 @@
+"""Every error Heartline raises on purpose.
+
+The tree::
+
+    HeartlineError
+    ├── ConfigError            a setting is missing or wrong; the message says how to fix it
+    ├── EventDecodeError       bytes off a bus or a file are not a valid event
+    ├── BusError               the event bus failed
+    │   ├── BusClosedError     publish or receive on a bus that is not running
+    │   └── BusOverflowError   a subscriber fell too far behind and was cut off
+    ├── AuthError              a token is missing, malformed, expired or forged
+    ├── StoreError             the database failed
+    └── StageError             a stage of the turn pipeline failed (recognizer, policy, generator)
+
+Timeouts stay `TimeoutError`; cancellation stays `asyncio.CancelledError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BusClosedError",
+    "BusError",
+    "BusOverflowError",
+    "ConfigError",
+    "EventDecodeError",
+    "HeartlineError",
+    "StageError",
+    "StoreError",
+]
+
+
+class HeartlineError(Exception):
+    """Base of every error Heartline raises on purpose."""
+
+
+class ConfigError(HeartlineError):
+    """A setting is missing or invalid; the message says how to fix it."""
+
+
+class EventDecodeError(HeartlineError):
+    """A payload is not a valid event of a known type and version."""
+
+
+class BusError(HeartlineError):
+    """The event bus failed."""
+
+
+class BusClosedError(BusError):
+    """The bus is not running (not entered yet, or already left)."""
+
+
+class BusOverflowError(BusError):
+    """A subscription's bounded queue overflowed; the subscription was closed."""
+
+
+class AuthError(HeartlineError):
+    """A token is missing, malformed, expired or not signed by our secret."""
+
+
+class StoreError(HeartlineError):
+    """The database failed or holds something we cannot read."""
+
+
+class StageError(HeartlineError):
+    """A stage of the turn pipeline failed.
+
+    `stage` names it ("emotion", "context", "policy", "generation") so the
+    client gets a stable error code without internals.
+    """
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage

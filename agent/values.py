@@ -1,0 +1,144 @@
+"""Value types shared by the runtime, the policies and memory.
+
+Kept small and free of runtime imports: `policies` and `memory` depend on this
+module, never on the bus, gateway or models. Every type is frozen and validated
+on construction, so a bad reading or decision fails where it is made.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+__all__ = [
+    "Action",
+    "Decision",
+    "EmotionReading",
+    "Exchange",
+    "HistorySummary",
+    "Strategy",
+    "Tone",
+    "Trend",
+    "TurnContext",
+]
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Signed = Annotated[float, Field(ge=-1.0, le=1.0)]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Action(StrEnum):
+    REPLY = "reply"
+    HANDOFF = "handoff"
+    END = "end"
+
+
+class Strategy(StrEnum):
+    EMPATHIZE = "empathize"
+    APOLOGIZE = "apologize"
+    REASSURE = "reassure"
+    INFORM = "inform"
+    CLARIFY = "clarify"
+    ENCOURAGE = "encourage"
+    CELEBRATE = "celebrate"
+    DE_ESCALATE = "de-escalate"
+
+
+class Tone(StrEnum):
+    WARM = "warm"
+    CALM = "calm"
+    NEUTRAL = "neutral"
+    UPBEAT = "upbeat"
+
+
+class Trend(StrEnum):
+    UNKNOWN = "unknown"
+    DETERIORATING = "deteriorating"
+    STABLE = "stable"
+    RECOVERING = "recovering"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class EmotionReading:
+    """One reading of a text: the full distribution plus its summaries.
+
+    `scores` maps each label of the fine label space to a probability;
+    `dominant` is the label the reading stands for.
+    """
+
+    scores: dict[Label, Unit]
+    dominant: Label
+    valence: Signed
+    arousal: Unit
+    intensity: Unit
+    model: Annotated[str, Field(min_length=1, max_length=128)]
+
+    def __post_init__(self) -> None:
+        if self.dominant not in self.scores:
+            raise ValueError(f"dominant label {self.dominant!r} has no score")
+        if not all(math.isfinite(v) for v in self.scores.values()):
+            raise ValueError("scores must be finite")
+
+    def score(self, label: str) -> float:
+        return self.scores.get(label, 0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class Decision:
+    """What to do with a turn, who decided it and why.
+
+    `propensity` is the probability with which a learned policy chose this
+    strategy; it is what off-policy evaluation needs later. Rule decisions
+    leave it None.
+    """
+
+    action: Action
+    strategy: Strategy
+    tone: Tone
+    confidence: Unit
+    policy: Annotated[str, Field(min_length=1, max_length=64)]
+    reasons: tuple[Annotated[str, Field(max_length=500)], ...] = ()
+    propensity: Unit | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class Exchange:
+    """One earlier turn of this conversation: what the user said and what we did."""
+
+    text: str
+    reply: str
+    emotion: EmotionReading | None = None
+    strategy: Strategy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class HistorySummary:
+    """The user's emotional history in a form a rule or a prompt can use."""
+
+    returning: bool
+    sessions: Annotated[int, Field(ge=0)]
+    turns: Annotated[int, Field(ge=0)]
+    mean_valence: Signed | None = None
+    recent_dominant: tuple[Label, ...] = ()
+    trend: Trend = Trend.UNKNOWN
+
+    @classmethod
+    def first_time(cls) -> HistorySummary:
+        return cls(returning=False, sessions=0, turns=0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class TurnContext:
+    """Everything a policy may look at to decide one turn. Time comes in as `now`."""
+
+    text: str
+    emotion: EmotionReading
+    history: HistorySummary
+    conversation: tuple[Exchange, ...] = ()
+    now: float = 0.0

@@ -1,0 +1,135 @@
+"""The turn ledger: each turn of a session runs exactly once and in order.
+
+Several workers may receive turns of one session (MQTT shared subscriptions
+spread messages, not sessions). Before running turn `seq` a worker claims it:
+
+- `CLAIMED`  run it now; the ledger holds the payload and a lease.
+- `DONE`     already answered, or running elsewhere under a live lease: drop it.
+- `WAIT`     an earlier turn of the session is unfinished: try again shortly.
+
+A worker that dies mid-turn stops renewing nothing — its lease simply expires,
+and `reclaimable` hands the stored payload to whichever worker sweeps next.
+A turn whose predecessor never arrived waits at most `gap_timeout` seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = ["ClaimOutcome", "InMemoryTurnLedger", "LedgerEntry", "TurnLedger", "decide_claim"]
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"
+    DONE = "done"
+    WAIT = "wait"
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    payload: bytes
+    first_seen: float
+    done: bool = False
+    owner: str | None = None
+    lease_until: float = 0.0
+
+
+class TurnLedger(Protocol):
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome: ...
+
+    async def complete(self, session_id: str, seq: int, *, worker: str) -> None: ...
+
+    async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
+        """Payloads of claimed turns whose lease has expired."""
+        ...
+
+
+def decide_claim(
+    entry: LedgerEntry,
+    previous: LedgerEntry | None,
+    earlier_unfinished: bool,
+    *,
+    seq: int,
+    worker: str,
+    now: float,
+    gap_timeout: float,
+) -> ClaimOutcome:
+    """The claim rule, shared by every ledger implementation."""
+    if entry.done:
+        return ClaimOutcome.DONE
+    if entry.owner not in (None, worker) and entry.lease_until > now:
+        return ClaimOutcome.DONE
+    if earlier_unfinished:
+        return ClaimOutcome.WAIT
+    if seq > 1 and previous is None and now - entry.first_seen < gap_timeout:
+        return ClaimOutcome.WAIT
+    return ClaimOutcome.CLAIMED
+
+
+class InMemoryTurnLedger:
+    """The ledger of the embedded process, where one worker sees every turn."""
+
+    def __init__(self, *, keep_per_session: int = 64) -> None:
+        self._sessions: dict[str, dict[int, LedgerEntry]] = {}
+        self._keep = keep_per_session
+
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome:
+        """Never waits; safe to cancel."""
+        entries = self._sessions.setdefault(session_id, {})
+        entry = entries.setdefault(seq, LedgerEntry(payload=payload, first_seen=now))
+        earlier_unfinished = any(s < seq and not e.done for s, e in entries.items())
+        outcome = decide_claim(
+            entry,
+            entries.get(seq - 1),
+            earlier_unfinished,
+            seq=seq,
+            worker=worker,
+            now=now,
+            gap_timeout=gap_timeout,
+        )
+        if outcome is ClaimOutcome.CLAIMED:
+            entry.owner, entry.lease_until = worker, now + lease
+        return outcome
+
+    async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
+        entries = self._sessions.get(session_id, {})
+        if (entry := entries.get(seq)) is not None and entry.owner == worker:
+            entry.done = True
+        # Forget old finished turns, keeping the latest so duplicates stay dropped.
+        while len(entries) > self._keep and entries[min(entries)].done:
+            del entries[min(entries)]
+
+    async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
+        found = [
+            entry.payload
+            for entries in self._sessions.values()
+            for entry in entries.values()
+            if not entry.done and entry.owner is not None and entry.lease_until <= now
+        ]
+        return found[:limit]
+
+    def forget_session(self, session_id: str) -> None:
+        """Drop a closed session's entries."""
+        self._sessions.pop(session_id, None)

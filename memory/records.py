@@ -1,0 +1,35 @@
+"""What the dialogue manager hands memory to keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.values import Decision, EmotionReading
+
+__all__ = ["FeedbackRecord", "TurnRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnRecord:
+    """One answered (or interrupted) turn with its reading and decision."""
+
+    session_id: str
+    user_id: str
+    turn_id: str
+    seq: int
+    text: str
+    reply: str
+    interrupted: bool
+    generator: str
+    emotion: EmotionReading
+    decision: Decision
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackRecord:
+    session_id: str
+    user_id: str
+    turn_id: str
+    score: int
+    created_at: float
