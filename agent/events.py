@@ -9,7 +9,7 @@ bad payload and carry on.
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
@@ -34,7 +34,7 @@ __all__ = [
     "encode",
 ]
 
-EVENT_VERSION = 1
+EVENT_VERSION: Final = 1
 MAX_TEXT_CHARS = 16_000
 
 _STRICT = ConfigDict(extra="forbid", strict=True)

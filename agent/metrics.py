@@ -37,9 +37,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.errors = Counter(
-            "heartline_errors", "Errors by stable code", ["code"], registry=r
-        )
+        self.errors = Counter("heartline_errors", "Errors by stable code", ["code"], registry=r)
         self.connections = Gauge(
             "heartline_ws_connections", "Open WebSocket connections", registry=r
         )

@@ -1,0 +1,162 @@
+"""The three roles, assembled from settings: embedded (`serve`), `gateway` and `worker`.
+
+Each role is an async context manager that starts its parts in dependency
+order and stops them in reverse: the gateway stops taking messages first, the
+worker finishes its turns, the store writes what it holds, the bus closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+
+from agent.bus.base import EventBus
+from agent.bus.inprocess import InProcessBus
+from agent.bus.mqtt import MqttBus, MqttSettings
+from agent.config import Settings
+from agent.dialogue import DialogueManager, ManagerSettings, Stages
+from agent.emotion import LexiconRecognizer
+from agent.gateway import (
+    ConnectionLimits,
+    Gateway,
+    GatewaySettings,
+    TokenAuthority,
+    load_or_create_secret,
+    serve_gateway,
+)
+from agent.generation import TemplateGenerator
+from agent.metrics import Metrics
+from memory.ledger import InMemoryTurnLedger, TurnLedger
+from memory.sql import SqlConversationStore, SqlTurnLedger, create_schema, open_engine
+from policies import RulePolicy
+
+__all__ = ["Running", "authority_for", "embedded", "gateway", "worker"]
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a started role exposes to its caller (the CLI, tests, benchmarks)."""
+
+    metrics: Metrics
+    gateway: Gateway | None = None
+    manager: DialogueManager | None = None
+    authority: TokenAuthority | None = None
+
+
+def authority_for(settings: Settings) -> tuple[TokenAuthority, bool]:
+    """The token authority: the configured secret, else the data directory's (created if new)."""
+    if settings.secret is not None:
+        return TokenAuthority(settings.secret.get_secret_value().encode()), False
+    secret, created = load_or_create_secret(settings.data_dir)
+    return TokenAuthority(secret), created
+
+
+def _gateway_settings(settings: Settings) -> GatewaySettings:
+    limits = ConnectionLimits(
+        soft_frame_bytes=settings.frame_limit_bytes,
+        rate_per_s=settings.messages_per_second,
+        burst=settings.message_burst,
+        idle_timeout_s=settings.idle_timeout,
+    )
+    return GatewaySettings(host=settings.host, port=settings.port, limits=limits)
+
+
+def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
+    return MqttSettings(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+        client_id_prefix=f"heartline-{role}",
+    )
+
+
+async def _start_worker(
+    stack: AsyncExitStack, settings: Settings, bus: EventBus, metrics: Metrics, *, shared: bool
+) -> DialogueManager:
+    """Database, store, ledger and dialogue manager on `bus`.
+
+    `shared` picks the SQL ledger, which several worker processes can share;
+    the embedded process has one worker and keeps its ledger in memory.
+    """
+    engine = open_engine(settings.resolved_database_url())
+    stack.push_async_callback(engine.dispose)
+    await create_schema(engine)
+    store = await stack.enter_async_context(SqlConversationStore(engine))
+    ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
+    stages = Stages(
+        recognizer=LexiconRecognizer(),
+        policy=RulePolicy(),
+        generator=TemplateGenerator(token_delay=settings.token_delay),
+        store=store,
+    )
+    manager = DialogueManager(
+        bus, stages, ledger, metrics=metrics, settings=ManagerSettings(group=settings.worker_group)
+    )
+    return await stack.enter_async_context(manager)
+
+
+@asynccontextmanager
+async def embedded(settings: Settings) -> AsyncIterator[Running]:
+    """Everything in one process: in-process bus, SQLite (by default), worker and gateway."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    authority, _ = authority_for(settings)
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        bus = await stack.enter_async_context(InProcessBus())
+        manager = await _start_worker(stack, settings, bus, metrics, shared=False)
+        gateway = await stack.enter_async_context(
+            serve_gateway(
+                bus,
+                authority=authority,
+                metrics=metrics,
+                settings=_gateway_settings(settings),
+                ready=lambda: manager.ready,
+            )
+        )
+        yield Running(metrics=metrics, gateway=gateway, manager=manager, authority=authority)
+
+
+@asynccontextmanager
+async def gateway(settings: Settings) -> AsyncIterator[Running]:
+    """A stateless gateway on the MQTT bus; run as many as you like behind a load balancer."""
+    authority, created = authority_for(settings)
+    if created:
+        _log.warning(
+            "created a new token secret; gateways must share one (set HEARTLINE_SECRET)",
+            path=str(settings.data_dir / "secret.key"),
+        )
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "gateway")))
+        served = await stack.enter_async_context(
+            serve_gateway(
+                bus,
+                authority=authority,
+                metrics=metrics,
+                settings=_gateway_settings(settings),
+                ready=lambda: bus.connected,
+            )
+        )
+        yield Running(metrics=metrics, gateway=served, authority=authority)
+
+
+@asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[Running]:
+    """A dialogue worker on the MQTT bus; workers split the turns through a shared subscription."""
+    if settings.database_url is None:
+        _log.warning(
+            "no database URL: using the local SQLite file, which only workers on this host share",
+            url=settings.sqlite_url(),
+        )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "worker")))
+        manager = await _start_worker(stack, settings, bus, metrics, shared=True)
+        yield Running(metrics=metrics, manager=manager)

@@ -1,0 +1,242 @@
+"""The `heartline` command: serve, gateway, worker, chat, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent import __version__
+from agent.config import Settings, load_settings
+from agent.errors import ConfigError, HeartlineError
+from agent.logging import configure_logging
+
+if TYPE_CHECKING:
+    from agent.app import Running
+
+__all__ = ["main"]
+
+_DEMO_USER = "demo"
+_DAY = 24 * 3600.0
+
+Role = Callable[[Settings], AbstractAsyncContextManager["Running"]]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the SQLite file and the token secret live "
+        "(default: $XDG_DATA_HOME/heartline or ~/.local/share/heartline)",
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        help="auto: key-value in a terminal, JSON lines otherwise",
+    )
+
+
+def _listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8765; 0 = any)")
+
+
+def _database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db "
+        "(default: heartline.db in the data directory)",
+    )
+
+
+def _mqtt(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mqtt-host", help="MQTT broker host (default 127.0.0.1)")
+    parser.add_argument("--mqtt-port", type=int, help="MQTT broker port (default 1883)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="heartline",
+        description="Heartline: a real-time, emotion-aware conversational agent. "
+        "Every option can also be set as HEARTLINE_<OPTION> in the environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"heartline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run everything in one process (no network services needed)",
+        description="Run gateway and worker in one process: in-process bus, SQLite in the data "
+        "directory, offline emotion model and template replies. Prints a demo token.",
+    )
+    _listen(serve)
+    _database(serve)
+    serve.add_argument(
+        "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
+    )
+    _common(serve)
+
+    gateway = commands.add_parser(
+        "gateway",
+        help="run a stateless WebSocket gateway on the MQTT bus",
+        description="Accept WebSocket clients and relay their turns over MQTT to the workers. "
+        "Gateways must share the token secret (HEARTLINE_SECRET).",
+    )
+    _listen(gateway)
+    _mqtt(gateway)
+    _common(gateway)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a dialogue worker on the MQTT bus",
+        description="Answer turns from the MQTT bus; workers in one group split the turns and "
+        "share state through the database (PostgreSQL in production).",
+    )
+    _mqtt(worker)
+    _database(worker)
+    worker.add_argument("--group", dest="worker_group", help="shared-subscription group")
+    worker.add_argument(
+        "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
+    )
+    _common(worker)
+
+    chat = commands.add_parser(
+        "chat",
+        help="talk to a server from the terminal",
+        description="Stream replies from a Heartline server and show the emotion it read. "
+        "Without --token, a token for --user is made from the data directory's secret.",
+    )
+    chat.add_argument("--url", help="server URL (default ws://HOST:PORT/ws)")
+    _listen(chat)
+    chat.add_argument("--token", help="a token from `heartline token`")
+    chat.add_argument("--user", default=_DEMO_USER, help="user to chat as (default demo)")
+    _common(chat)
+
+    token = commands.add_parser(
+        "token",
+        help="print a token for a user",
+        description="Print a signed token for USER, valid for servers with the same secret "
+        "(the same data directory or HEARTLINE_SECRET).",
+    )
+    token.add_argument("--user", required=True, help="the user id the token carries")
+    token.add_argument(
+        "--ttl-hours", type=float, default=24.0, help="hours the token stays valid (default 24)"
+    )
+    _common(token)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = set(Settings.model_fields)
+    return load_settings(**{k: v for k, v in vars(args).items() if k in names})
+
+
+async def _run_until_signalled(
+    role: Role, settings: Settings, on_start: Callable[[Running], None]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with role(settings) as running:
+            on_start(running)
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _serve(settings: Settings) -> None:
+    from agent.app import authority_for, embedded
+
+    _, created = authority_for(settings)
+
+    def announce(running: Running) -> None:
+        if running.gateway is None or running.authority is None:
+            raise RuntimeError("the embedded role starts a gateway")
+        token = running.authority.issue(_DEMO_USER, ttl_s=_DAY)
+        if created:
+            print(f"Created a token secret in {settings.data_dir}.")
+        print(f"Heartline is listening on {running.gateway.url}")
+        print(f"Demo token (user {_DEMO_USER!r}, valid 24 h): {token}")
+        print("Chat with it:  heartline chat" + _chat_flags(settings, running.gateway.port))
+        print("Stop with Ctrl+C.", flush=True)
+
+    asyncio.run(_run_until_signalled(embedded, settings, announce))
+
+
+def _chat_flags(settings: Settings, port: int) -> str:
+    """The flags `heartline chat` needs to reach this server and share its secret."""
+    defaults = Settings()
+    flags = "" if settings.data_dir == defaults.data_dir else f" --data-dir {settings.data_dir}"
+    if settings.host not in (defaults.host, "0.0.0.0"):
+        flags += f" --host {settings.host}"
+    return flags + ("" if port == defaults.port else f" --port {port}")
+
+
+def _role(name: str, settings: Settings) -> None:
+    from agent import app
+
+    role: Role = app.gateway if name == "gateway" else app.worker
+    asyncio.run(_run_until_signalled(role, settings, lambda running: None))
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> None:
+    from agent.app import authority_for
+    from agent.chat import chat
+
+    token = args.token
+    if token is None:
+        if not (settings.data_dir / "secret.key").exists() and settings.secret is None:
+            raise ConfigError(
+                f"no token given and no secret in {settings.data_dir}; pass --token "
+                "(from `heartline token --user NAME` on the server) or --data-dir"
+            )
+        token = authority_for(settings)[0].issue(args.user, ttl_s=_DAY)
+    url = args.url or f"ws://{settings.host}:{settings.port}/ws"
+    asyncio.run(chat(url, token))
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> None:
+    from agent.app import authority_for
+
+    authority, created = authority_for(settings)
+    if created:
+        print(f"Created a token secret in {settings.data_dir}.", file=sys.stderr)
+    print(authority.issue(args.user, ttl_s=args.ttl_hours * 3600.0))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
+        configure_logging(settings.log_level, json=json_logs)
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command in ("gateway", "worker"):
+            _role(args.command, settings)
+        elif args.command == "chat":
+            _chat(args, settings)
+        else:
+            _token(args, settings)
+    except HeartlineError as exc:
+        print(f"heartline: {exc}", file=sys.stderr)
+        return 2
+    except (ConnectionError, OSError) as exc:
+        print(f"heartline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

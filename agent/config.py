@@ -1,0 +1,76 @@
+"""Settings: read once at the CLI edge from flags and `HEARTLINE_*` variables, then passed down.
+
+Precedence: command-line flag, then environment variable, then the default.
+Every timeout and limit has a finite default; `heartline serve` needs none set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.errors import ConfigError
+
+__all__ = ["Settings", "default_data_dir", "load_settings"]
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/heartline`, else `~/.local/share/heartline`."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "heartline"
+
+
+class Settings(BaseSettings):
+    """Every setting of every role; each is also `HEARTLINE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTLINE_", frozen=True, extra="forbid")
+
+    # Where clients connect (serve, gateway) or where chat connects to.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    # State
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    secret: SecretStr | None = None
+    # Distributed roles
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    worker_group: str = Field(default="workers", pattern=r"^[A-Za-z0-9_-]+$")
+    # Generation
+    token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Gateway limits
+    frame_limit_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    messages_per_second: float = Field(default=10.0, gt=0)
+    message_burst: int = Field(default=20, ge=1)
+    idle_timeout: float = Field(default=300.0, gt=0)
+    # Logging
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    def sqlite_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.data_dir / 'heartline.db'}"
+
+    def resolved_database_url(self) -> str:
+        """The configured database, or the SQLite file in the data directory."""
+        return self.database_url or self.sqlite_url()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with the given flags on top (None = not given)."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        )
+        raise ConfigError(
+            f"invalid settings ({problems}); check the flags and HEARTLINE_* variables"
+        ) from exc

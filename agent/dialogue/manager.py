@@ -1,0 +1,318 @@
+"""The dialogue manager: the worker that takes turns off the bus and answers them.
+
+Turns of one session run strictly in order in a per-session lane; the turn
+ledger makes each run exactly once even when several workers share the turn
+topic. A `Cancel` for the turn a lane is running interrupts its reply
+(barge-in); one for a turn not yet started makes it end at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import socket
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from agent import topics
+from agent.bus.base import EventBus, Subscription
+from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
+from agent.dialogue.session import SessionCache
+from agent.errors import EventDecodeError, HeartlineError, StageError
+from agent.events import Cancel, Event, Feedback, TurnFailed, UserTurn, decode, encode
+from agent.metrics import Metrics
+from memory.ledger import ClaimOutcome, TurnLedger
+from memory.records import FeedbackRecord
+
+__all__ = ["DialogueManager", "ManagerSettings", "new_worker_id"]
+
+_log = structlog.get_logger(__name__)
+
+
+def new_worker_id() -> str:
+    """Unique per process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagerSettings:
+    group: str = "workers"
+    context_turns: int = 10
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    # Timeouts
+    lease: float = 120.0
+    gap_timeout: float = 10.0
+    claim_retry_min: float = 0.002
+    claim_retry_max: float = 0.1
+    sweep_interval: float = 5.0
+    drain_timeout: float = 10.0
+    # Limits
+    max_sessions: int = 50_000
+    max_cancelled: int = 10_000
+
+
+@dataclass(slots=True)
+class _Lane:
+    """The turns of one session waiting in this worker, and the one running."""
+
+    pending: deque[tuple[UserTurn, float]] = field(default_factory=deque)
+    current: str | None = None
+    interrupt: asyncio.Event | None = None
+
+
+class DialogueManager:
+    """Consumes turns, cancels and feedback; an async context manager owning its tasks."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        stages: Stages,
+        ledger: TurnLedger,
+        *,
+        metrics: Metrics,
+        settings: ManagerSettings | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self._bus = bus
+        self._stages = stages
+        self._ledger = ledger
+        self._metrics = metrics
+        self._settings = settings or ManagerSettings()
+        self.worker_id = worker_id or new_worker_id()
+        self._pipeline = TurnPipeline(stages, self._settings.pipeline)
+        self._sessions = SessionCache(
+            context_turns=self._settings.context_turns, max_sessions=self._settings.max_sessions
+        )
+        self._lanes: dict[str, _Lane] = {}
+        self._cancelled: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._stack = contextlib.AsyncExitStack()
+        self._group: asyncio.TaskGroup | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._lane_tasks: set[asyncio.Task[None]] = set()
+        self.ready = False
+        self.turns_answered = 0
+
+    async def __aenter__(self) -> DialogueManager:
+        if self._group is not None:
+            raise RuntimeError("DialogueManager is already running")
+        try:
+            group = await self._stack.enter_async_context(asyncio.TaskGroup())
+            s = self._settings
+            turns = await self._stack.enter_async_context(
+                self._bus.subscribe(topics.ALL_TURNS, group=s.group)
+            )
+            cancels = await self._stack.enter_async_context(self._bus.subscribe(topics.ALL_CANCELS))
+            feedback = await self._stack.enter_async_context(
+                self._bus.subscribe(topics.ALL_FEEDBACK, group=s.group)
+            )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._group = group
+        self._loops = [
+            group.create_task(self._consume(turns)),
+            group.create_task(self._consume(cancels)),
+            group.create_task(self._consume(feedback)),
+            group.create_task(self._sweep()),
+        ]
+        self.ready = True
+        _log.info("worker ready", worker_id=self.worker_id)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop taking turns, give running ones `drain_timeout` to finish, then stop."""
+        self.ready = False
+        for task in self._loops:
+            task.cancel()
+        if self._lane_tasks:
+            await asyncio.wait(self._lane_tasks, timeout=self._settings.drain_timeout)
+        for lane in self._lanes.values():
+            if lane.pending:
+                _log.warning("unstarted turns dropped at shutdown", count=len(lane.pending))
+            lane.pending.clear()
+            if lane.interrupt is not None:
+                lane.interrupt.set()
+        self._group = None
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _consume(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            self._dispatch(delivery.event)
+
+    def _dispatch(self, event: Event) -> None:
+        match event:
+            case UserTurn():
+                self._enqueue(event)
+            case Cancel():
+                self._cancel(event)
+            case Feedback():
+                self._spawn(self._record_feedback(event))
+            case _:
+                _log.warning("unexpected event on a worker topic", type=event.type)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        if self._group is None:
+            work.close()
+            raise RuntimeError("DialogueManager is not running")
+        return self._group.create_task(work)
+
+    def _enqueue(self, turn: UserTurn) -> None:
+        lane = self._lanes.get(turn.session_id)
+        if lane is None:
+            lane = self._lanes[turn.session_id] = _Lane()
+            task = self._spawn(self._run_lane(turn.session_id, lane))
+            self._lane_tasks.add(task)
+            task.add_done_callback(self._lane_tasks.discard)
+        elif lane.current == turn.turn_id or any(
+            t.turn_id == turn.turn_id for t, _ in lane.pending
+        ):
+            return  # a redelivery of a turn this worker already holds
+        lane.pending.append((turn, time.perf_counter()))
+
+    def _cancel(self, cancel: Cancel) -> None:
+        key = (cancel.session_id, cancel.turn_id)
+        self._cancelled[key] = None
+        if len(self._cancelled) > self._settings.max_cancelled:
+            self._cancelled.popitem(last=False)
+        lane = self._lanes.get(cancel.session_id)
+        if lane is not None and lane.current == cancel.turn_id and lane.interrupt is not None:
+            lane.interrupt.set()
+
+    async def _run_lane(self, session_id: str, lane: _Lane) -> None:
+        try:
+            while lane.pending:
+                turn, received = lane.pending.popleft()
+                lane.current = turn.turn_id
+                lane.interrupt = asyncio.Event()
+                if (turn.session_id, turn.turn_id) in self._cancelled:
+                    lane.interrupt.set()
+                try:
+                    await self._claim_and_run(turn, received, lane.interrupt)
+                finally:
+                    lane.current = None
+                    lane.interrupt = None
+        finally:
+            if self._lanes.get(session_id) is lane:
+                del self._lanes[session_id]
+
+    async def _claim_and_run(
+        self, turn: UserTurn, received: float, interrupt: asyncio.Event
+    ) -> None:
+        log = _log.bind(session_id=turn.session_id, turn_id=turn.turn_id, seq=turn.seq)
+        if not await self._claim(turn):
+            self._metrics.turns.labels("duplicate").inc()
+            log.debug("turn already answered elsewhere")
+            return
+        queued_ms = (time.perf_counter() - received) * 1000.0
+        state = self._sessions.get(turn.session_id)
+        if turn.seq > 1 and state.last_seq != turn.seq - 1:
+            # Another worker answered the turns in between: catch up from the store.
+            state.conversation.clear()
+            state.conversation.extend(
+                await self._stages.store.conversation(
+                    turn.session_id, limit=self._settings.context_turns
+                )
+            )
+        publish_reply = self._publisher(turn.session_id)
+        try:
+            record = await self._pipeline.run(
+                turn,
+                state,
+                publish=publish_reply,
+                interrupt=interrupt,
+                started=received,
+                queued_ms=queued_ms,
+            )
+        except StageError as exc:
+            self._metrics.turns.labels("failed").inc()
+            self._metrics.errors.labels(f"{exc.stage}_failed").inc()
+            log.error("turn failed", stage=exc.stage, error=str(exc), cause=repr(exc.__cause__))
+            await publish_reply(
+                TurnFailed(
+                    session_id=turn.session_id,
+                    turn_id=turn.turn_id,
+                    code=f"{exc.stage}_failed",
+                    message=str(exc),
+                )
+            )
+        else:
+            outcome = "interrupted" if record.interrupted else "answered"
+            self._metrics.turns.labels(outcome).inc()
+            log.info("turn done", outcome=outcome, policy=record.decision.policy)
+        state.last_seq = turn.seq
+        await self._ledger.complete(turn.session_id, turn.seq, worker=self.worker_id)
+        self.turns_answered += 1
+
+    async def _claim(self, turn: UserTurn) -> bool:
+        """Claim the turn in the ledger, waiting while an earlier turn is unfinished."""
+        s = self._settings
+        payload = encode(turn)
+        delay = s.claim_retry_min
+        while True:
+            outcome = await self._ledger.claim(
+                turn.session_id,
+                turn.seq,
+                payload,
+                worker=self.worker_id,
+                now=time.time(),
+                lease=s.lease,
+                gap_timeout=s.gap_timeout,
+            )
+            if outcome is not ClaimOutcome.WAIT:
+                return outcome is ClaimOutcome.CLAIMED
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, s.claim_retry_max)
+
+    def _publisher(self, session_id: str) -> Publish:
+        return functools.partial(self._bus.publish, topics.reply(session_id))
+
+    async def _record_feedback(self, feedback: Feedback) -> None:
+        try:
+            await self._stages.store.record_feedback(
+                FeedbackRecord(
+                    session_id=feedback.session_id,
+                    user_id=feedback.user_id,
+                    turn_id=feedback.turn_id,
+                    score=feedback.score,
+                    created_at=time.time(),
+                )
+            )
+        except HeartlineError as exc:
+            _log.error("feedback not recorded", session_id=feedback.session_id, error=str(exc))
+
+    async def _sweep(self) -> None:
+        """Take over turns whose worker died mid-turn (their lease expired)."""
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval)
+            try:
+                payloads = await self._ledger.reclaimable(now=time.time(), limit=100)
+            except HeartlineError as exc:
+                _log.warning("ledger sweep failed", error=str(exc))
+                continue
+            for payload in payloads:
+                try:
+                    event = decode(payload)
+                except EventDecodeError as exc:
+                    _log.error("unreadable turn in the ledger", error=str(exc))
+                    continue
+                if isinstance(event, UserTurn):
+                    _log.warning(
+                        "resuming a turn whose worker stopped",
+                        session_id=event.session_id,
+                        turn_id=event.turn_id,
+                    )
+                    self._enqueue(event)

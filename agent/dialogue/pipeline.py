@@ -1,0 +1,251 @@
+"""One turn from `UserTurn` to `ReplyEnded`: recognize, build context, decide, generate, record.
+
+The pipeline publishes each step's event as soon as it has it, so a client
+sees the emotion and the decision before the first reply token. Recording the
+turn happens after the reply and through the store's write-behind queue, off
+the path to the first token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from agent.dialogue.interrupt import run_interruptible
+from agent.dialogue.session import SessionState
+from agent.emotion.base import EmotionRecognizer
+from agent.errors import StageError
+from agent.events import (
+    DecisionMade,
+    EmotionRead,
+    Event,
+    Handoff,
+    ReplyDelta,
+    ReplyEnded,
+    ReplyStarted,
+    UserTurn,
+)
+from agent.generation.base import GenerationRequest, Generator
+from agent.language import detect_language
+from agent.values import (
+    Action,
+    Decision,
+    EmotionReading,
+    Exchange,
+    HistorySummary,
+    Strategy,
+    Tone,
+    TurnContext,
+)
+from memory.records import TurnRecord
+from memory.store import ConversationStore
+from policies.base import Policy
+
+__all__ = ["FALLBACK_DECISION", "PipelineSettings", "Publish", "Stages", "TurnPipeline"]
+
+Publish = Callable[[Event], Awaitable[None]]
+
+_log = structlog.get_logger(__name__)
+
+FALLBACK_DECISION = Decision(
+    action=Action.REPLY,
+    strategy=Strategy.INFORM,
+    tone=Tone.NEUTRAL,
+    confidence=0.0,
+    policy="fallback",
+    reasons=("every policy abstained",),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stages:
+    """The pluggable parts of the pipeline."""
+
+    recognizer: EmotionRecognizer
+    policy: Policy
+    generator: Generator
+    store: ConversationStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineSettings:
+    # Timeouts
+    emotion_timeout: float = 5.0
+    history_timeout: float = 2.0
+    generation_timeout: float = 60.0
+    cancel_cleanup_timeout: float = 2.0
+
+
+@dataclass(slots=True)
+class _Reply:
+    """What the generator produced so far; filled in by the generation task."""
+
+    pieces: list[str] = field(default_factory=list)
+    first_at: float | None = None
+    error: StageError | None = None
+
+
+@dataclass(slots=True)
+class _Stopwatch:
+    marks: dict[str, float] = field(default_factory=dict)
+    _last: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.marks[stage] = round((now - self._last) * 1000.0, 3)
+        self._last = now
+
+
+class TurnPipeline:
+    def __init__(self, stages: Stages, settings: PipelineSettings) -> None:
+        self._stages = stages
+        self._settings = settings
+
+    async def run(
+        self,
+        turn: UserTurn,
+        state: SessionState,
+        *,
+        publish: Publish,
+        interrupt: asyncio.Event,
+        started: float,
+        queued_ms: float,
+    ) -> TurnRecord:
+        """Answer one turn, publishing its events; return what to keep of it.
+
+        `started` is the `time.perf_counter()` at which the worker got the
+        turn. Raises `StageError` when a stage fails; safe to cancel (the turn
+        then counts as not answered and its ledger lease lets another worker
+        take it over).
+        """
+        clock = _Stopwatch()
+        sid, tid = turn.session_id, turn.turn_id
+        reading = await self._recognize(turn.text)
+        clock.lap("emotion")
+        await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
+
+        if state.history is None:
+            state.history = await self._history(turn.user_id)
+        context = TurnContext(
+            text=turn.text,
+            emotion=reading,
+            history=state.history,
+            conversation=tuple(state.conversation),
+            now=time.time(),
+        )
+        clock.lap("context")
+
+        decision = self._decide(context)
+        clock.lap("policy")
+        await publish(DecisionMade(session_id=sid, turn_id=tid, decision=decision))
+        if decision.action is Action.HANDOFF:
+            await publish(
+                Handoff(session_id=sid, turn_id=tid, reason="; ".join(decision.reasons)[:500])
+            )
+
+        request = GenerationRequest(
+            session_id=turn.session_id,
+            turn_id=turn.turn_id,
+            text=turn.text,
+            language=detect_language(turn.text),
+            emotion=reading,
+            decision=decision,
+            history=state.history,
+            conversation=context.conversation,
+        )
+        generator = self._stages.generator.name
+        await publish(ReplyStarted(session_id=sid, turn_id=tid, generator=generator))
+        reply = _Reply()
+        interrupted = await run_interruptible(
+            self._generate(request, reply, publish, clock),
+            interrupt,
+            cleanup_timeout=self._settings.cancel_cleanup_timeout,
+        )
+        clock.lap("generate")
+        if reply.error is not None and not interrupted:
+            raise reply.error
+        text = "".join(reply.pieces)
+        total_ms = (time.perf_counter() - started) * 1000.0
+        ttft_ms = total_ms if reply.first_at is None else (reply.first_at - started) * 1000.0
+        await publish(
+            ReplyEnded(
+                session_id=sid,
+                turn_id=tid,
+                text=text,
+                interrupted=interrupted,
+                generator=generator,
+                ttft_ms=round(ttft_ms, 3),
+                total_ms=round(total_ms, 3),
+                stages={"queue": round(queued_ms, 3), **clock.marks},
+            )
+        )
+        state.conversation.append(
+            Exchange(text=turn.text, reply=text, emotion=reading, strategy=decision.strategy)
+        )
+        record = TurnRecord(
+            session_id=turn.session_id,
+            user_id=turn.user_id,
+            turn_id=turn.turn_id,
+            seq=turn.seq,
+            text=turn.text,
+            reply=text,
+            interrupted=interrupted,
+            generator=generator,
+            emotion=reading,
+            decision=decision,
+            created_at=time.time(),
+        )
+        await self._stages.store.record_turn(record)
+        return record
+
+    async def _recognize(self, text: str) -> EmotionReading:
+        try:
+            async with asyncio.timeout(self._settings.emotion_timeout):
+                (reading,) = await self._stages.recognizer.read_batch([text])
+        except TimeoutError as exc:
+            raise StageError("emotion", "emotion recognition timed out") from exc
+        except Exception as exc:
+            raise StageError("emotion", "emotion recognition failed") from exc
+        return reading
+
+    async def _history(self, user_id: str) -> HistorySummary:
+        try:
+            async with asyncio.timeout(self._settings.history_timeout):
+                return await self._stages.store.history(user_id, now=time.time())
+        except TimeoutError as exc:
+            raise StageError("context", "loading the user's history timed out") from exc
+        except Exception as exc:
+            raise StageError("context", "loading the user's history failed") from exc
+
+    def _decide(self, context: TurnContext) -> Decision:
+        try:
+            decision = self._stages.policy.decide(context)
+        except Exception as exc:
+            raise StageError("policy", "the policy failed to decide") from exc
+        return FALLBACK_DECISION if decision is None else decision
+
+    async def _generate(
+        self, request: GenerationRequest, reply: _Reply, publish: Publish, clock: _Stopwatch
+    ) -> None:
+        sid, tid = request.session_id, request.turn_id
+        try:
+            async with asyncio.timeout(self._settings.generation_timeout):
+                async for piece in self._stages.generator.stream(request):
+                    if reply.first_at is None:
+                        reply.first_at = time.perf_counter()
+                        clock.lap("first_token")
+                    await publish(
+                        ReplyDelta(session_id=sid, turn_id=tid, seq=len(reply.pieces), text=piece)
+                    )
+                    reply.pieces.append(piece)
+        except TimeoutError as exc:
+            reply.error = StageError("generation", "the reply took too long")
+            reply.error.__cause__ = exc
+        except Exception as exc:
+            _log.exception("generator failed", session_id=sid, turn_id=tid)
+            reply.error = StageError("generation", "the generator failed")
+            reply.error.__cause__ = exc

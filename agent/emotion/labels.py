@@ -1,0 +1,90 @@
+"""The label spaces: GoEmotions' 27 emotions + neutral, and the views derived from it.
+
+Valence (-1..1) and arousal (0..1) per label are coarse anchors in the spirit
+of the NRC VAD lexicon; a reading's valence and arousal are the score-weighted
+means of its labels' anchors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AROUSAL",
+    "EKMAN",
+    "EKMAN_OF",
+    "LABELS",
+    "NEUTRAL",
+    "SENTIMENT_OF",
+    "VALENCE",
+    "summarize",
+]
+
+NEUTRAL = "neutral"
+
+LABELS: tuple[str, ...] = (
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
+    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
+    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
+    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+)  # fmt: skip
+
+# Ekman-7 grouping, as published with GoEmotions (neutral maps to itself).
+EKMAN: Mapping[str, tuple[str, ...]] = {
+    "anger": ("anger", "annoyance", "disapproval"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "nervousness"),
+    "joy": (
+        "joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
+        "relief", "pride", "admiration", "desire", "caring",
+    ),
+    "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
+    "surprise": ("surprise", "realization", "confusion", "curiosity"),
+    "neutral": ("neutral",),
+}  # fmt: skip
+
+EKMAN_OF: Mapping[str, str] = {label: group for group, labels in EKMAN.items() for label in labels}
+
+SENTIMENT_OF: Mapping[str, str] = {
+    **{label: "positive" for label in EKMAN["joy"]},
+    **{
+        label: "negative"
+        for group in ("anger", "disgust", "fear", "sadness")
+        for label in EKMAN[group]
+    },
+    **{label: "ambiguous" for label in EKMAN["surprise"]},
+    "neutral": "neutral",
+}  # fmt: skip
+
+VALENCE: Mapping[str, float] = {
+    "admiration": 0.7, "amusement": 0.7, "anger": -0.8, "annoyance": -0.5, "approval": 0.5,
+    "caring": 0.6, "confusion": -0.2, "curiosity": 0.2, "desire": 0.4, "disappointment": -0.6,
+    "disapproval": -0.5, "disgust": -0.8, "embarrassment": -0.5, "excitement": 0.8,
+    "fear": -0.7, "gratitude": 0.8, "grief": -0.9, "joy": 0.9, "love": 0.9, "nervousness": -0.5,
+    "optimism": 0.6, "pride": 0.7, "realization": 0.1, "relief": 0.6, "remorse": -0.6,
+    "sadness": -0.8, "surprise": 0.2, "neutral": 0.0,
+}  # fmt: skip
+
+AROUSAL: Mapping[str, float] = {
+    "admiration": 0.5, "amusement": 0.6, "anger": 0.9, "annoyance": 0.6, "approval": 0.3,
+    "caring": 0.3, "confusion": 0.4, "curiosity": 0.5, "desire": 0.6, "disappointment": 0.4,
+    "disapproval": 0.5, "disgust": 0.6, "embarrassment": 0.5, "excitement": 0.9, "fear": 0.8,
+    "gratitude": 0.4, "grief": 0.5, "joy": 0.7, "love": 0.6, "nervousness": 0.7,
+    "optimism": 0.5, "pride": 0.6, "realization": 0.4, "relief": 0.3, "remorse": 0.4,
+    "sadness": 0.3, "surprise": 0.8, "neutral": 0.1,
+}  # fmt: skip
+
+
+def summarize(scores: Mapping[str, float]) -> tuple[str, float, float, float]:
+    """Dominant label, valence, arousal and intensity of a label distribution.
+
+    Intensity is how far the reading is from neutral: the mass on emotional
+    labels, scaled by how aroused they are.
+    """
+    total = sum(scores.values()) or 1.0
+    dominant = max(scores, key=lambda label: scores[label])
+    valence = sum(VALENCE[label] * p for label, p in scores.items()) / total
+    arousal = sum(AROUSAL[label] * p for label, p in scores.items()) / total
+    emotional = 1.0 - scores.get(NEUTRAL, 0.0) / total
+    intensity = min(1.0, emotional * (0.5 + arousal))
+    return dominant, max(-1.0, min(1.0, valence)), min(1.0, arousal), intensity

@@ -1,0 +1,66 @@
+"""The template generator: the offline default and the fallback when an LLM fails.
+
+Replies are conditioned on the decision (action, strategy) and the dominant
+emotion, in the turn's language, and rotate through variants so one session
+does not hear the same sentence twice in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from agent.generation.base import GenerationRequest
+from agent.generation.template_text import ACTION_TEMPLATES, FEELING_WORDS, STRATEGY_TEMPLATES
+from agent.language import Language
+from agent.values import Action
+
+__all__ = ["TemplateGenerator", "split_for_streaming"]
+
+_EN_PIECE = re.compile(r"\S+\s*")
+_DEFAULT_FEELING: dict[Language, str] = {"en": "this way", "zh": "这样"}
+
+
+def split_for_streaming(text: str, language: Language) -> list[str]:
+    """Token-sized pieces: words (with their trailing space) or pairs of characters."""
+    if language == "zh":
+        return [text[i : i + 2] for i in range(0, len(text), 2)]
+    return _EN_PIECE.findall(text)
+
+
+class TemplateGenerator:
+    """Streams a templated reply piece by piece; never touches the network."""
+
+    name = "template"
+
+    def __init__(self, *, token_delay: float = 0.0, max_sessions: int = 10_000) -> None:
+        self._token_delay = token_delay
+        self._last_variant: OrderedDict[str, int] = OrderedDict()
+        self._max_sessions = max_sessions
+
+    def compose(self, request: GenerationRequest) -> str:
+        language = request.language
+        decision = request.decision
+        if decision.action is Action.REPLY:
+            variants = STRATEGY_TEMPLATES[(decision.strategy, language)]
+        else:
+            variants = ACTION_TEMPLATES[(decision.action, language)]
+        feeling = FEELING_WORDS[language].get(request.emotion.dominant, _DEFAULT_FEELING[language])
+        return variants[self._next_variant(request.session_id, len(variants))].format(
+            feeling=feeling
+        )
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        for piece in split_for_streaming(self.compose(request), request.language):
+            yield piece
+            await asyncio.sleep(self._token_delay)
+
+    def _next_variant(self, session_id: str, count: int) -> int:
+        last = self._last_variant.pop(session_id, -1)
+        chosen = (last + 1) % count
+        self._last_variant[session_id] = chosen
+        if len(self._last_variant) > self._max_sessions:
+            self._last_variant.popitem(last=False)
+        return chosen

@@ -1,0 +1,33 @@
+"""A ConversationStore double kept in lists, for tests of the runtime core."""
+
+from __future__ import annotations
+
+from agent.values import Exchange, HistorySummary
+from memory.records import FeedbackRecord, TurnRecord
+
+
+class ListStore:
+    def __init__(self) -> None:
+        self.turns: list[TurnRecord] = []
+        self.feedback: list[FeedbackRecord] = []
+
+    async def conversation(self, session_id: str, *, limit: int) -> tuple[Exchange, ...]:
+        mine = [t for t in self.turns if t.session_id == session_id][-limit:]
+        return tuple(
+            Exchange(text=t.text, reply=t.reply, emotion=t.emotion, strategy=t.decision.strategy)
+            for t in mine
+        )
+
+    async def history(self, user_id: str, *, now: float) -> HistorySummary:
+        mine = [t for t in self.turns if t.user_id == user_id]
+        sessions = {t.session_id for t in mine}
+        return HistorySummary(returning=bool(mine), sessions=len(sessions), turns=len(mine))
+
+    async def record_turn(self, record: TurnRecord) -> None:
+        self.turns.append(record)
+
+    async def record_feedback(self, record: FeedbackRecord) -> None:
+        self.feedback.append(record)
+
+    async def flush(self) -> None:
+        return None
