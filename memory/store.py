@@ -15,8 +15,14 @@ class ConversationStore(Protocol):
         """The last `limit` exchanges of this session, oldest first."""
         ...
 
-    async def history(self, user_id: str, *, now: float) -> HistorySummary:
-        """The user's emotional history across sessions, as of `now`."""
+    async def history(
+        self, user_id: str, *, now: float, session_id: str | None = None
+    ) -> HistorySummary:
+        """The user's emotional history across sessions, as of `now`.
+
+        With `session_id` (the session asking), "returning" means the user has
+        turns in another session.
+        """
         ...
 
     async def record_turn(self, record: TurnRecord) -> None:

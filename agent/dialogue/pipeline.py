@@ -129,7 +129,7 @@ class TurnPipeline:
         await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
 
         if state.history is None:
-            state.history = await self._history(turn.user_id)
+            state.history = await self._history(turn.user_id, turn.session_id)
         context = TurnContext(
             text=turn.text,
             emotion=reading,
@@ -212,10 +212,12 @@ class TurnPipeline:
             raise StageError("emotion", "emotion recognition failed") from exc
         return reading
 
-    async def _history(self, user_id: str) -> HistorySummary:
+    async def _history(self, user_id: str, session_id: str) -> HistorySummary:
         try:
             async with asyncio.timeout(self._settings.history_timeout):
-                return await self._stages.store.history(user_id, now=time.time())
+                return await self._stages.store.history(
+                    user_id, now=time.time(), session_id=session_id
+                )
         except TimeoutError as exc:
             raise StageError("context", "loading the user's history timed out") from exc
         except Exception as exc:

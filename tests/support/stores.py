@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from agent.values import Exchange, HistorySummary
 from memory.records import FeedbackRecord, TurnRecord
 
@@ -10,6 +12,7 @@ class ListStore:
     def __init__(self) -> None:
         self.turns: list[TurnRecord] = []
         self.feedback: list[FeedbackRecord] = []
+        self.changed = asyncio.Event()
 
     async def conversation(self, session_id: str, *, limit: int) -> tuple[Exchange, ...]:
         mine = [t for t in self.turns if t.session_id == session_id][-limit:]
@@ -18,16 +21,22 @@ class ListStore:
             for t in mine
         )
 
-    async def history(self, user_id: str, *, now: float) -> HistorySummary:
+    async def history(
+        self, user_id: str, *, now: float, session_id: str | None = None
+    ) -> HistorySummary:
         mine = [t for t in self.turns if t.user_id == user_id]
         sessions = {t.session_id for t in mine}
-        return HistorySummary(returning=bool(mine), sessions=len(sessions), turns=len(mine))
+        return HistorySummary(
+            returning=bool(sessions - {session_id}), sessions=len(sessions), turns=len(mine)
+        )
 
     async def record_turn(self, record: TurnRecord) -> None:
         self.turns.append(record)
+        self.changed.set()
 
     async def record_feedback(self, record: FeedbackRecord) -> None:
         self.feedback.append(record)
+        self.changed.set()
 
     async def flush(self) -> None:
         return None

@@ -1,0 +1,25 @@
+"""SQL implementations of the memory seams (SQLAlchemy 2 async; SQLite or PostgreSQL).
+
+Use::
+
+    engine = open_engine("sqlite+aiosqlite:///heartline.db")
+    await create_schema(engine)
+    async with SqlConversationStore(engine) as store:
+        ...
+    await engine.dispose()
+"""
+
+from memory.sql.engine import SUPPORTED_SCHEMES, create_schema, open_engine
+from memory.sql.ledger import SqlTurnLedger
+from memory.sql.store import SqlConversationStore
+from memory.sql.writer import WriterConfig, WriterStats
+
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "SqlConversationStore",
+    "SqlTurnLedger",
+    "WriterConfig",
+    "WriterStats",
+    "create_schema",
+    "open_engine",
+]

@@ -1,0 +1,181 @@
+"""One batch of records, written in one transaction with bulk inserts.
+
+Users and sessions are upserted (``ON CONFLICT DO NOTHING``); a turn already
+stored under its (session, seq) is kept and the duplicate skipped, so a retried
+or re-run turn never fails a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from memory.records import FeedbackRecord, TurnRecord
+from memory.sql.engine import insert_ignoring, store_errors
+from memory.sql.models import (
+    DecisionRow,
+    EmotionRow,
+    FeedbackRow,
+    SessionRow,
+    TurnRow,
+    UserRow,
+)
+
+__all__ = ["write_batch"]
+
+
+async def write_batch(
+    engine: AsyncEngine, batch: Sequence[TurnRecord | FeedbackRecord], *, tenant: str
+) -> None:
+    """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back)."""
+    turns = _unique_turns(r for r in batch if isinstance(r, TurnRecord))
+    feedback = [r for r in batch if isinstance(r, FeedbackRecord)]
+    with store_errors("writing a batch"):
+        async with engine.begin() as conn:
+            users = await _upsert_users(conn, engine, batch, tenant=tenant)
+            await _upsert_sessions(conn, engine, batch, users)
+            if turns:
+                await _insert_turns(conn, engine, turns, users)
+            if feedback:
+                await conn.execute(
+                    insert(FeedbackRow),
+                    [
+                        {
+                            "session_id": r.session_id,
+                            "user_id": users[r.user_id],
+                            "turn_id": r.turn_id,
+                            "score": r.score,
+                            "created_at": r.created_at,
+                        }
+                        for r in feedback
+                    ],
+                )
+
+
+def _unique_turns(records: Iterable[TurnRecord]) -> list[TurnRecord]:
+    seen: dict[tuple[str, int], TurnRecord] = {}
+    for record in records:
+        seen.setdefault((record.session_id, record.seq), record)
+    return list(seen.values())
+
+
+async def _upsert_users(
+    conn: AsyncConnection,
+    engine: AsyncEngine,
+    batch: Sequence[TurnRecord | FeedbackRecord],
+    *,
+    tenant: str,
+) -> dict[str, int]:
+    first_seen: dict[str, float] = {}
+    for record in batch:
+        at = first_seen.get(record.user_id)
+        first_seen[record.user_id] = record.created_at if at is None else min(at, record.created_at)
+    await conn.execute(
+        insert_ignoring(engine, UserRow, conflict=("tenant", "external_id")),
+        [
+            {"tenant": tenant, "external_id": user, "created_at": at}
+            for user, at in first_seen.items()
+        ],
+    )
+    rows = await conn.execute(
+        select(UserRow.external_id, UserRow.id).where(
+            UserRow.tenant == tenant, UserRow.external_id.in_(list(first_seen))
+        )
+    )
+    return {external: user_id for external, user_id in rows}
+
+
+async def _upsert_sessions(
+    conn: AsyncConnection,
+    engine: AsyncEngine,
+    batch: Sequence[TurnRecord | FeedbackRecord],
+    users: dict[str, int],
+) -> None:
+    spans: dict[str, tuple[int, float, float]] = {}
+    for record in batch:
+        user_id, start, last = spans.get(
+            record.session_id, (users[record.user_id], record.created_at, record.created_at)
+        )
+        spans[record.session_id] = (
+            user_id,
+            min(start, record.created_at),
+            max(last, record.created_at),
+        )
+    await conn.execute(
+        insert_ignoring(engine, SessionRow, conflict=("id",)),
+        [
+            {"id": sid, "user_id": user_id, "started_at": start, "last_at": last}
+            for sid, (user_id, start, last) in spans.items()
+        ],
+    )
+    # Existing sessions: move last_at forward (a no-op for the ones just inserted).
+    await conn.execute(
+        update(SessionRow)
+        .where(SessionRow.id == bindparam("sid"), SessionRow.last_at < bindparam("last"))
+        .values(last_at=bindparam("last")),
+        [{"sid": sid, "last": last} for sid, (_, _, last) in spans.items()],
+    )
+
+
+async def _insert_turns(
+    conn: AsyncConnection,
+    engine: AsyncEngine,
+    turns: list[TurnRecord],
+    users: dict[str, int],
+) -> None:
+    inserted = await conn.execute(
+        insert_ignoring(engine, TurnRow, conflict=("session_id", "seq")).returning(
+            TurnRow.id, TurnRow.session_id, TurnRow.seq
+        ),
+        [
+            {
+                "session_id": r.session_id,
+                "user_id": users[r.user_id],
+                "turn_id": r.turn_id,
+                "seq": r.seq,
+                "text": r.text,
+                "reply": r.reply,
+                "interrupted": r.interrupted,
+                "generator": r.generator,
+                "created_at": r.created_at,
+            }
+            for r in turns
+        ],
+    )
+    ids = {(sid, seq): turn_id for turn_id, sid, seq in inserted}
+    fresh = [(ids[(r.session_id, r.seq)], r) for r in turns if (r.session_id, r.seq) in ids]
+    if not fresh:
+        return
+    await conn.execute(
+        insert(EmotionRow),
+        [
+            {
+                "turn_id": turn_id,
+                "scores": dict(r.emotion.scores),
+                "dominant": r.emotion.dominant,
+                "valence": r.emotion.valence,
+                "arousal": r.emotion.arousal,
+                "intensity": r.emotion.intensity,
+                "model": r.emotion.model,
+            }
+            for turn_id, r in fresh
+        ],
+    )
+    await conn.execute(
+        insert(DecisionRow),
+        [
+            {
+                "turn_id": turn_id,
+                "action": r.decision.action.value,
+                "strategy": r.decision.strategy.value,
+                "tone": r.decision.tone.value,
+                "confidence": r.decision.confidence,
+                "policy": r.decision.policy,
+                "reasons": list(r.decision.reasons),
+                "propensity": r.decision.propensity,
+            }
+            for turn_id, r in fresh
+        ],
+    )

@@ -1,0 +1,165 @@
+"""Opening the database: engines, schema, dialect helpers and error translation.
+
+Two back ends: a SQLite file through aiosqlite (the embedded default) and
+PostgreSQL through asyncpg (scale-out). Nothing here runs at import time.
+
+SQLite connections run in WAL mode with ``synchronous=NORMAL``, foreign keys on
+and a busy timeout. We emit ``BEGIN`` ourselves (the driver's implicit
+transactions are switched off) so that a writer can start with
+``BEGIN IMMEDIATE``: see `write_engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+from agent.errors import ConfigError, StoreError
+from memory.sql.models import Base
+
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "create_schema",
+    "insert_ignoring",
+    "open_engine",
+    "store_errors",
+    "write_engine",
+]
+
+SUPPORTED_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+# Drivers we accept, and the async driver each one becomes.
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+# The execution option that makes a SQLite transaction start as a write transaction.
+_IMMEDIATE = "heartline_begin_immediate"
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigError(
+            f"database URL is not a valid URL ({exc}); use e.g. "
+            "'sqlite+aiosqlite:///heartline.db' or "
+            "'postgresql+asyncpg://user@host:5432/heartline'"
+        ) from exc
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"unsupported database URL scheme {parsed.drivername!r}; use one of "
+            f"{', '.join(SUPPORTED_SCHEMES)} (plain 'sqlite' and 'postgresql' work too)"
+        )
+    return parsed.set(drivername=driver)
+
+
+def open_engine(
+    url: str,
+    *,
+    # Limits
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    # Timeouts
+    pool_timeout: float = 10.0,
+    connect_timeout: float = 10.0,
+    busy_timeout: float = 10.0,
+) -> AsyncEngine:
+    """An async engine for `url`; the caller disposes of it (`await engine.dispose()`).
+
+    Raises `ConfigError` for a URL that is not SQLite or PostgreSQL. Opens no
+    connection: the first query does.
+    """
+    parsed = _parse(url)
+    if parsed.drivername == "sqlite+aiosqlite":
+        engine = create_async_engine(parsed, hide_parameters=True, pool_timeout=pool_timeout)
+        _configure_sqlite(engine, busy_timeout=busy_timeout)
+        return engine
+    return create_async_engine(
+        parsed,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_recycle=1800,
+        connect_args={"timeout": connect_timeout},
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
+    pragmas = (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Stop the driver from opening transactions on its own; `_on_begin` does it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def write_engine(engine: AsyncEngine) -> AsyncEngine:
+    """A view of `engine` (same pool) whose transactions are write transactions.
+
+    On SQLite they start with ``BEGIN IMMEDIATE``, taking the write lock before
+    the first read, so a read-then-write transaction cannot fail half-way with
+    "database is locked". On PostgreSQL it changes nothing.
+    """
+    return engine.execution_options(**{_IMMEDIATE: True})
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create every table and index that does not exist yet (migrations come later)."""
+    with store_errors("creating the schema"):
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+
+def insert_ignoring(engine: AsyncEngine, table: Any, *, conflict: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` in the engine's dialect."""
+    if engine.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Translate database errors raised inside into `StoreError`; timeouts stay `TimeoutError`.
+
+    The engine hides bound parameters, so messages carry no user text.
+    """
+    try:
+        yield
+    except TimeoutError:
+        raise
+    except sa_exc.TimeoutError as exc:  # the pool had no free connection in time
+        raise TimeoutError(f"{action}: {exc}") from exc
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"{action} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,196 @@
+"""`SqlTurnLedger`: the turn ledger shared by every worker through the database.
+
+Same semantics as `memory.ledger.InMemoryTurnLedger`, and the same rule
+(`memory.ledger.decide_claim`). A claim is one transaction: insert the row if
+absent, lock it (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite starts the
+transaction with ``BEGIN IMMEDIATE``, which holds the database's write lock),
+read the previous turn and whether any earlier one is unfinished, decide, and
+on `CLAIMED` take the lease. Two workers claiming one turn are serialised on
+that row, so exactly one of them gets `CLAIMED`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from memory.ledger import ClaimOutcome, LedgerEntry, decide_claim
+from memory.sql.engine import insert_ignoring, store_errors, write_engine
+from memory.sql.models import LedgerRow
+
+__all__ = ["SqlTurnLedger"]
+
+
+class SqlTurnLedger:
+    """A `TurnLedger` in the `turn_ledger` table of an engine from `open_engine`.
+
+    Like the in-memory ledger it forgets finished turns of a session that lie
+    more than `keep_per_session` turns behind the one just completed (and
+    before its first unfinished turn), so the table does not grow without end.
+    Every method raises `StoreError` on a database failure and is safe to
+    cancel: the open transaction rolls back.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, keep_per_session: int = 64) -> None:
+        self._engine = engine
+        self._write = write_engine(engine)
+        self._keep = keep_per_session
+
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome:
+        with store_errors("claiming a turn"):
+            async with self._write.begin() as conn:
+                await conn.execute(
+                    insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq")),
+                    {
+                        "session_id": session_id,
+                        "seq": seq,
+                        "payload": payload,
+                        "done": False,
+                        "owner": None,
+                        "lease_until": 0.0,
+                        "first_seen": now,
+                    },
+                )
+                entry = await _locked_entry(conn, session_id, seq)
+                previous, earlier_unfinished = await _before(conn, session_id, seq)
+                outcome = decide_claim(
+                    entry,
+                    previous,
+                    earlier_unfinished,
+                    seq=seq,
+                    worker=worker,
+                    now=now,
+                    gap_timeout=gap_timeout,
+                )
+                if outcome is ClaimOutcome.CLAIMED:
+                    await conn.execute(
+                        update(LedgerRow)
+                        .where(LedgerRow.session_id == session_id, LedgerRow.seq == seq)
+                        .values(owner=worker, lease_until=now + lease)
+                    )
+        return outcome
+
+    async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
+        """Mark the turn done if `worker` holds it; otherwise do nothing."""
+        with store_errors("completing a turn"):
+            async with self._write.begin() as conn:
+                finished = await conn.execute(
+                    update(LedgerRow)
+                    .where(
+                        LedgerRow.session_id == session_id,
+                        LedgerRow.seq == seq,
+                        LedgerRow.owner == worker,
+                    )
+                    .values(done=True)
+                )
+                if finished.rowcount:
+                    await self._forget_old(conn, session_id, seq)
+
+    async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
+        """Payloads of claimed, unfinished turns whose lease has expired, oldest lease first."""
+        query = (
+            select(LedgerRow.payload)
+            .where(
+                LedgerRow.done.is_(False),
+                LedgerRow.lease_until <= now,
+                LedgerRow.owner.is_not(None),
+            )
+            .order_by(LedgerRow.lease_until)
+            .limit(limit)
+        )
+        with store_errors("listing reclaimable turns"):
+            async with self._engine.connect() as conn:
+                return list((await conn.execute(query)).scalars())
+
+    async def forget_session(self, session_id: str) -> None:
+        """Drop a closed session's entries."""
+        with store_errors("forgetting a session"):
+            async with self._write.begin() as conn:
+                await conn.execute(delete(LedgerRow).where(LedgerRow.session_id == session_id))
+
+    async def _forget_old(self, conn: AsyncConnection, session_id: str, seq: int) -> None:
+        first_unfinished = (
+            select(func.min(LedgerRow.seq))
+            .where(LedgerRow.session_id == session_id, LedgerRow.done.is_(False))
+            .scalar_subquery()
+        )
+        await conn.execute(
+            delete(LedgerRow).where(
+                LedgerRow.session_id == session_id,
+                LedgerRow.done.is_(True),
+                LedgerRow.seq <= seq - self._keep,
+                or_(first_unfinished.is_(None), LedgerRow.seq < first_unfinished),
+            )
+        )
+
+
+async def _locked_entry(conn: AsyncConnection, session_id: str, seq: int) -> LedgerEntry:
+    row = (
+        await conn.execute(
+            select(
+                LedgerRow.payload,
+                LedgerRow.first_seen,
+                LedgerRow.done,
+                LedgerRow.owner,
+                LedgerRow.lease_until,
+            )
+            .where(LedgerRow.session_id == session_id, LedgerRow.seq == seq)
+            .with_for_update()
+        )
+    ).one()
+    return LedgerEntry(
+        payload=row.payload,
+        first_seen=row.first_seen,
+        done=row.done,
+        owner=row.owner,
+        lease_until=row.lease_until,
+    )
+
+
+async def _before(
+    conn: AsyncConnection, session_id: str, seq: int
+) -> tuple[LedgerEntry | None, bool]:
+    """The entry of turn `seq - 1` (without its payload) and whether an earlier turn is open.
+
+    One query: the two highest rows below `seq` that are either `seq - 1` or
+    unfinished. If `seq - 1` exists it comes first; any unfinished row shows.
+    """
+    rows = (
+        await conn.execute(
+            select(
+                LedgerRow.seq,
+                LedgerRow.first_seen,
+                LedgerRow.done,
+                LedgerRow.owner,
+                LedgerRow.lease_until,
+            )
+            .where(
+                LedgerRow.session_id == session_id,
+                LedgerRow.seq < seq,
+                or_(LedgerRow.seq == seq - 1, LedgerRow.done.is_(False)),
+            )
+            .order_by(LedgerRow.seq.desc())
+            .limit(2)
+        )
+    ).all()
+    previous = None
+    if rows and rows[0].seq == seq - 1:
+        first = rows[0]
+        previous = LedgerEntry(
+            payload=b"",
+            first_seen=first.first_seen,
+            done=first.done,
+            owner=first.owner,
+            lease_until=first.lease_until,
+        )
+    return previous, any(not row.done for row in rows)

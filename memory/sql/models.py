@@ -1,0 +1,155 @@
+"""Declarative models of the conversation store and the turn ledger.
+
+Every timestamp is a float of epoch seconds (UTC), as the records and the
+ledger carry them: no time zones to convert and one column type on both
+databases. Emotion readings and decisions hang off a turn one-to-one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "DecisionRow",
+    "EmotionRow",
+    "FeedbackRow",
+    "LedgerRow",
+    "SessionRow",
+    "TurnRow",
+    "UserRow",
+]
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+_Json = JSON().with_variant(JSONB(), "postgresql")
+
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant", "external_id"),)
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Double())
+
+
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "user_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[int] = mapped_column(_Id, ForeignKey("users.id", ondelete="CASCADE"))
+    started_at: Mapped[float] = mapped_column(Double())
+    last_at: Mapped[float] = mapped_column(Double())
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+    __table_args__ = (
+        # A session's turns in order (and one row per turn).
+        UniqueConstraint("session_id", "seq"),
+        # A user's turns, newest first.
+        Index(None, "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(_Id, ForeignKey("users.id", ondelete="CASCADE"))
+    turn_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer())
+    text: Mapped[str] = mapped_column(Text())
+    reply: Mapped[str] = mapped_column(Text())
+    interrupted: Mapped[bool] = mapped_column(Boolean())
+    generator: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double())
+
+
+class EmotionRow(Base):
+    __tablename__ = "emotion_readings"
+
+    turn_id: Mapped[int] = mapped_column(
+        _Id, ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True
+    )
+    scores: Mapped[dict[str, Any]] = mapped_column(_Json)
+    dominant: Mapped[str] = mapped_column(String(64))
+    valence: Mapped[float] = mapped_column(Double())
+    arousal: Mapped[float] = mapped_column(Double())
+    intensity: Mapped[float] = mapped_column(Double())
+    model: Mapped[str] = mapped_column(String(128))
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    turn_id: Mapped[int] = mapped_column(
+        _Id, ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(32))
+    tone: Mapped[str] = mapped_column(String(16))
+    confidence: Mapped[float] = mapped_column(Double())
+    policy: Mapped[str] = mapped_column(String(64))
+    reasons: Mapped[list[str]] = mapped_column(_Json)
+    propensity: Mapped[float | None] = mapped_column(Double(), nullable=True)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index(None, "session_id", "turn_id"),
+        Index(None, "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("sessions.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(_Id, ForeignKey("users.id", ondelete="CASCADE"))
+    turn_id: Mapped[str] = mapped_column(String(128))
+    score: Mapped[int] = mapped_column(Integer())
+    created_at: Mapped[float] = mapped_column(Double())
+
+
+class LedgerRow(Base):
+    __tablename__ = "turn_ledger"
+    __table_args__ = (Index(None, "done", "lease_until"),)
+
+    session_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary())
+    done: Mapped[bool] = mapped_column(Boolean(), default=False)
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Double(), default=0.0)
+    first_seen: Mapped[float] = mapped_column(Double())

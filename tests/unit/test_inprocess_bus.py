@@ -1,0 +1,77 @@
+import asyncio
+
+import pytest
+
+from agent.bus import InProcessBus
+from agent.bus.base import topic_matches
+from agent.errors import BusClosedError, BusOverflowError
+from agent.events import Cancel
+
+
+def _cancel(turn: str) -> Cancel:
+    return Cancel(session_id="s", turn_id=turn, reason="client")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("hl/v1/turn/+", "hl/v1/turn/abc", True),
+        ("hl/v1/turn/+", "hl/v1/turn/abc/x", False),
+        ("hl/v1/#", "hl/v1/turn/abc", True),
+        ("hl/v1/turn/abc", "hl/v1/turn/abc", True),
+        ("hl/v1/turn/abc", "hl/v1/turn/abd", False),
+        ("hl/v1/+/abc", "hl/v1/reply/abc", True),
+    ],
+)
+def test_topic_matching(pattern: str, topic: str, expected: bool) -> None:
+    assert topic_matches(pattern, topic) is expected
+
+
+async def test_exact_and_wildcard_subscribers_both_receive() -> None:
+    async with (
+        InProcessBus() as bus,
+        bus.subscribe("a/b") as exact,
+        bus.subscribe("a/+") as wildcard,
+    ):
+        await bus.publish("a/b", _cancel("t1"))
+        assert (await exact.get()).event == _cancel("t1")
+        delivery = await wildcard.get()
+        assert delivery.topic == "a/b"
+
+
+async def test_a_group_shares_events_exactly_once() -> None:
+    async with (
+        InProcessBus() as bus,
+        bus.subscribe("t/+", group="g") as first,
+        bus.subscribe("t/+", group="g") as second,
+        bus.subscribe("t/+") as observer,
+    ):
+        for n in range(10):
+            await bus.publish(f"t/{n}", _cancel(f"t{n}"))
+        got = [first._queue.qsize(), second._queue.qsize()]
+        assert sum(got) == 10
+        assert min(got) > 0
+        assert observer._queue.qsize() == 10
+
+
+async def test_overflow_cuts_the_slow_subscriber_off_only() -> None:
+    async with (
+        InProcessBus() as bus,
+        bus.subscribe("x", max_queued=3) as slow,
+        bus.subscribe("x") as fast,
+    ):
+        for n in range(5):
+            await bus.publish("x", _cancel(f"t{n}"))
+        with pytest.raises(BusOverflowError):
+            await slow.get()
+        assert (await fast.get()).event == _cancel("t0")
+
+
+async def test_leaving_the_bus_ends_iteration_and_refuses_publish() -> None:
+    bus = InProcessBus()
+    async with bus, bus.subscribe("x") as sub:
+        reader = asyncio.create_task(anext(aiter(sub), None))
+        await asyncio.sleep(0)
+    assert await reader is None
+    with pytest.raises(BusClosedError):
+        await bus.publish("x", _cancel("t"))

@@ -1,0 +1,254 @@
+"""The dialogue manager on the in-process bus: events in, events out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import pytest
+
+from agent import topics
+from agent.bus import InProcessBus, Subscription
+from agent.dialogue import DialogueManager, ManagerSettings, Stages
+from agent.emotion import LexiconRecognizer
+from agent.events import (
+    Cancel,
+    DecisionMade,
+    EmotionRead,
+    Event,
+    Feedback,
+    ReplyDelta,
+    ReplyEnded,
+    ReplyStarted,
+    TurnFailed,
+    UserTurn,
+    encode,
+)
+from agent.generation import TemplateGenerator
+from agent.metrics import Metrics
+from agent.values import EmotionReading
+from memory import InMemoryTurnLedger
+from memory.ledger import TurnLedger
+from policies import RulePolicy
+from tests.support.stores import ListStore
+
+
+def _turn(seq: int, text: str = "Where is my parcel?", session: str = "s1") -> UserTurn:
+    return UserTurn(
+        session_id=session, user_id="u1", turn_id=f"t{seq}", seq=seq, text=text, sent_at=0.0
+    )
+
+
+def _stages(store: ListStore, *, token_delay: float = 0.0) -> Stages:
+    return Stages(
+        recognizer=LexiconRecognizer(),
+        policy=RulePolicy(),
+        generator=TemplateGenerator(token_delay=token_delay),
+        store=store,
+    )
+
+
+@asynccontextmanager
+async def _running(
+    store: ListStore,
+    *,
+    workers: int = 1,
+    token_delay: float = 0.0,
+    ledger: TurnLedger | None = None,
+    settings: ManagerSettings | None = None,
+) -> AsyncIterator[tuple[InProcessBus, list[DialogueManager]]]:
+    ledger = ledger or InMemoryTurnLedger()
+    async with AsyncExitStack() as stack:
+        bus = await stack.enter_async_context(InProcessBus())
+        managers = [
+            await stack.enter_async_context(
+                DialogueManager(
+                    bus,
+                    _stages(store, token_delay=token_delay),
+                    ledger,
+                    metrics=Metrics(),
+                    settings=settings,
+                    worker_id=f"w{n}",
+                )
+            )
+            for n in range(workers)
+        ]
+        yield bus, managers
+
+
+async def _until_ended(sub: Subscription, count: int) -> list[Event]:
+    events: list[Event] = []
+    ended = 0
+    async with asyncio.timeout(10):
+        while ended < count:
+            event = (await sub.get()).event
+            events.append(event)
+            ended += isinstance(event, ReplyEnded | TurnFailed)
+    return events
+
+
+async def test_one_turn_streams_every_stage_in_order() -> None:
+    store = ListStore()
+    async with _running(store) as (bus, _), bus.subscribe(topics.reply("s1")) as replies:
+        await bus.publish(topics.turn("s1"), _turn(1, "This is ridiculous, I am furious!"))
+        events = await _until_ended(replies, 1)
+    kinds = [type(e) for e in events]
+    assert kinds[:4] == [EmotionRead, DecisionMade, ReplyStarted, ReplyDelta]
+    deltas = [e for e in events if isinstance(e, ReplyDelta)]
+    end = events[-1]
+    assert isinstance(end, ReplyEnded)
+    assert len(deltas) >= 2
+    assert [d.seq for d in deltas] == list(range(len(deltas)))
+    assert end.text == "".join(d.text for d in deltas)
+    assert not end.interrupted
+    assert {"emotion", "policy", "first_token"} <= set(end.stages)
+    emotion = events[0]
+    assert isinstance(emotion, EmotionRead)
+    assert emotion.reading.dominant == "anger"
+    await store.flush()
+    assert [(t.turn_id, t.reply) for t in store.turns] == [("t1", end.text)]
+
+
+async def test_turns_of_a_session_run_in_order_once_each() -> None:
+    store = ListStore()
+    async with _running(store) as (bus, _), bus.subscribe(topics.reply("s1")) as replies:
+        for seq in range(1, 6):
+            await bus.publish(topics.turn("s1"), _turn(seq))
+        await bus.publish(topics.turn("s1"), _turn(3))  # a redelivery
+        events = await _until_ended(replies, 5)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await replies.get()
+    ended = [e.turn_id for e in events if isinstance(e, ReplyEnded)]
+    assert ended == ["t1", "t2", "t3", "t4", "t5"]
+    assert [t.seq for t in store.turns] == [1, 2, 3, 4, 5]
+
+
+async def test_barge_in_interrupts_the_streaming_reply() -> None:
+    store = ListStore()
+    async with (
+        _running(store, token_delay=0.05) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        async with asyncio.timeout(5):
+            while not isinstance((await replies.get()).event, ReplyDelta):
+                pass
+        await bus.publish(
+            topics.cancel("s1"), Cancel(session_id="s1", turn_id="t1", reason="barge_in")
+        )
+        await bus.publish(topics.turn("s1"), _turn(2, "thank you!"))
+        events = await _until_ended(replies, 2)
+    first_end = next(e for e in events if isinstance(e, ReplyEnded))
+    assert first_end.turn_id == "t1"
+    assert first_end.interrupted
+    after = events[events.index(first_end) + 1 :]
+    assert not [e for e in after if isinstance(e, ReplyDelta) and e.turn_id == "t1"]
+    second_end = events[-1]
+    assert isinstance(second_end, ReplyEnded)
+    assert second_end.turn_id == "t2"
+    assert not second_end.interrupted
+    assert store.turns[0].interrupted
+
+
+async def test_a_turn_cancelled_before_it_starts_ends_at_once() -> None:
+    store = ListStore()
+    async with (
+        _running(store, token_delay=0.02) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))
+        await bus.publish(
+            topics.cancel("s1"), Cancel(session_id="s1", turn_id="t2", reason="client")
+        )
+        events = await _until_ended(replies, 2)
+    ends = [e for e in events if isinstance(e, ReplyEnded)]
+    assert [(e.turn_id, e.interrupted) for e in ends] == [("t1", False), ("t2", True)]
+    assert ends[1].text == ""
+    assert not [e for e in events if isinstance(e, ReplyDelta) and e.turn_id == "t2"]
+
+
+class _BrokenRecognizer:
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def read_batch(self, texts: Sequence[str]) -> list[EmotionReading]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("model crashed")
+        return await LexiconRecognizer().read_batch(texts)
+
+
+async def test_a_failing_stage_reports_a_stable_code_and_the_worker_goes_on() -> None:
+    store = ListStore()
+    stages = Stages(
+        recognizer=_BrokenRecognizer(),
+        policy=RulePolicy(),
+        generator=TemplateGenerator(),
+        store=store,
+    )
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))
+        events = await _until_ended(replies, 2)
+    failed = events[0]
+    assert isinstance(failed, TurnFailed)
+    assert (failed.turn_id, failed.code) == ("t1", "emotion_failed")
+    assert "crashed" not in failed.message
+    assert isinstance(events[-1], ReplyEnded)
+
+
+async def test_feedback_is_recorded() -> None:
+    store = ListStore()
+    async with _running(store) as (bus, _):
+        await bus.publish(
+            topics.feedback("s1"), Feedback(session_id="s1", user_id="u1", turn_id="t1", score=5)
+        )
+        async with asyncio.timeout(5):
+            await store.changed.wait()
+    assert store.feedback[0].score == 5
+
+
+async def test_two_workers_share_turns_exactly_once_in_order() -> None:
+    store = ListStore()
+    sessions = [f"s{n}" for n in range(6)]
+    async with (
+        _running(store, workers=2) as (bus, managers),
+        bus.subscribe("hl/v1/reply/+") as replies,
+    ):
+        for seq in range(1, 5):
+            for session in sessions:
+                await bus.publish(topics.turn(session), _turn(seq, session=session))
+        events = await _until_ended(replies, len(sessions) * 4)
+    for session in sessions:
+        ended = [e.turn_id for e in events if isinstance(e, ReplyEnded) and e.session_id == session]
+        assert ended == ["t1", "t2", "t3", "t4"]
+    assert all(m.turns_answered > 0 for m in managers)
+    assert sum(m.turns_answered for m in managers) == len(sessions) * 4
+
+
+async def test_a_turn_left_by_a_dead_worker_is_resumed() -> None:
+    store = ListStore()
+    ledger = InMemoryTurnLedger()
+    orphan = _turn(1)
+    await ledger.claim(
+        "s1", 1, encode(orphan), worker="dead", now=time.time() - 10, lease=1.0, gap_timeout=1.0
+    )
+    settings = ManagerSettings(sweep_interval=0.05)
+    async with (
+        _running(store, ledger=ledger, settings=settings) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        events = await _until_ended(replies, 1)
+    end = events[-1]
+    assert isinstance(end, ReplyEnded)
+    assert end.turn_id == "t1"

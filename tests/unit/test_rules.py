@@ -1,0 +1,61 @@
+from agent.emotion import LexiconRecognizer
+from agent.values import Action, Exchange, HistorySummary, Strategy, Trend, TurnContext
+from policies import RulePolicy
+
+_reader = LexiconRecognizer()
+
+
+def _context(
+    text: str, *, earlier: tuple[str, ...] = (), history: HistorySummary | None = None
+) -> TurnContext:
+    conversation = tuple(Exchange(text=t, reply="", emotion=_reader.read(t)) for t in earlier)
+    return TurnContext(
+        text=text,
+        emotion=_reader.read(text),
+        history=history or HistorySummary.first_time(),
+        conversation=conversation,
+    )
+
+
+def test_anger_de_escalates_and_says_why() -> None:
+    decision = RulePolicy().decide(_context("This is ridiculous, I am furious!"))
+    assert decision is not None
+    assert (decision.action, decision.strategy) == (Action.REPLY, Strategy.DE_ESCALATE)
+    assert decision.policy == "rules:angry"
+    assert "anger" in decision.reasons[0]
+
+
+def test_third_angry_turn_in_a_row_hands_off() -> None:
+    angry = "I am furious, this is unacceptable!"
+    decision = RulePolicy().decide(_context(angry, earlier=(angry, angry)))
+    assert decision is not None
+    assert decision.action is Action.HANDOFF
+
+
+def test_asking_for_a_human_hands_off_in_both_languages() -> None:
+    for text in ("Can I talk to a real person?", "我要转人工"):
+        decision = RulePolicy().decide(_context(text))
+        assert decision is not None
+        assert decision.action is Action.HANDOFF
+
+
+def test_feelings_pick_their_strategies() -> None:
+    cases = {
+        "I feel so sad and lonely": Strategy.EMPATHIZE,
+        "I'm worried and scared": Strategy.REASSURE,
+        "Thank you, this is wonderful!": Strategy.CELEBRATE,
+        "I'm confused, what do you mean": Strategy.CLARIFY,
+        "Where is my parcel": Strategy.INFORM,
+    }
+    for text, strategy in cases.items():
+        decision = RulePolicy().decide(_context(text))
+        assert decision is not None
+        assert decision.strategy is strategy, text
+
+
+def test_reasons_cite_the_history() -> None:
+    history = HistorySummary(returning=True, sessions=3, turns=12, trend=Trend.DETERIORATING)
+    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    assert decision is not None
+    assert decision.strategy is Strategy.EMPATHIZE
+    assert any("returning user" in reason for reason in decision.reasons)

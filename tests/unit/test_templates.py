@@ -1,0 +1,54 @@
+import itertools
+
+from agent.emotion import LexiconRecognizer
+from agent.generation import GenerationRequest, TemplateGenerator
+from agent.generation.templates import split_for_streaming
+from agent.values import Action, Decision, HistorySummary, Strategy, Tone
+
+
+def _request(text: str, strategy: Strategy, *, action: Action = Action.REPLY) -> GenerationRequest:
+    from agent.language import detect_language
+
+    return GenerationRequest(
+        session_id="s",
+        turn_id="t",
+        text=text,
+        language=detect_language(text),
+        emotion=LexiconRecognizer().read(text),
+        decision=Decision(
+            action=action, strategy=strategy, tone=Tone.CALM, confidence=1.0, policy="test"
+        ),
+        history=HistorySummary.first_time(),
+    )
+
+
+async def test_stream_joins_to_the_composed_reply_in_several_pieces() -> None:
+    generator = TemplateGenerator()
+    pieces = [p async for p in generator.stream(_request("I am furious", Strategy.DE_ESCALATE))]
+    assert len(pieces) >= 2
+    assert "angry" in "".join(pieces)
+
+
+async def test_chinese_turns_get_chinese_replies() -> None:
+    generator = TemplateGenerator()
+    reply = "".join([p async for p in generator.stream(_request("我很难过", Strategy.EMPATHIZE))])
+    assert any("\u4e00" <= c <= "\u9fff" for c in reply)
+    assert "难过" in reply
+
+
+def test_a_session_never_hears_the_same_sentence_twice_in_a_row() -> None:
+    generator = TemplateGenerator()
+    replies = [generator.compose(_request("Where is it", Strategy.INFORM)) for _ in range(6)]
+    assert all(a != b for a, b in itertools.pairwise(replies))
+
+
+def test_handoff_replies_say_a_person_is_coming() -> None:
+    reply = TemplateGenerator().compose(
+        _request("human please", Strategy.DE_ESCALATE, action=Action.HANDOFF)
+    )
+    assert "team" in reply or "colleague" in reply
+
+
+def test_split_keeps_every_character() -> None:
+    for text, language in (("Hello there, friend.", "en"), ("你好世界，谢谢", "zh")):
+        assert "".join(split_for_streaming(text, language)) == text  # type: ignore[arg-type]
