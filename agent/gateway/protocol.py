@@ -1,0 +1,465 @@
+"""The WebSocket wire protocol, version 1, without I/O.
+
+Three pure parts, tested without an event loop:
+
+* `parse_frame` turns one client frame into a typed `ClientMessage` or raises
+  `WireError` with a stable `ErrorCode`. It never raises anything else.
+* `event_message` and the small builders turn bus events and outcomes into
+  server messages (plain JSON objects); `encode_message` serialises them.
+* `SessionCore` keeps one session's turn bookkeeping: it numbers turns, knows
+  which turn is in flight (for barge-in and `cancel`), rejects duplicate ids
+  and feedback for foreign turns, and drops a turn's stream events once it ended.
+
+docs/protocol.md is the client-facing description of everything here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from agent.errors import HeartlineError
+from agent.events import (
+    MAX_TEXT_CHARS,
+    Cancel,
+    DecisionMade,
+    EmotionRead,
+    Event,
+    Feedback,
+    Handoff,
+    ReplyDelta,
+    ReplyEnded,
+    ReplyStarted,
+    TurnFailed,
+    UserTurn,
+)
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "MAX_TOKEN_CHARS",
+    "PROTOCOL_VERSION",
+    "CancelMessage",
+    "ClientMessage",
+    "ErrorCode",
+    "FeedbackMessage",
+    "Hello",
+    "ServerMessage",
+    "SessionCore",
+    "UserMessage",
+    "WireError",
+    "encode_message",
+    "error_message",
+    "event_message",
+    "feedback_ack",
+    "parse_frame",
+    "ready_message",
+]
+
+PROTOCOL_VERSION: Final = 1
+MAX_TOKEN_CHARS: Final = 4096
+DEFAULT_SOFT_FRAME_BYTES: Final = 64 * 1024
+
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+ServerMessage = dict[str, Any]
+"""One server message: a JSON object whose `type` says which."""
+
+
+class ErrorCode(StrEnum):
+    """The stable codes of `error` messages the gateway itself sends."""
+
+    BAD_JSON = "bad_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_MESSAGE = "invalid_message"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE_ID = "duplicate_id"
+    UNKNOWN_TURN = "unknown_turn"
+    UNAUTHORIZED = "unauthorized"
+    OVERLOADED = "overloaded"
+    INTERNAL = "internal"
+
+
+class WireError(HeartlineError):
+    """A client frame or request the gateway refuses; sent to the client as `error`."""
+
+    def __init__(self, code: ErrorCode, message: str, *, turn_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.turn_id = turn_id
+
+    def to_message(self) -> ServerMessage:
+        return error_message(self.code, self.message, turn_id=self.turn_id)
+
+
+# Client messages
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Authenticate with `token`, or (already authenticated) ask for `ready` again."""
+
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """A user's turn; `id` is the client's turn id, unique within the session."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackMessage:
+    """The user's rating of a reply: 1 (worst) to 5 (best)."""
+
+    turn_id: str
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelMessage:
+    """Stop the reply in flight, if there is one."""
+
+
+ClientMessage = Hello | UserMessage | FeedbackMessage | CancelMessage
+
+# type -> (required fields, optional fields), besides "type" itself.
+_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "hello": ((), ("token",)),
+    "user_message": (("id", "text"), ()),
+    "feedback": (("turn_id", "score"), ()),
+    "cancel": ((), ()),
+}
+
+
+def parse_frame(frame: str | bytes, *, max_bytes: int = DEFAULT_SOFT_FRAME_BYTES) -> ClientMessage:
+    """Parse one client frame (text frames arrive as `str`, binary as `bytes`).
+
+    Raises `WireError` (and nothing else) for a frame over `max_bytes`, a
+    binary frame, text that is not a JSON object, an unknown `type`, or a
+    missing, unknown or invalid field.
+    """
+    size = len(frame) if isinstance(frame, bytes) else _utf8_size(frame, max_bytes)
+    if size > max_bytes:
+        raise WireError(ErrorCode.TOO_LARGE, f"frame exceeds {max_bytes} bytes")
+    if isinstance(frame, bytes):
+        raise WireError(ErrorCode.BAD_JSON, "binary frames are not accepted; send JSON text")
+    data = _load_object(frame)
+    kind = data.get("type")
+    if "type" not in data:
+        raise WireError(ErrorCode.INVALID_MESSAGE, "missing field 'type'")
+    if not isinstance(kind, str):
+        raise WireError(ErrorCode.INVALID_MESSAGE, "field 'type' must be a string")
+    if kind not in _FIELDS:
+        raise WireError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {_quote(kind)}")
+    _check_fields(kind, data)
+    if kind == "hello":
+        return _parse_hello(data)
+    if kind == "user_message":
+        return _parse_user_message(data)
+    if kind == "feedback":
+        return _parse_feedback(data)
+    return CancelMessage()
+
+
+def _utf8_size(text: str, limit: int) -> int:
+    if len(text) > limit:  # every character takes at least one byte
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    return result
+
+
+def _load_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        reason = "duplicate key in an object" if "duplicate key" in str(exc) else "not valid JSON"
+        raise WireError(ErrorCode.BAD_JSON, f"frame is {reason}") from None
+    if not isinstance(data, dict):
+        raise WireError(ErrorCode.BAD_JSON, "frame must be a JSON object")
+    return data
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    shown = value if len(value) <= limit else value[:limit] + "..."
+    return ascii(shown)
+
+
+def _check_fields(kind: str, data: dict[str, Any]) -> None:
+    required, optional = _FIELDS[kind]
+    for name in sorted(data):
+        if name != "type" and name not in required and name not in optional:
+            raise WireError(ErrorCode.INVALID_MESSAGE, f"unknown field {_quote(name)} in {kind}")
+    for name in required:
+        if name not in data:
+            raise WireError(ErrorCode.INVALID_MESSAGE, f"missing field '{name}' in {kind}")
+
+
+def _invalid(kind: str, name: str, must: str) -> WireError:
+    return WireError(ErrorCode.INVALID_MESSAGE, f"field '{name}' of {kind} {must}")
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parse_id(kind: str, name: str, value: Any) -> str:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise _invalid(kind, name, "must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    return value
+
+
+def _parse_hello(data: dict[str, Any]) -> Hello:
+    token = data.get("token")
+    if token is None:
+        return Hello()
+    if not isinstance(token, str) or not token:
+        raise _invalid("hello", "token", "must be a non-empty string")
+    if len(token) > MAX_TOKEN_CHARS or not token.isascii():
+        raise _invalid("hello", "token", f"must be ASCII of at most {MAX_TOKEN_CHARS} characters")
+    return Hello(token=token)
+
+
+def _parse_user_message(data: dict[str, Any]) -> UserMessage:
+    turn_id = _parse_id("user_message", "id", data["id"])
+    text = data["text"]
+    if not isinstance(text, str):
+        raise _invalid("user_message", "text", "must be a string")
+    if not text.strip():
+        raise _invalid("user_message", "text", "must not be empty or blank")
+    if len(text) > MAX_TEXT_CHARS:
+        raise _invalid("user_message", "text", f"must be at most {MAX_TEXT_CHARS} characters")
+    if not _valid_unicode(text):
+        raise _invalid("user_message", "text", "must be valid Unicode (no lone surrogates)")
+    return UserMessage(id=turn_id, text=text)
+
+
+def _parse_feedback(data: dict[str, Any]) -> FeedbackMessage:
+    turn_id = _parse_id("feedback", "turn_id", data["turn_id"])
+    score = data["score"]
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise _invalid("feedback", "score", "must be an integer from 1 to 5")
+    return FeedbackMessage(turn_id=turn_id, score=score)
+
+
+# Server messages
+
+
+def ready_message(session_id: str, user_id: str) -> ServerMessage:
+    return {
+        "type": "ready",
+        "session_id": session_id,
+        "user_id": user_id,
+        "protocol": PROTOCOL_VERSION,
+    }
+
+
+def error_message(code: str, message: str, *, turn_id: str | None = None) -> ServerMessage:
+    """An `error` message; `turn_id` only when the error concerns one turn."""
+    result: ServerMessage = {"type": "error", "code": str(code), "message": message}
+    if turn_id is not None:
+        result["turn_id"] = turn_id
+    return result
+
+
+def feedback_ack(turn_id: str) -> ServerMessage:
+    return {"type": "feedback_ack", "turn_id": turn_id}
+
+
+def event_message(event: Event) -> ServerMessage | None:
+    """The server message for a bus event, or None for events clients never see."""
+    match event:
+        case EmotionRead(turn_id=turn_id, reading=r):
+            return {
+                "type": "emotion",
+                "turn_id": turn_id,
+                "dominant": r.dominant,
+                "scores": dict(r.scores),
+                "valence": r.valence,
+                "arousal": r.arousal,
+                "intensity": r.intensity,
+                "model": r.model,
+            }
+        case DecisionMade(turn_id=turn_id, decision=d):
+            return {
+                "type": "decision",
+                "turn_id": turn_id,
+                "action": d.action.value,
+                "strategy": d.strategy.value,
+                "tone": d.tone.value,
+                "policy": d.policy,
+                "reasons": list(d.reasons),
+                "confidence": d.confidence,
+            }
+        case ReplyStarted(turn_id=turn_id, generator=generator):
+            return {"type": "reply_start", "turn_id": turn_id, "generator": generator}
+        case ReplyDelta(turn_id=turn_id, seq=seq, text=text):
+            return {"type": "reply_delta", "turn_id": turn_id, "seq": seq, "text": text}
+        case ReplyEnded():
+            return {
+                "type": "reply_end",
+                "turn_id": event.turn_id,
+                "text": event.text,
+                "interrupted": event.interrupted,
+                "generator": event.generator,
+                "ttft_ms": _finite(event.ttft_ms),
+                "total_ms": _finite(event.total_ms),
+                "stages": {name: _finite(ms) for name, ms in event.stages.items()},
+            }
+        case Handoff(turn_id=turn_id, reason=reason):
+            return {"type": "handoff", "turn_id": turn_id, "reason": reason}
+        case TurnFailed(turn_id=turn_id, code=code, message=message):
+            return error_message(code, message, turn_id=turn_id)
+        case _:
+            return None
+
+
+def _finite(value: float) -> float | None:
+    return value if value - value == 0.0 else None  # inf - inf and nan - nan are nan
+
+
+def encode_message(message: ServerMessage) -> bytes:
+    """Compact UTF-8 JSON for a text frame; escapes what UTF-8 cannot carry."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in some string: escape everything
+        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+# One session's turn bookkeeping
+
+
+class _Recent:
+    """An insertion-ordered set that forgets its oldest members past `capacity`."""
+
+    __slots__ = ("_capacity", "_items")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def add(self, item: str) -> None:
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+
+class SessionCore:
+    """The state of one session: client turns in, bus events and server messages out.
+
+    Turns are numbered 1, 2, ... in arrival order. A turn is in flight from
+    `user_message` until its `ReplyEnded` or `TurnFailed`. The last
+    `remembered_turns` turn ids are kept for duplicate and feedback checks.
+    """
+
+    def __init__(self, *, session_id: str, user_id: str, remembered_turns: int = 10_000) -> None:
+        self.session_id = session_id
+        self.user_id = user_id
+        self._seq = 0
+        self._turns = _Recent(remembered_turns)
+        self._ended = _Recent(remembered_turns)
+        self._in_flight: dict[str, bool] = {}  # turn id -> a Cancel was already issued
+
+    @property
+    def seq(self) -> int:
+        """The number of the last turn accepted (0 before the first)."""
+        return self._seq
+
+    @property
+    def in_flight(self) -> tuple[str, ...]:
+        """Turns published and not yet ended, oldest first."""
+        return tuple(self._in_flight)
+
+    def user_message(self, message: UserMessage, *, now: float) -> tuple[list[Cancel], UserTurn]:
+        """Accept a turn: the barge-in `Cancel`s to publish first, then the `UserTurn`.
+
+        Raises `WireError(duplicate_id)` for an id this session already used.
+        """
+        if message.id in self._turns:
+            raise WireError(
+                ErrorCode.DUPLICATE_ID,
+                "this session already has a turn with this id",
+                turn_id=message.id,
+            )
+        cancels = self._cancel_in_flight("barge_in")
+        self._seq += 1
+        self._turns.add(message.id)
+        self._in_flight[message.id] = False
+        turn = UserTurn(
+            session_id=self.session_id,
+            user_id=self.user_id,
+            turn_id=message.id,
+            seq=self._seq,
+            text=message.text,
+            sent_at=now,
+        )
+        return cancels, turn
+
+    def cancel(self) -> list[Cancel]:
+        """The `Cancel`s the client's `cancel` asks for (none when nothing is in flight)."""
+        return self._cancel_in_flight("client")
+
+    def feedback(self, message: FeedbackMessage) -> Feedback:
+        """The `Feedback` event; raises `WireError(unknown_turn)` for a foreign turn."""
+        if message.turn_id not in self._turns:
+            raise WireError(
+                ErrorCode.UNKNOWN_TURN,
+                "no turn with this id in this session",
+                turn_id=message.turn_id,
+            )
+        return Feedback(
+            session_id=self.session_id,
+            user_id=self.user_id,
+            turn_id=message.turn_id,
+            score=message.score,
+        )
+
+    def server_message(self, event: Event) -> ServerMessage | None:
+        """The message to forward for a reply-topic event, or None to drop it.
+
+        A turn's stream (`reply_start`, `reply_delta`, `reply_end`) is over
+        once it ended: later stream events of that turn are dropped.
+        """
+        stream = isinstance(event, ReplyStarted | ReplyDelta | ReplyEnded)
+        if stream and event.turn_id in self._ended:
+            return None
+        if isinstance(event, ReplyEnded | TurnFailed):
+            self._ended.add(event.turn_id)
+            self._in_flight.pop(event.turn_id, None)
+        return event_message(event)
+
+    def _cancel_in_flight(self, reason: Literal["barge_in", "client"]) -> list[Cancel]:
+        cancels = [
+            Cancel(session_id=self.session_id, turn_id=turn_id, reason=reason)
+            for turn_id, cancelled in self._in_flight.items()
+            if not cancelled
+        ]
+        for cancel in cancels:
+            self._in_flight[cancel.turn_id] = True
+        return cancels
