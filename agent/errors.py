@@ -9,6 +9,7 @@ The tree::
     │   ├── BusClosedError     publish or receive on a bus that is not running
     │   └── BusOverflowError   a subscriber fell too far behind and was cut off
     ├── AuthError              a token is missing, malformed, expired or forged
+    ├── WireError              a client frame the gateway refuses; carries a stable `code`
     ├── StoreError             the database failed
     └── StageError             a stage of the turn pipeline failed (recognizer, policy, generator)
 
@@ -27,6 +28,7 @@ __all__ = [
     "HeartlineError",
     "StageError",
     "StoreError",
+    "WireError",
 ]
 
 
@@ -56,6 +58,19 @@ class BusOverflowError(BusError):
 
 class AuthError(HeartlineError):
     """A token is missing, malformed, expired or not signed by our secret."""
+
+
+class WireError(HeartlineError):
+    """A client frame or request the gateway refuses; sent to the client as `error`.
+
+    `code` is one of the gateway's stable error codes (`agent.gateway.protocol.ErrorCode`).
+    """
+
+    def __init__(self, code: str, message: str, *, turn_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.turn_id = turn_id
 
 
 class StoreError(HeartlineError):

@@ -287,11 +287,9 @@ class _Session:
         await self._outbox.put(_Close(CLOSE_UNAUTHORIZED, "unauthorized"))
         await self._ws.wait_closed()
 
-    async def _send_error(
-        self, code: ErrorCode, message: str, *, turn_id: str | None = None
-    ) -> None:
-        self._metrics.errors.labels(code.value).inc()
-        self._log.info("client error", code=code.value, turn_id=turn_id)
+    async def _send_error(self, code: str, message: str, *, turn_id: str | None = None) -> None:
+        self._metrics.errors.labels(code).inc()
+        self._log.info("client error", code=code, turn_id=turn_id)
         await self._outbox.put(error_message(code, message, turn_id=turn_id))
 
     def _count_frame(self, message: ClientMessage | None) -> None:

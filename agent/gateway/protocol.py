@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from agent.errors import HeartlineError
+from agent.errors import WireError
 from agent.events import (
     MAX_TEXT_CHARS,
     Cancel,
@@ -82,19 +82,6 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     OVERLOADED = "overloaded"
     INTERNAL = "internal"
-
-
-class WireError(HeartlineError):
-    """A client frame or request the gateway refuses; sent to the client as `error`."""
-
-    def __init__(self, code: ErrorCode, message: str, *, turn_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.turn_id = turn_id
-
-    def to_message(self) -> ServerMessage:
-        return error_message(self.code, self.message, turn_id=self.turn_id)
 
 
 # Client messages

@@ -251,7 +251,7 @@ def test_builders() -> None:
     assert error_message("x", "m", turn_id="t")["turn_id"] == "t"
     assert feedback_ack("t") == {"type": "feedback_ack", "turn_id": "t"}
     err = WireError(ErrorCode.DUPLICATE_ID, "again", turn_id="t")
-    assert err.to_message() == {
+    assert error_message(err.code, err.message, turn_id=err.turn_id) == {
         "type": "error",
         "code": "duplicate_id",
         "message": "again",
