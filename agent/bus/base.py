@@ -18,7 +18,14 @@ from typing import Protocol
 from agent.errors import BusClosedError, BusOverflowError
 from agent.events import Event
 
-__all__ = ["DEFAULT_MAX_QUEUED", "Delivery", "EventBus", "Subscription", "topic_matches"]
+__all__ = [
+    "DEFAULT_MAX_QUEUED",
+    "Delivery",
+    "EventBus",
+    "Subscription",
+    "offer_to_group",
+    "topic_matches",
+]
 
 DEFAULT_MAX_QUEUED = 10_000
 
@@ -67,6 +74,11 @@ class Subscription:
         self._overflowed = False
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """Ended or cut off: a group's events must go to another member."""
+        return self._closed
+
     def offer(self, delivery: Delivery) -> None:
         """Queue a delivery without waiting; overflow cuts the subscriber off."""
         if self._closed:
@@ -105,6 +117,15 @@ class Subscription:
                 yield await self.get()
             except BusClosedError:
                 return
+
+
+def offer_to_group(members: list[Subscription], delivery: Delivery, turn: int) -> None:
+    """Give a group's event to one open member, starting at `turn` (round robin)."""
+    for step in range(len(members)):
+        member = members[(turn + step) % len(members)]
+        if not member.closed:
+            member.offer(delivery)
+            return
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:

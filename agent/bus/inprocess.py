@@ -7,7 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 
-from agent.bus.base import DEFAULT_MAX_QUEUED, Delivery, Subscription, topic_matches
+from agent.bus.base import (
+    DEFAULT_MAX_QUEUED,
+    Delivery,
+    Subscription,
+    offer_to_group,
+    topic_matches,
+)
 from agent.errors import BusClosedError
 from agent.events import Event
 
@@ -59,7 +65,7 @@ class InProcessBus:
             else:
                 groups.setdefault(subscription.group, []).append(subscription)
         for members in groups.values():
-            members[next(self._round_robin) % len(members)].offer(delivery)
+            offer_to_group(members, delivery, next(self._round_robin))
 
     @asynccontextmanager
     async def subscribe(

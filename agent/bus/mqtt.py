@@ -46,7 +46,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.bus.base import DEFAULT_MAX_QUEUED, Delivery, Subscription, topic_matches
+from agent.bus.base import (
+    DEFAULT_MAX_QUEUED,
+    Delivery,
+    Subscription,
+    offer_to_group,
+    topic_matches,
+)
 from agent.errors import BusClosedError, BusError, ConfigError, EventDecodeError
 from agent.events import Event, decode, encode
 
@@ -133,7 +139,7 @@ class _Route:
             return
         # The broker sent one copy for the whole group; keep it to one member here too.
         self.turn += 1
-        self.members[self.turn % len(self.members)].offer(delivery)
+        offer_to_group(self.members, delivery, self.turn)
 
 
 @dataclass(slots=True, eq=False)

@@ -75,3 +75,18 @@ async def test_leaving_the_bus_ends_iteration_and_refuses_publish() -> None:
     assert await reader is None
     with pytest.raises(BusClosedError):
         await bus.publish("x", _cancel("t"))
+
+
+async def test_a_cut_off_group_member_no_longer_takes_its_share() -> None:
+    async with (
+        InProcessBus() as bus,
+        bus.subscribe("t", group="g", max_queued=1) as stalled,
+        bus.subscribe("t", group="g") as healthy,
+    ):
+        for n in range(6):
+            await bus.publish("t", _cancel(f"t{n}"))
+        with pytest.raises(BusOverflowError):
+            await stalled.get()
+        received = [(await healthy.get()).event.turn_id for _ in range(healthy._queue.qsize())]
+    # The stalled member held one and overflowed on the next; the rest all went to the other.
+    assert len(received) == 4
