@@ -67,12 +67,20 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
 
 
 def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
+    """Broker settings per role.
+
+    Workers keep no broker session after a disconnect (expiry 0): a dead
+    worker's share of the turns must go to the live ones, not wait in its
+    queue. A turn lost that way is published again by its gateway
+    (`redeliver_after_s`), and the turn ledger drops the duplicates.
+    """
     return MqttSettings(
         host=settings.mqtt_host,
         port=settings.mqtt_port,
         username=settings.mqtt_username,
         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
         client_id_prefix=f"heartline-{role}",
+        session_expiry_s=0 if role == "worker" else MqttSettings.session_expiry_s,
     )
 
 

@@ -29,7 +29,7 @@ from websockets.frames import CloseCode
 
 from agent import topics
 from agent.bus.base import EventBus, Subscription
-from agent.errors import AuthError, BusError, BusOverflowError
+from agent.errors import AuthError, BusClosedError, BusError, BusOverflowError
 from agent.gateway.auth import TokenAuthority
 from agent.gateway.limits import ConnectionLimits, TokenBucket
 from agent.gateway.protocol import (
@@ -117,6 +117,7 @@ class _Session:
         self._clock = clock
         self._wall_clock = wall_clock
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(limits.outbox)
+        self._reply_wait: asyncio.Timeout | None = None
         self._log = _log
 
     async def run(self, user_id: str | None) -> None:
@@ -267,6 +268,7 @@ class _Session:
             await self._bus.publish(topics.cancel(core.session_id), cancel)
         await self._bus.publish(topics.turn(core.session_id), turn)
         log.info("turn published", seq=turn.seq, chars=len(turn.text))
+        self._arm_redelivery(core)
 
     async def _hello_again(self, core: SessionCore, token: str | None) -> bool:
         if token is not None:
@@ -305,10 +307,21 @@ class _Session:
 
     async def _pump_replies(self, core: SessionCore, subscription: Subscription) -> None:
         try:
-            async for delivery in subscription:
-                message = core.server_message(delivery.event)
+            while True:
+                try:
+                    async with asyncio.timeout(None) as self._reply_wait:
+                        self._arm_redelivery(core)
+                        delivery = await subscription.get()
+                except TimeoutError:
+                    await self._redeliver(core)
+                    continue
+                finally:
+                    self._reply_wait = None
+                message = core.server_message(delivery.event, now=self._wall_clock())
                 if message is not None:
                     await self._outbox.put(message)
+        except BusClosedError:
+            pass
         except BusOverflowError:
             self._log.warning("reply subscription overflowed; closing")
             self._metrics.errors.labels(ErrorCode.OVERLOADED.value).inc()
@@ -319,6 +332,36 @@ class _Session:
             return
         # The bus ended the subscription: it is shutting down.
         await self._outbox.put(_Close(CLOSE_GOING_AWAY, "shutting down"))
+
+    def _arm_redelivery(self, core: SessionCore) -> None:
+        """Let the wait for replies end when the oldest turn becomes overdue."""
+        due = core.redelivery_due(self._limits.redeliver_after_s)
+        wait = self._reply_wait
+        if due is not None and wait is not None and not wait.expired():
+            loop_time = asyncio.get_running_loop().time()
+            wait.reschedule(loop_time + max(0.0, due - self._wall_clock()))
+
+    async def _redeliver(self, core: SessionCore) -> None:
+        """Publish an unanswered turn again, or give up on it after the last attempt."""
+        limits = self._limits
+        overdue = core.overdue(
+            now=self._wall_clock(),
+            after=limits.redeliver_after_s,
+            attempts=limits.redeliver_attempts,
+        )
+        if isinstance(overdue, str):
+            self._log.error("no worker answered the turn", turn_id=overdue)
+            await self._send_error(
+                ErrorCode.TURN_TIMEOUT,
+                "no reply came for this message; send it again",
+                turn_id=overdue,
+            )
+        elif overdue is not None:
+            self._log.warning("publishing an unanswered turn again", turn_id=overdue.turn_id)
+            try:
+                await self._bus.publish(topics.turn(core.session_id), overdue)
+            except BusError:
+                self._log.warning("re-publishing failed", exc_info=True)
 
     async def _send_outbox(self) -> None:
         while True:

@@ -41,6 +41,10 @@ class ConnectionLimits:
     """Seconds without a client frame before the server closes with 1001 "idle"."""
     hello_timeout_s: float = 10.0
     """Seconds to wait for `hello` when the handshake carried no token."""
+    redeliver_after_s: float = 10.0
+    """Seconds a turn may wait with no event before it is published again."""
+    redeliver_attempts: int = 3
+    """Publications of a turn before the client gets `turn_timeout`."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -53,6 +57,8 @@ class ConnectionLimits:
             "remembered_turns": self.remembered_turns,
             "idle_timeout_s": self.idle_timeout_s,
             "hello_timeout_s": self.hello_timeout_s,
+            "redeliver_after_s": self.redeliver_after_s,
+            "redeliver_attempts": self.redeliver_attempts,
         }
         for name, value in positive.items():
             if not value > 0:

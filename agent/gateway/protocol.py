@@ -82,6 +82,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     OVERLOADED = "overloaded"
     INTERNAL = "internal"
+    TURN_TIMEOUT = "turn_timeout"
 
 
 # Client messages
@@ -371,7 +372,8 @@ class SessionCore:
         self._seq = 0
         self._turns = _Recent(remembered_turns)
         self._ended = _Recent(remembered_turns)
-        self._in_flight: dict[str, bool] = {}  # turn id -> a Cancel was already issued
+        self._in_flight: dict[str, _InFlight] = {}
+        self._last_activity = 0.0
 
     @property
     def seq(self) -> int:
@@ -397,7 +399,6 @@ class SessionCore:
         cancels = self._cancel_in_flight("barge_in")
         self._seq += 1
         self._turns.add(message.id)
-        self._in_flight[message.id] = False
         turn = UserTurn(
             session_id=self.session_id,
             user_id=self.user_id,
@@ -406,6 +407,8 @@ class SessionCore:
             text=message.text,
             sent_at=now,
         )
+        self._in_flight[message.id] = _InFlight(turn)
+        self._last_activity = now
         return cancels, turn
 
     def cancel(self) -> list[Cancel]:
@@ -427,7 +430,7 @@ class SessionCore:
             score=message.score,
         )
 
-    def server_message(self, event: Event) -> ServerMessage | None:
+    def server_message(self, event: Event, *, now: float) -> ServerMessage | None:
         """The message to forward for a reply-topic event, or None to drop it.
 
         A turn's stream (`reply_start`, `reply_delta`, `reply_end`) is over
@@ -436,17 +439,58 @@ class SessionCore:
         stream = isinstance(event, ReplyStarted | ReplyDelta | ReplyEnded)
         if stream and event.turn_id in self._ended:
             return None
+        self._last_activity = now
+        if (flight := self._in_flight.get(event.turn_id)) is not None:
+            flight.started = True
         if isinstance(event, ReplyEnded | TurnFailed):
-            self._ended.add(event.turn_id)
-            self._in_flight.pop(event.turn_id, None)
+            self._end(event.turn_id)
         return event_message(event)
+
+    def redelivery_due(self, after: float) -> float | None:
+        """When the oldest turn is overdue, if no worker has answered any of it yet.
+
+        A turn is overdue when nothing arrived for the session for `after`
+        seconds while it waited: its worker may have died holding it before
+        claiming it. Re-publishing is safe: the turn ledger drops duplicates.
+        """
+        oldest = next(iter(self._in_flight.values()), None)
+        if oldest is None or oldest.started:
+            return None
+        return self._last_activity + after
+
+    def overdue(self, *, now: float, after: float, attempts: int) -> UserTurn | str | None:
+        """The turn to publish again, or the id of one given up on (now ended), or None."""
+        due = self.redelivery_due(after)
+        if due is None or now < due:
+            return None
+        oldest = next(iter(self._in_flight.values()))
+        self._last_activity = now
+        if oldest.attempts >= attempts:
+            self._end(oldest.turn.turn_id)
+            return oldest.turn.turn_id
+        oldest.attempts += 1
+        return oldest.turn
+
+    def _end(self, turn_id: str) -> None:
+        self._ended.add(turn_id)
+        self._in_flight.pop(turn_id, None)
 
     def _cancel_in_flight(self, reason: Literal["barge_in", "client"]) -> list[Cancel]:
         cancels = [
             Cancel(session_id=self.session_id, turn_id=turn_id, reason=reason)
-            for turn_id, cancelled in self._in_flight.items()
-            if not cancelled
+            for turn_id, flight in self._in_flight.items()
+            if not flight.cancelled
         ]
         for cancel in cancels:
-            self._in_flight[cancel.turn_id] = True
+            self._in_flight[cancel.turn_id].cancelled = True
         return cancels
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A turn published and not yet ended."""
+
+    turn: UserTurn
+    cancelled: bool = False
+    started: bool = False
+    attempts: int = 1

@@ -639,3 +639,24 @@ async def test_fuzzed_frames_get_typed_errors_and_the_connection_survives() -> N
             if message["type"] == "error":
                 assert message["code"] in own_codes, message
         assert message["code"] == "unknown_turn"
+
+
+async def test_an_unanswered_turn_is_published_again_then_reported() -> None:
+    limits = ConnectionLimits(redeliver_after_s=0.2, redeliver_attempts=2)
+    async with (
+        running(limits) as env,
+        env.bus.subscribe(topics.ALL_TURNS) as turns,
+        session(env) as (ws, session_id),
+    ):
+        await send(ws, type="user_message", id="t1", text="anyone there?")
+        _, first = await next_event(turns)
+        _, again = await next_event(turns)
+        assert again == first
+        error = await receive(ws)
+        assert error == {
+            "type": "error",
+            "code": ErrorCode.TURN_TIMEOUT.value,
+            "message": error["message"],
+            "turn_id": "t1",
+        }
+        assert session_id

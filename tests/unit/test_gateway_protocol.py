@@ -381,7 +381,8 @@ def test_turns_are_numbered_and_carry_the_session_user() -> None:
             generator="g",
             ttft_ms=0,
             total_ms=0,
-        )
+        ),
+        now=0,
     )
     cancels, second = session.user_message(UserMessage(id="b", text="two"), now=11.0)
     assert cancels == []
@@ -411,7 +412,7 @@ def test_failed_turn_is_no_longer_in_flight() -> None:
     session = core()
     session.user_message(UserMessage(id="a", text="one"), now=0)
     failed = TurnFailed(session_id=SESSION, turn_id="a", code="generation", message="m")
-    assert session.server_message(failed) == event_message(failed)
+    assert session.server_message(failed, now=0) == event_message(failed)
     assert session.in_flight == ()
     assert session.cancel() == []
 
@@ -450,11 +451,50 @@ def test_stream_events_after_the_end_are_dropped() -> None:
     session = core()
     session.user_message(UserMessage(id="a", text="one"), now=0)
     ids: Ids = {"session_id": SESSION, "turn_id": "a"}
-    assert session.server_message(ReplyDelta(**ids, seq=0, text="x")) is not None
+    assert session.server_message(ReplyDelta(**ids, seq=0, text="x"), now=0) is not None
     ended = ReplyEnded(**ids, text="x", interrupted=True, generator="g", ttft_ms=1.0, total_ms=2.0)
-    assert session.server_message(ended) is not None
-    assert session.server_message(ReplyDelta(**ids, seq=1, text="late")) is None
-    assert session.server_message(ReplyStarted(**ids, generator="g")) is None
-    assert session.server_message(ended) is None
+    assert session.server_message(ended, now=0) is not None
+    assert session.server_message(ReplyDelta(**ids, seq=1, text="late"), now=0) is None
+    assert session.server_message(ReplyStarted(**ids, generator="g"), now=0) is None
+    assert session.server_message(ended, now=0) is None
     other = ReplyDelta(session_id=SESSION, turn_id="b", seq=0, text="y")
-    assert session.server_message(other) is not None
+    assert session.server_message(other, now=0) is not None
+
+
+def test_an_unanswered_turn_is_published_again_then_given_up() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    _, turn = session.user_message(UserMessage(id="a", text="one"), now=100.0)
+    assert session.redelivery_due(10.0) == 110.0
+    assert session.overdue(now=105.0, after=10.0, attempts=3) is None
+    assert session.overdue(now=110.0, after=10.0, attempts=3) == turn
+    assert session.overdue(now=115.0, after=10.0, attempts=3) is None
+    assert session.overdue(now=120.0, after=10.0, attempts=3) == turn
+    assert session.overdue(now=130.0, after=10.0, attempts=3) == "a"
+    assert session.in_flight == ()
+    assert session.redelivery_due(10.0) is None
+
+
+def test_a_turn_a_worker_started_is_never_published_again() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    session.user_message(UserMessage(id="a", text="one"), now=0.0)
+    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    assert session.redelivery_due(10.0) is None
+    assert session.overdue(now=1000.0, after=10.0, attempts=3) is None
+
+
+def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    session.user_message(UserMessage(id="a", text="one"), now=0.0)
+    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    session.user_message(UserMessage(id="b", text="two"), now=2.0)
+    ended = ReplyEnded(
+        session_id=SESSION,
+        turn_id="a",
+        text="",
+        interrupted=True,
+        generator="g",
+        ttft_ms=0,
+        total_ms=0,
+    )
+    session.server_message(ended, now=50.0)
+    assert session.redelivery_due(10.0) == 60.0
