@@ -7,6 +7,7 @@ worker finishes its turns, the store writes what it holds, the bus closes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -74,14 +75,14 @@ def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
     queue. A turn lost that way is published again by its gateway
     (`redeliver_after_s`), and the turn ledger drops the duplicates.
     """
-    return MqttSettings(
+    broker = MqttSettings(
         host=settings.mqtt_host,
         port=settings.mqtt_port,
         username=settings.mqtt_username,
         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
         client_id_prefix=f"heartline-{role}",
-        session_expiry_s=0 if role == "worker" else MqttSettings.session_expiry_s,
     )
+    return dataclasses.replace(broker, session_expiry_s=0) if role == "worker" else broker
 
 
 async def _start_worker(
