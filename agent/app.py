@@ -30,6 +30,7 @@ from agent.gateway import (
 )
 from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
+from agent.probes import serve_probes
 from memory.ledger import InMemoryTurnLedger, TurnLedger
 from memory.sql import SqlConversationStore, SqlTurnLedger, create_schema, open_engine
 from policies import RulePolicy
@@ -63,6 +64,7 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         rate_per_s=settings.messages_per_second,
         burst=settings.message_burst,
         idle_timeout_s=settings.idle_timeout,
+        redeliver_after_s=settings.redeliver_after,
     )
     return GatewaySettings(host=settings.host, port=settings.port, limits=limits)
 
@@ -104,9 +106,12 @@ async def _start_worker(
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
     )
-    manager = DialogueManager(
-        bus, stages, ledger, metrics=metrics, settings=ManagerSettings(group=settings.worker_group)
+    manager_settings = ManagerSettings(
+        group=settings.worker_group,
+        lease=settings.turn_lease,
+        sweep_interval=min(5.0, settings.turn_lease / 2),
     )
+    manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)
     return await stack.enter_async_context(manager)
 
 
@@ -168,4 +173,13 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "worker")))
         manager = await _start_worker(stack, settings, bus, metrics, shared=True)
+        if settings.probe_port is not None:
+            await stack.enter_async_context(
+                serve_probes(
+                    settings.host,
+                    settings.probe_port,
+                    metrics=metrics,
+                    ready=lambda: manager.ready and bus.connected,
+                )
+            )
         yield Running(metrics=metrics, manager=manager)

@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     _database(worker)
     worker.add_argument("--group", dest="worker_group", help="shared-subscription group")
     worker.add_argument(
+        "--probe-port",
+        type=int,
+        help="serve /healthz, /readyz and /metrics on this port (default: off)",
+    )
+    worker.add_argument("--host", help="interface for --probe-port (default 127.0.0.1)")
+    worker.add_argument(
         "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
     )
     _common(worker)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     worker_group: str = Field(default="workers", pattern=r"^[A-Za-z0-9_-]+$")
+    probe_port: int | None = Field(default=None, ge=0, le=65535)
+    turn_lease: float = Field(default=30.0, gt=0, le=3600)
+    redeliver_after: float = Field(default=10.0, gt=0, le=3600)
     # Generation
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits

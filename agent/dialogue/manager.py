@@ -49,7 +49,7 @@ class ManagerSettings:
     context_turns: int = 10
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     # Timeouts
-    lease: float = 120.0
+    lease: float = 30.0
     gap_timeout: float = 10.0
     claim_retry_min: float = 0.002
     claim_retry_max: float = 0.1

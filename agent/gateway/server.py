@@ -32,11 +32,11 @@ from agent.gateway.auth import TokenAuthority
 from agent.gateway.connection import serve_connection
 from agent.gateway.limits import ConnectionLimits
 from agent.metrics import Metrics
+from agent.probes import probe_response
 
 __all__ = ["WS_PATH", "Gateway", "GatewaySettings", "serve_gateway"]
 
 WS_PATH: Final = "/ws"
-METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 _log = structlog.get_logger(__name__)
 
@@ -145,12 +145,9 @@ class _Routes:
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer HTTP endpoints; verify a handshake token; None lets /ws upgrade."""
         url = urlsplit(request.path)
-        if url.path == "/healthz":
-            return connection.respond(http.HTTPStatus.OK, "ok\n")
-        if url.path == "/readyz":
-            return self._readyz(connection)
-        if url.path == "/metrics":
-            return self._metrics_response(connection)
+        probe = probe_response(connection, url.path, metrics=self._metrics, ready=self._ready)
+        if probe is not None:
+            return probe
         if url.path != WS_PATH:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
         try:
@@ -164,23 +161,6 @@ class _Routes:
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
         return None
-
-    def _metrics_response(self, connection: ServerConnection) -> Response:
-        body = self._metrics.render().decode("utf-8")
-        response = connection.respond(http.HTTPStatus.OK, body)
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
-        return response
-
-    def _readyz(self, connection: ServerConnection) -> Response:
-        try:
-            is_ready = self._ready()
-        except Exception:
-            _log.exception("readiness check failed")
-            is_ready = False
-        if is_ready:
-            return connection.respond(http.HTTPStatus.OK, "ready\n")
-        return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
 
     async def handle(self, connection: ServerConnection) -> None:
         user_id: str | None = getattr(connection, "username", None)

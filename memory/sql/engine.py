@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -135,10 +135,22 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_IMMEDIATE: True})
 
 
+# Any fixed number: processes starting together take turns creating the schema.
+_SCHEMA_LOCK = 0x4845_4152_544C  # "HEARTL"
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table and index that does not exist yet (migrations come later)."""
+    """Create every table and index that does not exist yet (migrations come later).
+
+    Safe when several processes start at once: on PostgreSQL they serialise on
+    an advisory lock, on SQLite on the write lock of ``BEGIN IMMEDIATE``.
+    """
     with store_errors("creating the schema"):
-        async with engine.begin() as conn:
+        async with write_engine(engine).begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
+                )
             await conn.run_sync(Base.metadata.create_all)
 
 

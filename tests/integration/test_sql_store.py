@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -316,3 +318,18 @@ async def test_a_batch_that_keeps_failing_raises_store_error(sql_engine: AsyncEn
         assert caught.value.__cause__ is not None
     finally:
         await create_schema(sql_engine)  # put the table back for the clean-up
+
+
+@pytest.fixture(params=["sqlite_url", "fresh_postgres_url"])
+def empty_db_url(request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(request.param)
+    return url
+
+
+async def test_processes_starting_together_create_the_schema_once(empty_db_url: str) -> None:
+    engines = [open_engine(empty_db_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(create_schema(engine) for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()

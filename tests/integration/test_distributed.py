@@ -1,0 +1,145 @@
+"""One gateway and two workers as real processes on a real Mosquitto and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from agent.gateway import TokenAuthority
+from tests.fixtures.mqtt import PrivateBroker
+from tests.support.processes import RoleProcess, free_port, http_get
+
+pytestmark = pytest.mark.integration
+
+SESSIONS = 20
+TURNS = 5
+TEXTS = (
+    "Where is my parcel?",
+    "This is ridiculous, I am furious!",
+    "Thank you, that is wonderful",
+    "我很担心我的订单",
+    "I feel so sad about this",
+)
+
+
+@dataclass
+class Cluster:
+    gateway_port: int
+    worker_ports: list[int]
+    workers: list[RoleProcess]
+    authority: TokenAuthority
+
+
+@asynccontextmanager
+async def cluster(
+    broker: PrivateBroker, database_url: str, logs: Path, **extra_env: str
+) -> AsyncIterator[Cluster]:
+    secret = secrets.token_hex(32)
+    env = {
+        "HEARTLINE_MQTT_HOST": broker.host,
+        "HEARTLINE_MQTT_PORT": str(broker.port),
+        "HEARTLINE_DATABASE_URL": database_url,
+        "HEARTLINE_SECRET": secret,
+        "HEARTLINE_DATA_DIR": str(logs / "data"),
+        **extra_env,
+    }
+    worker_ports = [free_port(), free_port()]
+    gateway_port = free_port()
+    workers = [
+        RoleProcess(f"worker{n}", ["worker", "--probe-port", str(port)], env, logs)
+        for n, port in enumerate(worker_ports)
+    ]
+    gateway = RoleProcess("gateway", ["gateway", "--port", str(gateway_port)], env, logs)
+    roles = [*workers, gateway]
+    try:
+        for role, port in zip(roles, [*worker_ports, gateway_port], strict=True):
+            await role.wait_ready(port)
+        yield Cluster(gateway_port, worker_ports, workers, TokenAuthority(secret.encode()))
+    finally:
+        codes = {role.name: role.stop() for role in roles if role.process.poll() is None}
+    assert all(code == 0 for code in codes.values()), codes
+
+
+async def converse(url: str, token: str, turns: int) -> list[tuple[str, str, str]]:
+    """Send `turns` messages one after another; (turn id, final text, joined deltas) each."""
+    done: list[tuple[str, str, str]] = []
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready"
+        for n in range(1, turns + 1):
+            turn_id = f"t{n}"
+            await ws.send(
+                json.dumps({"type": "user_message", "id": turn_id, "text": TEXTS[n % len(TEXTS)]})
+            )
+            deltas: list[str] = []
+            async with asyncio.timeout(60):
+                while True:
+                    message: dict[str, Any] = json.loads(await ws.recv())
+                    assert message["type"] != "error", message
+                    assert message.get("turn_id") == turn_id, (message, turn_id)
+                    if message["type"] == "reply_start":
+                        deltas = []  # a restarted reply (fail-over) replaces the partial one
+                    elif message["type"] == "reply_delta":
+                        deltas.append(message["text"])
+                    elif message["type"] == "reply_end":
+                        done.append((turn_id, message["text"], "".join(deltas)))
+                        break
+        # Nothing else may arrive for this session: each turn was answered exactly once.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await ws.recv()
+    return done
+
+
+async def answered_by(port: int) -> int:
+    status, body = await http_get(port, "/metrics")
+    assert status == 200
+    found = re.search(rb'heartline_turns_total\{outcome="answered"\} ([0-9.]+)', body)
+    return int(float(found.group(1))) if found else 0
+
+
+async def test_every_turn_is_answered_once_in_order_and_both_workers_work(
+    private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    async with cluster(private_broker, fresh_postgres_url, tmp_path) as running:
+        url = f"ws://127.0.0.1:{running.gateway_port}/ws"
+        results = await asyncio.gather(
+            *(converse(url, running.authority.issue(f"user{n}"), TURNS) for n in range(SESSIONS))
+        )
+        counts = [await answered_by(port) for port in running.worker_ports]
+    for done in results:
+        assert [turn_id for turn_id, _, _ in done] == [f"t{n}" for n in range(1, TURNS + 1)]
+        assert all(text == joined and text for _, text, joined in done)
+    assert sum(counts) == SESSIONS * TURNS
+    assert min(counts) > 0, counts
+
+
+async def test_turns_survive_a_worker_killed_mid_reply(
+    private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    slow = {
+        "HEARTLINE_TOKEN_DELAY": "0.05",
+        "HEARTLINE_TURN_LEASE": "2",
+        "HEARTLINE_REDELIVER_AFTER": "1",
+    }
+    async with cluster(private_broker, fresh_postgres_url, tmp_path, **slow) as running:
+        url = f"ws://127.0.0.1:{running.gateway_port}/ws"
+        conversations = asyncio.gather(
+            *(converse(url, running.authority.issue(f"user{n}"), 3) for n in range(6))
+        )
+        await asyncio.sleep(1.0)  # replies are streaming on both workers
+        running.workers[0].kill()
+        results = await conversations
+    for done in results:
+        assert [turn_id for turn_id, _, _ in done] == ["t1", "t2", "t3"]
+        assert all(text == joined and text for _, text, joined in done)

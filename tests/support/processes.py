@@ -1,0 +1,85 @@
+"""Heartline roles as real processes, for tests of the distributed setup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["RoleProcess", "free_port", "http_get"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """Status and body of a plain HTTP GET on 127.0.0.1."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        async with asyncio.timeout(10):
+            raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+class RoleProcess:
+    """`heartline <role> ...` in a child process, logging JSON lines to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", *args],
+            env={**os.environ, **env, "HEARTLINE_LOG_FORMAT": "json"},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_ready(self, port: int, within: float = 30.0) -> None:
+        """Until `/readyz` on `port` answers 200; fails if the process exits first."""
+        deadline = time.monotonic() + within
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if (await http_get(port, "/readyz"))[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} not ready: {self.log_path.read_text()[-2000:]}")
+            await asyncio.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, and return the exit code (SIGKILL if it hangs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._log.close()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up."""
+        self.process.kill()
+        self.process.wait(10)
+        self._log.close()
