@@ -219,28 +219,46 @@ def _token(args: argparse.Namespace, settings: Settings) -> None:
     print(authority.issue(args.user, ttl_s=args.ttl_hours * 3600.0))
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _report(error: HeartlineError | OSError) -> int:
+    """One line on stderr instead of a traceback; exit 2 for our errors, 1 for the system's."""
+    print(f"heartline: {error}", file=sys.stderr)
+    return 2 if isinstance(error, HeartlineError) else 1
+
+
+def _run(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
+    configure_logging(settings.log_level, json=json_logs)
+    if args.command == "serve":
+        _serve(settings)
+    elif args.command in ("gateway", "worker"):
+        _role(args.command, settings)
+    elif args.command == "chat":
+        _chat(args, settings)
+    else:
+        _token(args, settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = _settings(args)
-        json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
-        configure_logging(settings.log_level, json=json_logs)
-        if args.command == "serve":
-            _serve(settings)
-        elif args.command in ("gateway", "worker"):
-            _role(args.command, settings)
-        elif args.command == "chat":
-            _chat(args, settings)
-        else:
-            _token(args, settings)
-    except HeartlineError as exc:
-        print(f"heartline: {exc}", file=sys.stderr)
-        return 2
-    except (ConnectionError, OSError) as exc:
-        print(f"heartline: {exc}", file=sys.stderr)
-        return 1
+        _run(args)
     except KeyboardInterrupt:
         return 130
+    except (HeartlineError, OSError) as exc:
+        return _report(exc)
+    except BaseExceptionGroup as group:  # raised inside a task group
+        leaf = _first_leaf(group)
+        if not isinstance(leaf, HeartlineError | OSError):
+            raise
+        return _report(leaf)
     return 0
 
 

@@ -6,6 +6,7 @@ Every timeout and limit has a finite default; `heartline serve` needs none set.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Literal
@@ -64,8 +65,19 @@ class Settings(BaseSettings):
         return self.database_url or self.sqlite_url()
 
 
+def _check_environment() -> None:
+    """A misspelt `HEARTLINE_*` variable would be silently ignored: refuse it instead."""
+    known = {f"HEARTLINE_{name.upper()}" for name in Settings.model_fields}
+    for variable in sorted(os.environ):
+        if variable.startswith("HEARTLINE_") and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{variable} is not a Heartline setting{hint}")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment with the given flags on top (None = not given)."""
+    _check_environment()
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         return Settings(**given)  # type: ignore[arg-type]

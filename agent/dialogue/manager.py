@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 import time
@@ -28,7 +27,16 @@ from agent.bus.base import EventBus, Subscription
 from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
 from agent.dialogue.session import SessionCache
 from agent.errors import EventDecodeError, HeartlineError, StageError
-from agent.events import Cancel, Event, Feedback, TurnFailed, UserTurn, decode, encode
+from agent.events import (
+    Cancel,
+    Event,
+    Feedback,
+    ReplyEnded,
+    TurnFailed,
+    UserTurn,
+    decode,
+    encode,
+)
 from agent.metrics import Metrics
 from memory.ledger import ClaimOutcome, TurnLedger
 from memory.records import FeedbackRecord
@@ -96,6 +104,7 @@ class DialogueManager:
         self._cancelled: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
+        self._intake: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._lane_tasks: set[asyncio.Task[None]] = set()
         self.ready = False
@@ -104,19 +113,22 @@ class DialogueManager:
     async def __aenter__(self) -> DialogueManager:
         if self._group is not None:
             raise RuntimeError("DialogueManager is already running")
+        s = self._settings
         try:
             group = await self._stack.enter_async_context(asyncio.TaskGroup())
-            s = self._settings
-            turns = await self._stack.enter_async_context(
+            cancels = await self._stack.enter_async_context(self._bus.subscribe(topics.ALL_CANCELS))
+            # Turns and feedback stop first at shutdown, while cancels still flow.
+            intake = await self._stack.enter_async_context(contextlib.AsyncExitStack())
+            turns = await intake.enter_async_context(
                 self._bus.subscribe(topics.ALL_TURNS, group=s.group)
             )
-            cancels = await self._stack.enter_async_context(self._bus.subscribe(topics.ALL_CANCELS))
-            feedback = await self._stack.enter_async_context(
+            feedback = await intake.enter_async_context(
                 self._bus.subscribe(topics.ALL_FEEDBACK, group=s.group)
             )
         except BaseException:
             await self._stack.aclose()
             raise
+        self._intake = intake
         self._group = group
         self._loops = [
             group.create_task(self._consume(turns)),
@@ -134,10 +146,16 @@ class DialogueManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Stop taking turns, give running ones `drain_timeout` to finish, then stop."""
+        """Stop taking turns, give the ones held `drain_timeout` to finish, then stop.
+
+        Leaving the shared turn subscription first sends new turns to other
+        workers; turns already received here still run, pending ones included.
+        """
         self.ready = False
         for task in self._loops:
             task.cancel()
+        if self._intake is not None:
+            await self._intake.aclose()
         if self._lane_tasks:
             await asyncio.wait(self._lane_tasks, timeout=self._settings.drain_timeout)
         for lane in self._lanes.values():
@@ -147,6 +165,7 @@ class DialogueManager:
             if lane.interrupt is not None:
                 lane.interrupt.set()
         self._group = None
+        self._intake = None
         await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _consume(self, subscription: Subscription) -> None:
@@ -278,7 +297,20 @@ class DialogueManager:
             delay = min(delay * 2, s.claim_retry_max)
 
     def _publisher(self, session_id: str) -> Publish:
-        return functools.partial(self._bus.publish, topics.reply(session_id))
+        topic = topics.reply(session_id)
+
+        async def publish(event: Event) -> None:
+            if isinstance(event, ReplyEnded):
+                self._observe(event)
+            await self._bus.publish(topic, event)
+
+        return publish
+
+    def _observe(self, ended: ReplyEnded) -> None:
+        if ended.text:
+            self._metrics.ttft.observe(ended.ttft_ms / 1000.0)
+        for stage, millis in ended.stages.items():
+            self._metrics.stage.labels(stage).observe(millis / 1000.0)
 
     async def _record_feedback(self, feedback: Feedback) -> None:
         try:

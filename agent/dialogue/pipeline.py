@@ -18,7 +18,7 @@ import structlog
 from agent.dialogue.interrupt import run_interruptible
 from agent.dialogue.session import SessionState
 from agent.emotion.base import EmotionRecognizer
-from agent.errors import StageError
+from agent.errors import HeartlineError, StageError
 from agent.events import (
     DecisionMade,
     EmotionRead,
@@ -95,8 +95,9 @@ class _Stopwatch:
     _last: float = field(default_factory=time.perf_counter)
 
     def lap(self, stage: str) -> None:
+        """Add the time since the last lap to `stage` (a stage may lap several times)."""
         now = time.perf_counter()
-        self.marks[stage] = round((now - self._last) * 1000.0, 3)
+        self.marks[stage] = round(self.marks.get(stage, 0.0) + (now - self._last) * 1000.0, 3)
         self._last = now
 
 
@@ -123,42 +124,83 @@ class TurnPipeline:
         take it over).
         """
         clock = _Stopwatch()
+        clock.marks["queue"] = round(queued_ms, 3)
+        reading, context, decision = await self._understand(turn, state, publish, clock)
+        text, interrupted = await self._reply(
+            turn, context, decision, publish, interrupt, clock, started
+        )
+        state.conversation.append(
+            Exchange(text=turn.text, reply=text, emotion=reading, strategy=decision.strategy)
+        )
+        record = TurnRecord(
+            session_id=turn.session_id,
+            user_id=turn.user_id,
+            turn_id=turn.turn_id,
+            seq=turn.seq,
+            text=turn.text,
+            reply=text,
+            interrupted=interrupted,
+            generator=self._stages.generator.name,
+            emotion=reading,
+            decision=decision,
+            created_at=time.time(),
+        )
+        await self._stages.store.record_turn(record)
+        return record
+
+    async def _understand(
+        self, turn: UserTurn, state: SessionState, publish: Publish, clock: _Stopwatch
+    ) -> tuple[EmotionReading, TurnContext, Decision]:
+        """Read the emotion, gather the context and decide; publish each result."""
         sid, tid = turn.session_id, turn.turn_id
         reading = await self._recognize(turn.text)
         clock.lap("emotion")
         await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
-
+        clock.lap("publish")
         if state.history is None:
             state.history = await self._history(turn.user_id, turn.session_id)
         context = TurnContext(
             text=turn.text,
             emotion=reading,
-            history=state.history,
+            history=state.history or HistorySummary.first_time(),
             conversation=tuple(state.conversation),
             now=time.time(),
         )
         clock.lap("context")
-
         decision = self._decide(context)
         clock.lap("policy")
         await publish(DecisionMade(session_id=sid, turn_id=tid, decision=decision))
         if decision.action is Action.HANDOFF:
-            await publish(
-                Handoff(session_id=sid, turn_id=tid, reason="; ".join(decision.reasons)[:500])
-            )
+            reason = "; ".join(decision.reasons)[:500]
+            await publish(Handoff(session_id=sid, turn_id=tid, reason=reason))
+        clock.lap("publish")
+        return reading, context, decision
 
+    async def _reply(
+        self,
+        turn: UserTurn,
+        context: TurnContext,
+        decision: Decision,
+        publish: Publish,
+        interrupt: asyncio.Event,
+        clock: _Stopwatch,
+        started: float,
+    ) -> tuple[str, bool]:
+        """Stream the reply until it ends or barge-in interrupts it; publish its end."""
+        sid, tid = turn.session_id, turn.turn_id
         request = GenerationRequest(
-            session_id=turn.session_id,
-            turn_id=turn.turn_id,
+            session_id=sid,
+            turn_id=tid,
             text=turn.text,
             language=detect_language(turn.text),
-            emotion=reading,
+            emotion=context.emotion,
             decision=decision,
-            history=state.history,
+            history=context.history,
             conversation=context.conversation,
         )
         generator = self._stages.generator.name
         await publish(ReplyStarted(session_id=sid, turn_id=tid, generator=generator))
+        clock.lap("publish")
         reply = _Reply()
         interrupted = await run_interruptible(
             self._generate(request, reply, publish, clock),
@@ -180,27 +222,10 @@ class TurnPipeline:
                 generator=generator,
                 ttft_ms=round(ttft_ms, 3),
                 total_ms=round(total_ms, 3),
-                stages={"queue": round(queued_ms, 3), **clock.marks},
+                stages=clock.marks,
             )
         )
-        state.conversation.append(
-            Exchange(text=turn.text, reply=text, emotion=reading, strategy=decision.strategy)
-        )
-        record = TurnRecord(
-            session_id=turn.session_id,
-            user_id=turn.user_id,
-            turn_id=turn.turn_id,
-            seq=turn.seq,
-            text=turn.text,
-            reply=text,
-            interrupted=interrupted,
-            generator=generator,
-            emotion=reading,
-            decision=decision,
-            created_at=time.time(),
-        )
-        await self._stages.store.record_turn(record)
-        return record
+        return text, interrupted
 
     async def _recognize(self, text: str) -> EmotionReading:
         try:
@@ -212,16 +237,22 @@ class TurnPipeline:
             raise StageError("emotion", "emotion recognition failed") from exc
         return reading
 
-    async def _history(self, user_id: str, session_id: str) -> HistorySummary:
+    async def _history(self, user_id: str, session_id: str) -> HistorySummary | None:
+        """The user's history, or None when the store cannot give it in time.
+
+        A turn is better answered without history than not at all; the next
+        turn of the session tries again.
+        """
         try:
             async with asyncio.timeout(self._settings.history_timeout):
                 return await self._stages.store.history(
                     user_id, now=time.time(), session_id=session_id
                 )
-        except TimeoutError as exc:
-            raise StageError("context", "loading the user's history timed out") from exc
-        except Exception as exc:
-            raise StageError("context", "loading the user's history failed") from exc
+        except TimeoutError:
+            _log.warning("history not loaded in time; deciding without it", session_id=session_id)
+        except HeartlineError as exc:
+            _log.warning("history unavailable; deciding without it", error=str(exc))
+        return None
 
     def _decide(self, context: TurnContext) -> Decision:
         try:

@@ -11,7 +11,7 @@ import pytest
 
 from agent import topics
 from agent.bus import InProcessBus, Subscription
-from agent.dialogue import DialogueManager, ManagerSettings, Stages
+from agent.dialogue import DialogueManager, ManagerSettings, PipelineSettings, Stages
 from agent.emotion import LexiconRecognizer
 from agent.events import (
     Cancel,
@@ -28,7 +28,7 @@ from agent.events import (
 )
 from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
-from agent.values import EmotionReading
+from agent.values import EmotionReading, HistorySummary
 from memory import InMemoryTurnLedger
 from memory.ledger import TurnLedger
 from policies import RulePolicy
@@ -252,3 +252,24 @@ async def test_a_turn_left_by_a_dead_worker_is_resumed() -> None:
     end = events[-1]
     assert isinstance(end, ReplyEnded)
     assert end.turn_id == "t1"
+
+
+class _SlowHistoryStore(ListStore):
+    async def history(
+        self, user_id: str, *, now: float, session_id: str | None = None
+    ) -> HistorySummary:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_a_turn_is_answered_without_history_when_the_store_is_slow() -> None:
+    store = _SlowHistoryStore()
+    settings = ManagerSettings(pipeline=PipelineSettings(history_timeout=0.05))
+    async with (
+        _running(store, settings=settings) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        events = await _until_ended(replies, 1)
+    assert isinstance(events[-1], ReplyEnded)
+    assert not events[-1].interrupted
