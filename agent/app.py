@@ -33,6 +33,7 @@ from agent.metrics import Metrics
 from agent.probes import serve_probes
 from memory.ledger import InMemoryTurnLedger, TurnLedger
 from memory.sql import SqlConversationStore, SqlTurnLedger, create_schema, open_engine
+from memory.store import ConversationStore
 from policies import RulePolicy
 
 __all__ = ["Running", "authority_for", "embedded", "gateway", "worker"]
@@ -47,6 +48,7 @@ class Running:
     metrics: Metrics
     gateway: Gateway | None = None
     manager: DialogueManager | None = None
+    store: ConversationStore | None = None
     authority: TokenAuthority | None = None
 
 
@@ -89,7 +91,7 @@ def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
 
 async def _start_worker(
     stack: AsyncExitStack, settings: Settings, bus: EventBus, metrics: Metrics, *, shared: bool
-) -> DialogueManager:
+) -> tuple[DialogueManager, ConversationStore]:
     """Database, store, ledger and dialogue manager on `bus`.
 
     `shared` picks the SQL ledger, which several worker processes can share;
@@ -112,7 +114,7 @@ async def _start_worker(
         sweep_interval=min(5.0, settings.turn_lease / 2),
     )
     manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)
-    return await stack.enter_async_context(manager)
+    return await stack.enter_async_context(manager), store
 
 
 @asynccontextmanager
@@ -123,7 +125,7 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(InProcessBus())
-        manager = await _start_worker(stack, settings, bus, metrics, shared=False)
+        manager, store = await _start_worker(stack, settings, bus, metrics, shared=False)
         gateway = await stack.enter_async_context(
             serve_gateway(
                 bus,
@@ -133,7 +135,9 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
                 ready=lambda: manager.ready,
             )
         )
-        yield Running(metrics=metrics, gateway=gateway, manager=manager, authority=authority)
+        yield Running(
+            metrics=metrics, gateway=gateway, manager=manager, store=store, authority=authority
+        )
 
 
 @asynccontextmanager
@@ -172,7 +176,7 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "worker")))
-        manager = await _start_worker(stack, settings, bus, metrics, shared=True)
+        manager, store = await _start_worker(stack, settings, bus, metrics, shared=True)
         if settings.probe_port is not None:
             await stack.enter_async_context(
                 serve_probes(
@@ -182,4 +186,4 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
                     ready=lambda: manager.ready and bus.connected,
                 )
             )
-        yield Running(metrics=metrics, manager=manager)
+        yield Running(metrics=metrics, manager=manager, store=store)

@@ -1,0 +1,170 @@
+"""The whole embedded process (`heartline serve`) end to end with a real WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from agent.app import Running, embedded
+from agent.config import load_settings
+
+WAIT_S = 10.0
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Running]:
+    async with embedded(load_settings(data_dir=tmp_path, port=0, token_delay=0.01)) as running:
+        yield running
+
+
+def _url(app: Running) -> str:
+    assert app.gateway is not None
+    return app.gateway.url
+
+
+def _token(app: Running, user: str = "alice") -> str:
+    assert app.authority is not None
+    return app.authority.issue(user)
+
+
+async def _receive(ws: ClientConnection) -> dict[str, Any]:
+    async with asyncio.timeout(WAIT_S):
+        message: dict[str, Any] = json.loads(await ws.recv())
+    return message
+
+
+async def _until(ws: ClientConnection, kind: str, turn_id: str) -> list[dict[str, Any]]:
+    """Messages up to and including `kind` for `turn_id`."""
+    seen = []
+    while True:
+        message = await _receive(ws)
+        seen.append(message)
+        if message["type"] == kind and message.get("turn_id") == turn_id:
+            return seen
+
+
+async def _hello(ws: ClientConnection, token: str) -> dict[str, Any]:
+    await ws.send(json.dumps({"type": "hello", "token": token}))
+    ready = await _receive(ws)
+    assert ready["type"] == "ready"
+    return ready
+
+
+async def test_a_turn_streams_emotion_decision_and_reply(app: Running) -> None:
+    async with connect(_url(app)) as ws:
+        ready = await _hello(ws, _token(app))
+        assert (ready["user_id"], ready["protocol"]) == ("alice", 1)
+        await ws.send(
+            json.dumps({"type": "user_message", "id": "t1", "text": "I'm furious, it broke again!"})
+        )
+        messages = await _until(ws, "reply_end", "t1")
+    kinds = [m["type"] for m in messages]
+    assert kinds[:3] == ["emotion", "decision", "reply_start"]
+    emotion, decision = messages[0], messages[1]
+    assert emotion["dominant"] == "anger"
+    assert emotion["valence"] < 0
+    assert len(emotion["scores"]) == 28
+    assert (decision["action"], decision["strategy"]) == ("reply", "de-escalate")
+    assert decision["policy"].startswith("rules")
+    assert decision["reasons"]
+    deltas = [m for m in messages if m["type"] == "reply_delta"]
+    end = messages[-1]
+    assert len(deltas) >= 2
+    assert end["text"] == "".join(d["text"] for d in deltas)
+    assert end["interrupted"] is False
+    assert end["generator"] == "template"
+    assert 0 < end["ttft_ms"] <= end["total_ms"]
+
+
+async def test_barge_in_interrupts_the_reply_and_answers_the_new_message(app: Running) -> None:
+    async with connect(
+        _url(app), additional_headers={"Authorization": f"Bearer {_token(app)}"}
+    ) as ws:
+        assert (await _receive(ws))["type"] == "ready"
+        await ws.send(
+            json.dumps({"type": "user_message", "id": "t1", "text": "Where is my order?"})
+        )
+        await _until(ws, "reply_delta", "t1")
+        await ws.send(json.dumps({"type": "user_message", "id": "t2", "text": "谢谢，太好了"}))
+        messages = await _until(ws, "reply_end", "t2")
+    first_end = next(m for m in messages if m["type"] == "reply_end" and m["turn_id"] == "t1")
+    assert first_end["interrupted"] is True
+    after = messages[messages.index(first_end) + 1 :]
+    assert not [m for m in after if m["type"] == "reply_delta" and m["turn_id"] == "t1"]
+    second_end = messages[-1]
+    assert second_end["interrupted"] is False
+    assert any("\u4e00" <= c <= "\u9fff" for c in second_end["text"])
+
+
+async def test_feedback_is_acknowledged_and_kept(app: Running, tmp_path: Path) -> None:
+    async with connect(f"{_url(app)}?token={_token(app)}") as ws:
+        assert (await _receive(ws))["type"] == "ready"
+        await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "thanks!"}))
+        await _until(ws, "reply_end", "t1")
+        await ws.send(json.dumps({"type": "feedback", "turn_id": "t1", "score": 5}))
+        assert await _receive(ws) == {"type": "feedback_ack", "turn_id": "t1"}
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            with sqlite3.connect(tmp_path / "heartline.db") as db:
+                rows = db.execute("SELECT score FROM feedback").fetchall()
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+    assert rows == [(5,)]
+
+
+async def test_a_bad_token_is_refused_at_the_handshake(app: Running) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(_url(app), additional_headers={"Authorization": "Bearer forged"}):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "bad_json"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": "user_message", "id": "t9"}', "invalid_message"),
+        ('{"type": "feedback", "turn_id": "nope", "score": 3}', "unknown_turn"),
+        (json.dumps({"type": "user_message", "id": "t9", "text": "x" * 70_000}), "too_large"),
+    ],
+)
+async def test_bad_frames_get_their_code_and_the_session_goes_on(
+    app: Running, frame: str, code: str
+) -> None:
+    async with connect(
+        _url(app), additional_headers={"Authorization": f"Bearer {_token(app)}"}
+    ) as ws:
+        assert (await _receive(ws))["type"] == "ready"
+        await ws.send(frame)
+        error = await _receive(ws)
+        assert (error["type"], error["code"]) == ("error", code)
+        await ws.send(json.dumps({"type": "user_message", "id": "ok", "text": "hello"}))
+        assert (await _until(ws, "reply_end", "ok"))[-1]["interrupted"] is False
+
+
+async def test_a_returning_user_is_recognised_and_the_turns_are_kept(
+    app: Running, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {_token(app, 'bob')}"}
+    for _ in range(2):
+        async with connect(_url(app), additional_headers=headers) as ws:
+            assert (await _receive(ws))["type"] == "ready"
+            await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "hi there"}))
+            messages = await _until(ws, "reply_end", "t1")
+        assert app.store is not None
+        await app.store.flush()
+    decision = next(m for m in messages if m["type"] == "decision")
+    assert any("returning user" in reason for reason in decision["reasons"])
+    with sqlite3.connect(tmp_path / "heartline.db") as db:
+        count = db.execute("SELECT count(*) FROM turns").fetchone()[0]
+    assert count == 2
