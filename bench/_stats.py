@@ -1,0 +1,95 @@
+"""Shared helpers of the benchmark scripts: percentiles, tables, the open-file limit.
+
+Nothing here asserts: benchmarks print what they measured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import sys
+from collections.abc import Iterable, Sequence
+
+import psutil
+
+__all__ = [
+    "QUANTILES",
+    "format_ms",
+    "machine_summary",
+    "percentile",
+    "print_percentile_table",
+    "raise_open_file_limit",
+]
+
+QUANTILES: tuple[int, ...] = (50, 95, 99)
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The `q`-th percentile (0-100) by linear interpolation between closest ranks.
+
+    NaN for an empty sample, the value itself for a single one.
+    """
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def format_ms(value: float) -> str:
+    """Milliseconds with a precision that suits their size; "-" when unknown."""
+    if math.isnan(value):
+        return "-"
+    if value < 10:
+        return f"{value:.3f}"
+    if value < 1000:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def print_percentile_table(
+    title: str, rows: Iterable[tuple[str, Sequence[float]]], *, label_width: int = 34
+) -> None:
+    """One line per row: name, count, p50/p95/p99 and max, all in milliseconds."""
+    heads = "".join(f"{'p' + str(q):>10}" for q in QUANTILES)
+    print(f"\n{title}")
+    print(f"  {'(ms)':<{label_width}}{'n':>7}{heads}{'max':>10}")
+    for name, samples in rows:
+        cells = "".join(f"{format_ms(percentile(samples, q)):>10}" for q in QUANTILES)
+        top = format_ms(max(samples)) if samples else "-"
+        print(f"  {name:<{label_width}}{len(samples):>7}{cells}{top:>10}")
+
+
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (never past the hard limit); the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        return ceiling
+    return soft
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_summary() -> str:
+    """One line: CPU count and model, memory, Python and OS (for the recorded results)."""
+    memory_gib = psutil.virtual_memory().total / 2**30
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    python = f"Python {sys.version.split()[0]}"
+    return f"{cpus} CPU ({_cpu_model()}), {memory_gib:.1f} GiB RAM, {python}, {platform.system()}"
