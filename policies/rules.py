@@ -82,7 +82,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="sad",
-        when=lambda c: group_score(c, SADNESS) >= 0.4,
+        when=lambda c: group_score(c, SADNESS) >= max(0.4, group_score(c, JOY)),
         action=Action.REPLY,
         strategy=Strategy.EMPATHIZE,
         tone=Tone.WARM,
@@ -91,7 +91,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="afraid",
-        when=lambda c: group_score(c, FEAR) >= 0.4,
+        when=lambda c: group_score(c, FEAR) >= max(0.4, group_score(c, JOY)),
         action=Action.REPLY,
         strategy=Strategy.REASSURE,
         tone=Tone.CALM,

@@ -14,6 +14,7 @@ STRATEGY_TEMPLATES: Mapping[tuple[Strategy, Language], tuple[str, ...]] = {
         "I'm really sorry you're feeling {feeling}. That sounds hard, and I'm here to help.",
         "That sounds genuinely {feeling}, and it makes sense you feel that way. Let's work through it together.",
         "Thank you for telling me. Feeling {feeling} is tough; tell me more and we'll take it step by step.",
+        "Thank you for sharing that with me. I'm here, and we'll take it one step at a time.",
     ),
     (Strategy.APOLOGIZE, "en"): (
         "I'm sorry about this. You shouldn't have to deal with it, and I'll do my best to put it right.",
@@ -51,6 +52,7 @@ STRATEGY_TEMPLATES: Mapping[tuple[Strategy, Language], tuple[str, ...]] = {
         "听到你感到{feeling}，我真的很抱歉。我会一直在这里帮你。",
         "这确实让人{feeling}，你的感受完全可以理解。我们一起想办法。",
         "谢谢你告诉我。感到{feeling}不容易，慢慢说，我们一步一步来。",
+        "谢谢你愿意告诉我。我在这里，我们一步一步来。",
     ),
     (Strategy.APOLOGIZE, "zh"): (
         "非常抱歉给你带来麻烦，我会尽力把问题解决好。",

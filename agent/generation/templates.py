@@ -20,7 +20,6 @@ from agent.values import Action
 __all__ = ["TemplateGenerator", "split_for_streaming"]
 
 _EN_PIECE = re.compile(r"\S+\s*")
-_DEFAULT_FEELING: dict[Language, str] = {"en": "this way", "zh": "这样"}
 
 
 def split_for_streaming(text: str, language: Language) -> list[str]:
@@ -47,10 +46,12 @@ class TemplateGenerator:
             variants = STRATEGY_TEMPLATES[(decision.strategy, language)]
         else:
             variants = ACTION_TEMPLATES[(decision.action, language)]
-        feeling = FEELING_WORDS[language].get(request.emotion.dominant, _DEFAULT_FEELING[language])
-        return variants[self._next_variant(request.session_id, len(variants))].format(
-            feeling=feeling
-        )
+        feeling = FEELING_WORDS[language].get(request.emotion.dominant)
+        if feeling is None:
+            # No word for this feeling: only the variants that do not name one fit.
+            variants = tuple(v for v in variants if "{feeling}" not in v)
+        chosen = variants[self._next_variant(request.session_id, len(variants))]
+        return chosen.format(feeling=feeling or "")
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         for piece in split_for_streaming(self.compose(request), request.language):

@@ -52,3 +52,17 @@ def test_handoff_replies_say_a_person_is_coming() -> None:
 def test_split_keeps_every_character() -> None:
     for text, language in (("Hello there, friend.", "en"), ("你好世界，谢谢", "zh")):
         assert "".join(split_for_streaming(text, language)) == text  # type: ignore[arg-type]
+
+
+def test_a_feeling_without_a_word_never_leaves_a_gap() -> None:
+    generator = TemplateGenerator()
+    for _ in range(4):
+        reply = generator.compose(_request("thank you so much", Strategy.EMPATHIZE))
+        assert "this way" not in reply
+
+
+def test_every_template_set_has_a_variant_that_names_no_feeling() -> None:
+    from agent.generation.template_text import ACTION_TEMPLATES, STRATEGY_TEMPLATES
+
+    for variants in (*STRATEGY_TEMPLATES.values(), *ACTION_TEMPLATES.values()):
+        assert any("{feeling}" not in v for v in variants), variants
