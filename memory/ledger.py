@@ -4,12 +4,15 @@ Several workers may receive turns of one session (MQTT shared subscriptions
 spread messages, not sessions). Before running turn `seq` a worker claims it:
 
 - `CLAIMED`  run it now; the ledger holds the payload and a lease.
-- `DONE`     already answered, or running elsewhere under a live lease: drop it.
+- `DONE`     already answered: drop it.
+- `BUSY`     another worker runs it under a live lease: try again shortly (if
+             that worker dies, the lease runs out and this copy takes over).
 - `WAIT`     an earlier turn of the session is unfinished: try again shortly.
 
-A worker that dies mid-turn stops renewing nothing — its lease simply expires,
-and `reclaimable` hands the stored payload to whichever worker sweeps next.
-A turn whose predecessor never arrived waits at most `gap_timeout` seconds.
+The owner renews its lease by claiming again while it runs the turn. A worker
+that dies mid-turn stops renewing: its lease runs out, and `reclaimable` hands
+the stored payload to whichever worker sweeps next. A turn whose predecessor
+never arrived waits at most `gap_timeout` seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = ["ClaimOutcome", "InMemoryTurnLedger", "LedgerEntry", "TurnLedger", "d
 class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     DONE = "done"
+    BUSY = "busy"
     WAIT = "wait"
 
 
@@ -70,7 +74,7 @@ def decide_claim(
     if entry.done:
         return ClaimOutcome.DONE
     if entry.owner not in (None, worker) and entry.lease_until > now:
-        return ClaimOutcome.DONE
+        return ClaimOutcome.BUSY
     if earlier_unfinished:
         return ClaimOutcome.WAIT
     if seq > 1 and previous is None and now - entry.first_seen < gap_timeout:

@@ -21,7 +21,9 @@ bounded queue per subscription. What the network adds, and how it is handled:
   random suffix chosen once per bus; a fixed `client_id` is for deployments
   that guarantee one process per id. The cost: Mosquitto goes on handing a
   disconnected member its share of a group's messages until the session
-  expires, so the expiry is short (30 s) and a clean exit unsubscribes first.
+  expires, so the expiry is short (30 s by default) and a clean exit
+  unsubscribes first. Members of a shared group that must not hold messages
+  while away (workers) set `session_expiry_s=0`.
 - Reconnects: a supervisor task reconnects with capped exponential backoff and
   jitter, then subscribes every live route again.
 """

@@ -232,7 +232,8 @@ class DialogueManager:
         self, turn: UserTurn, received: float, interrupt: asyncio.Event
     ) -> None:
         log = _log.bind(session_id=turn.session_id, turn_id=turn.turn_id, seq=turn.seq)
-        if not await self._claim(turn):
+        payload = encode(turn)
+        if not await self._claim(turn, payload):
             self._metrics.turns.labels("duplicate").inc()
             log.debug("turn already answered elsewhere")
             return
@@ -247,6 +248,7 @@ class DialogueManager:
                 )
             )
         publish_reply = self._publisher(turn.session_id)
+        renewer = self._spawn(self._renew_lease(turn, payload))
         try:
             record = await self._pipeline.run(
                 turn,
@@ -272,29 +274,51 @@ class DialogueManager:
             outcome = "interrupted" if record.interrupted else "answered"
             self._metrics.turns.labels(outcome).inc()
             log.info("turn done", outcome=outcome, policy=record.decision.policy)
+        finally:
+            renewer.cancel()
         state.last_seq = turn.seq
         await self._ledger.complete(turn.session_id, turn.seq, worker=self.worker_id)
         self.turns_answered += 1
 
-    async def _claim(self, turn: UserTurn) -> bool:
-        """Claim the turn in the ledger, waiting while an earlier turn is unfinished."""
+    async def _claim(self, turn: UserTurn, payload: bytes) -> bool:
+        """Claim the turn, waiting while an earlier turn is unfinished or another worker runs it.
+
+        False when the turn was answered already (a duplicate delivery).
+        """
         s = self._settings
-        payload = encode(turn)
         delay = s.claim_retry_min
         while True:
-            outcome = await self._ledger.claim(
-                turn.session_id,
-                turn.seq,
-                payload,
-                worker=self.worker_id,
-                now=time.time(),
-                lease=s.lease,
-                gap_timeout=s.gap_timeout,
-            )
-            if outcome is not ClaimOutcome.WAIT:
+            outcome = await self._claim_once(turn, payload)
+            if outcome is ClaimOutcome.CLAIMED or outcome is ClaimOutcome.DONE:
                 return outcome is ClaimOutcome.CLAIMED
+            ceiling = s.claim_retry_max if outcome is ClaimOutcome.WAIT else s.lease / 10
+            delay = min(delay * 2, max(ceiling, s.claim_retry_min))
             await asyncio.sleep(delay)
-            delay = min(delay * 2, s.claim_retry_max)
+
+    async def _claim_once(self, turn: UserTurn, payload: bytes) -> ClaimOutcome:
+        s = self._settings
+        return await self._ledger.claim(
+            turn.session_id,
+            turn.seq,
+            payload,
+            worker=self.worker_id,
+            now=time.time(),
+            lease=s.lease,
+            gap_timeout=s.gap_timeout,
+        )
+
+    async def _renew_lease(self, turn: UserTurn, payload: bytes) -> None:
+        """Keep the turn's lease alive while it runs, however long the reply takes."""
+        while True:
+            await asyncio.sleep(self._settings.lease / 3)
+            try:
+                outcome = await self._claim_once(turn, payload)
+            except HeartlineError as exc:
+                _log.warning("lease renewal failed", turn_id=turn.turn_id, error=str(exc))
+                continue
+            if outcome is not ClaimOutcome.CLAIMED:
+                _log.warning("lost the lease of a running turn", turn_id=turn.turn_id)
+                return
 
     def _publisher(self, session_id: str) -> Publish:
         topic = topics.reply(session_id)

@@ -45,7 +45,8 @@ class TokenAuthority:
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError(
                 f"the token secret has {len(secret)} bytes; use at least {MIN_SECRET_BYTES} "
-                "random bytes (load_or_create_secret makes one)"
+                "random bytes: set HEARTLINE_SECRET to e.g. `openssl rand -hex 32`, or leave it "
+                "unset to use the data directory's secret.key"
             )
         if leeway_s < 0:
             raise ConfigError(f"leeway_s must be >= 0, got {leeway_s!r}")

@@ -43,8 +43,12 @@ class ConnectionLimits:
     """Seconds to wait for `hello` when the handshake carried no token."""
     redeliver_after_s: float = 10.0
     """Seconds a turn may wait with no event before it is published again."""
-    redeliver_attempts: int = 3
-    """Publications of a turn before the client gets `turn_timeout`."""
+    redeliver_attempts: int = 6
+    """Publications of a turn before the client gets `turn_timeout`.
+
+    Keep `redeliver_after_s * redeliver_attempts` well above the workers' turn
+    lease: a turn held by a worker that died is taken over when its lease ends.
+    """
 
     def __post_init__(self) -> None:
         positive = {

@@ -17,7 +17,12 @@ from memory.sql.models import LedgerRow
 
 pytestmark = pytest.mark.integration
 
-CLAIMED, DONE, WAIT = ClaimOutcome.CLAIMED, ClaimOutcome.DONE, ClaimOutcome.WAIT
+CLAIMED, DONE, BUSY, WAIT = (
+    ClaimOutcome.CLAIMED,
+    ClaimOutcome.DONE,
+    ClaimOutcome.BUSY,
+    ClaimOutcome.WAIT,
+)
 LEASE = 30.0
 GAP = 5.0
 
@@ -49,7 +54,7 @@ async def second_engine(db_url: str, sql_engine: AsyncEngine) -> AsyncIterator[A
 async def test_claim_duplicate_wait_and_complete(sql_engine: AsyncEngine) -> None:
     ledger = SqlTurnLedger(sql_engine)
     assert await claim(ledger, "s", 1, "w1") is CLAIMED
-    assert await claim(ledger, "s", 1, "w2") is DONE  # running elsewhere under a live lease
+    assert await claim(ledger, "s", 1, "w2") is BUSY  # running elsewhere under a live lease
     assert await claim(ledger, "s", 2, "w2") is WAIT  # turn 1 is unfinished
     await ledger.complete("s", 1, worker="w2")  # not the owner: nothing happens
     assert await claim(ledger, "s", 2, "w2") is WAIT
@@ -146,7 +151,7 @@ async def test_two_workers_claim_each_turn_exactly_once(
         if outcome is CLAIMED
     )
     assert claimed == Counter(dict.fromkeys(turns, 1))
-    assert set(outcomes) == {CLAIMED, DONE}
+    assert set(outcomes) == {CLAIMED, BUSY}
 
 
 async def test_two_workers_run_every_turn_once_and_in_order(
@@ -165,7 +170,7 @@ async def test_two_workers_run_every_turn_once_and_in_order(
                 ran.append((session, seq, name))
                 await asyncio.sleep(0)
                 await ledger.complete(session, seq, worker=name)
-            elif outcome is WAIT:
+            elif outcome in (WAIT, BUSY):
                 pending.append((session, seq))
                 await asyncio.sleep(0.001)
 

@@ -8,8 +8,11 @@ async def test_turns_run_in_order_and_once() -> None:
     assert await ledger.claim("s", 1, b"1", worker="a", now=0.0, **CLAIM) is ClaimOutcome.CLAIMED
     # Turn 2 waits while turn 1 is unfinished, whoever asks.
     assert await ledger.claim("s", 2, b"2", worker="b", now=0.1, **CLAIM) is ClaimOutcome.WAIT
-    # A redelivery of turn 1 to another worker is dropped while the lease lives.
-    assert await ledger.claim("s", 1, b"1", worker="b", now=0.2, **CLAIM) is ClaimOutcome.DONE
+    # A redelivery of turn 1 to another worker waits while the owner's lease lives.
+    assert await ledger.claim("s", 1, b"1", worker="b", now=0.2, **CLAIM) is ClaimOutcome.BUSY
+    # The owner renews its lease by claiming again.
+    assert await ledger.claim("s", 1, b"1", worker="a", now=9.0, **CLAIM) is ClaimOutcome.CLAIMED
+    assert await ledger.claim("s", 1, b"1", worker="b", now=15.0, **CLAIM) is ClaimOutcome.BUSY
     await ledger.complete("s", 1, worker="a")
     assert await ledger.claim("s", 2, b"2", worker="b", now=0.3, **CLAIM) is ClaimOutcome.CLAIMED
     await ledger.complete("s", 2, worker="b")

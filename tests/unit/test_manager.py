@@ -273,3 +273,20 @@ async def test_a_turn_is_answered_without_history_when_the_store_is_slow() -> No
         events = await _until_ended(replies, 1)
     assert isinstance(events[-1], ReplyEnded)
     assert not events[-1].interrupted
+
+
+async def test_a_reply_longer_than_the_lease_is_not_answered_twice() -> None:
+    store = ListStore()
+    settings = ManagerSettings(lease=0.3, sweep_interval=0.1)
+    async with (
+        _running(store, workers=2, token_delay=0.05, settings=settings) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(1))  # a redelivered copy
+        events = await _until_ended(replies, 1)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await replies.get()
+    assert sum(isinstance(e, ReplyStarted) for e in events) == 1
+    assert len(store.turns) == 1
