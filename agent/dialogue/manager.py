@@ -221,6 +221,16 @@ class DialogueManager:
                     lane.interrupt.set()
                 try:
                     await self._claim_and_run(turn, received, lane.interrupt)
+                except HeartlineError as exc:
+                    # The bus or the database failed: the turn stays unfinished in the
+                    # ledger, and its lease brings it back to a worker later.
+                    self._metrics.errors.labels("turn_abandoned").inc()
+                    _log.error(
+                        "turn abandoned until its lease ends",
+                        session_id=turn.session_id,
+                        turn_id=turn.turn_id,
+                        error=str(exc),
+                    )
                 finally:
                     lane.current = None
                     lane.interrupt = None

@@ -18,7 +18,7 @@ import structlog
 from agent.dialogue.interrupt import run_interruptible
 from agent.dialogue.session import SessionState
 from agent.emotion.base import EmotionRecognizer
-from agent.errors import HeartlineError, StageError
+from agent.errors import HeartlineError, StageError, StoreError
 from agent.events import (
     DecisionMade,
     EmotionRead,
@@ -78,6 +78,11 @@ class PipelineSettings:
     history_timeout: float = 2.0
     generation_timeout: float = 60.0
     cancel_cleanup_timeout: float = 2.0
+
+
+def _keep_history(state: SessionState, loaded: asyncio.Task[HistorySummary | None]) -> None:
+    if not loaded.cancelled():
+        state.history = loaded.result()
 
 
 @dataclass(slots=True)
@@ -145,7 +150,11 @@ class TurnPipeline:
             decision=decision,
             created_at=time.time(),
         )
-        await self._stages.store.record_turn(record)
+        try:
+            await self._stages.store.record_turn(record)
+        except StoreError as exc:
+            # The reply reached the user; answering again would repeat it.
+            _log.error("turn not recorded", session_id=turn.session_id, error=str(exc))
         return record
 
     async def _understand(
@@ -153,12 +162,18 @@ class TurnPipeline:
     ) -> tuple[EmotionReading, TurnContext, Decision]:
         """Read the emotion, gather the context and decide; publish each result."""
         sid, tid = turn.session_id, turn.turn_id
-        reading = await self._recognize(turn.text)
-        clock.lap("emotion")
-        await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
-        clock.lap("publish")
-        if state.history is None:
-            state.history = await self._history(turn.user_id, turn.session_id)
+        try:
+            async with asyncio.TaskGroup() as group:
+                # The first turn of a session loads the history while the emotion is read.
+                if state.history is None:
+                    history = group.create_task(self._history(turn.user_id, sid))
+                    history.add_done_callback(lambda done: _keep_history(state, done))
+                reading = await self._recognize(turn.text)
+                clock.lap("emotion")
+                await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
+                clock.lap("publish")
+        except ExceptionGroup as failed:  # only the body can fail: `_history` never raises
+            raise failed.exceptions[0]  # noqa: B904 - keep the stage's own cause
         context = TurnContext(
             text=turn.text,
             emotion=reading,

@@ -13,6 +13,7 @@ from agent import topics
 from agent.bus import InProcessBus, Subscription
 from agent.dialogue import DialogueManager, ManagerSettings, PipelineSettings, Stages
 from agent.emotion import LexiconRecognizer
+from agent.errors import StoreError
 from agent.events import (
     Cancel,
     DecisionMade,
@@ -30,9 +31,10 @@ from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
 from agent.values import EmotionReading, HistorySummary
 from memory import InMemoryTurnLedger
-from memory.ledger import TurnLedger
+from memory.ledger import ClaimOutcome, TurnLedger
 from policies import RulePolicy
 from tests.support.stores import ListStore
+from tests.support.waiting import eventually
 
 
 def _turn(seq: int, text: str = "Where is my parcel?", session: str = "s1") -> UserTurn:
@@ -290,3 +292,45 @@ async def test_a_reply_longer_than_the_lease_is_not_answered_twice() -> None:
                 await replies.get()
     assert sum(isinstance(e, ReplyStarted) for e in events) == 1
     assert len(store.turns) == 1
+
+
+class _FlakyLedger(InMemoryTurnLedger):
+    """Its first claim fails as a database outage would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database unavailable")
+        return await super().claim(
+            session_id, seq, payload, worker=worker, now=now, lease=lease, gap_timeout=gap_timeout
+        )
+
+
+async def test_a_database_failure_abandons_one_turn_and_the_worker_carries_on() -> None:
+    store = ListStore()
+    ledger = _FlakyLedger()
+    async with (
+        _running(store, ledger=ledger) as (bus, managers),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await eventually(lambda: ledger.failures == 0 and not managers[0]._lanes)
+        await bus.publish(topics.turn("s1"), _turn(1))  # the gateway publishes it again
+        events = await _until_ended(replies, 1)
+        assert managers[0].ready
+    assert isinstance(events[-1], ReplyEnded)
+    assert [t.turn_id for t in store.turns] == ["t1"]
