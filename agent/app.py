@@ -8,7 +8,7 @@ worker finishes its turns, the store writes what it holds, the bus closes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -117,6 +117,26 @@ async def _start_worker(
     return await stack.enter_async_context(manager), store
 
 
+async def _start_gateway(
+    stack: AsyncExitStack,
+    settings: Settings,
+    bus: EventBus,
+    authority: TokenAuthority,
+    metrics: Metrics,
+    *,
+    ready: Callable[[], bool],
+) -> Gateway:
+    return await stack.enter_async_context(
+        serve_gateway(
+            bus,
+            authority=authority,
+            metrics=metrics,
+            settings=_gateway_settings(settings),
+            ready=ready,
+        )
+    )
+
+
 @asynccontextmanager
 async def embedded(settings: Settings) -> AsyncIterator[Running]:
     """Everything in one process: in-process bus, SQLite (by default), worker and gateway."""
@@ -126,14 +146,8 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(InProcessBus())
         manager, store = await _start_worker(stack, settings, bus, metrics, shared=False)
-        gateway = await stack.enter_async_context(
-            serve_gateway(
-                bus,
-                authority=authority,
-                metrics=metrics,
-                settings=_gateway_settings(settings),
-                ready=lambda: manager.ready,
-            )
+        gateway = await _start_gateway(
+            stack, settings, bus, authority, metrics, ready=lambda: manager.ready
         )
         yield Running(
             metrics=metrics, gateway=gateway, manager=manager, store=store, authority=authority
@@ -152,14 +166,8 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "gateway")))
-        served = await stack.enter_async_context(
-            serve_gateway(
-                bus,
-                authority=authority,
-                metrics=metrics,
-                settings=_gateway_settings(settings),
-                ready=lambda: bus.connected,
-            )
+        served = await _start_gateway(
+            stack, settings, bus, authority, metrics, ready=lambda: bus.connected
         )
         yield Running(metrics=metrics, gateway=served, authority=authority)
 

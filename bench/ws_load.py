@@ -53,7 +53,7 @@ __all__ = ["ServerHandle", "distributed_servers", "embedded_server", "main"]
 HOST = "127.0.0.1"
 _PROBE_TIMEOUT_S = 2.0
 HEARTLINE = str(Path(sys.executable).with_name("heartline"))
-STAGES = ("queue", "emotion", "context", "policy", "first_token", "generate")
+STAGES = ("queue", "emotion", "publish", "context", "policy", "first_token", "generate")
 
 TEXTS: tuple[str, ...] = (
     "I'm so happy today, my order finally arrived!",
@@ -533,7 +533,7 @@ def _column(
 
 
 def _overhead(sample: TurnSample) -> float | None:
-    """Server TTFT minus recognizer and generator time: queue + context + policy."""
+    """Server TTFT minus recognizer and generator time: queue + publish + context + policy."""
     if sample.server_ttft_ms is None:
         return None
     emotion = sample.stages.get("emotion")
@@ -564,7 +564,7 @@ def report(run: LoadRun, timing: Timing, *, label: str, settings: str) -> None:
             ("server ttft_ms", _column(samples, lambda s: s.server_ttft_ms)),
             ("pipeline overhead", _column(samples, _overhead)),
             ("pipeline overhead, turns 2..M", _column(later, _overhead)),
-            ("context, turn 1 (history load)", _column(first, _stage("context"))),
+            ("context, turn 1 (history wait)", _column(first, _stage("context"))),
             ("client TTFT - server ttft_ms", _column(samples, _transport)),
         ],
     )
@@ -573,7 +573,8 @@ def report(run: LoadRun, timing: Timing, *, label: str, settings: str) -> None:
         [(name, _column(samples, _stage(name))) for name in STAGES],
     )
     print(
-        "\npipeline overhead = server ttft_ms - emotion - first_token (= queue + context + policy)"
+        "\npipeline overhead = server ttft_ms - emotion - first_token"
+        " (= queue + publish + context + policy)"
     )
     if run.failures:
         print(f"\nFAILED: {sum(run.failures.values())} turns or sessions")
