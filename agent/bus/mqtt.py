@@ -55,7 +55,8 @@ from agent.bus.base import (
     offer_to_group,
     topic_matches,
 )
-from agent.errors import BusClosedError, BusError, ConfigError, EventDecodeError
+from agent.bus.mqtt_settings import MqttSettings
+from agent.errors import BusClosedError, BusError, EventDecodeError
 from agent.events import Event, decode, encode
 
 __all__ = ["MqttBus", "MqttSettings"]
@@ -65,54 +66,6 @@ _log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 _MAX_SUBSCRIPTION_ID = 268_435_455  # the largest MQTT v5 subscription identifier
 _PENDING_CALLS_WARNING = 1_000
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MqttSettings:
-    """How to reach the broker and how long to wait for it."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    # Identity: unique per process (see the module docstring).
-    client_id: str | None = None
-    client_id_prefix: str = "heartline"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    # Timeouts (seconds)
-    keepalive_s: int = 30
-    connect_timeout_s: float = 10.0
-    publish_timeout_s: float = 10.0
-    subscribe_timeout_s: float = 10.0
-    reconnect_min_s: float = 0.1
-    reconnect_max_s: float = 10.0
-    # How long the broker keeps our session (subscriptions, queued QoS 1
-    # messages) after the connection drops.
-    session_expiry_s: int = 30
-    # Delivery
-    qos: int = 1
-    tcp_nodelay: bool = True
-    max_inflight: int = 100
-
-    def __post_init__(self) -> None:
-        positive = {
-            "connect_timeout_s": self.connect_timeout_s,
-            "publish_timeout_s": self.publish_timeout_s,
-            "subscribe_timeout_s": self.subscribe_timeout_s,
-            "reconnect_min_s": self.reconnect_min_s,
-            "keepalive_s": self.keepalive_s,
-            "max_inflight": self.max_inflight,
-        }
-        for name, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"mqtt {name} must be a positive finite number, got {value}")
-        if self.reconnect_max_s < self.reconnect_min_s or not math.isfinite(self.reconnect_max_s):
-            raise ConfigError("mqtt reconnect_max_s must be finite and >= reconnect_min_s")
-        if not 0 <= self.session_expiry_s <= 0xFFFF_FFFE:
-            raise ConfigError("mqtt session_expiry_s must be between 0 and 4294967294 seconds")
-        if self.qos not in (0, 1, 2):
-            raise ConfigError(f"mqtt qos must be 0, 1 or 2, got {self.qos}; use 1")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"mqtt port must be 1-65535, got {self.port}")
 
 
 @dataclass(slots=True, eq=False)

@@ -1,145 +1,36 @@
-"""The gateway end to end: a real websockets client, the real server on port 0, a real bus."""
+"""The gateway end to end: handshakes, bad frames, probes and a fuzz pass, over a real socket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from agent import topics
-from agent.bus import InProcessBus
-from agent.bus.base import Subscription
 from agent.events import (
-    Cancel,
-    DecisionMade,
-    EmotionRead,
-    Event,
-    Feedback,
-    Handoff,
-    ReplyDelta,
-    ReplyEnded,
-    ReplyStarted,
-    TurnFailed,
     UserTurn,
 )
 from agent.gateway import (
     ConnectionLimits,
     ErrorCode,
-    Gateway,
-    GatewaySettings,
     TokenAuthority,
-    serve_gateway,
 )
-from agent.metrics import Metrics
-from agent.values import Action, Decision, EmotionReading, Strategy, Tone
-
-
-class Ids(TypedDict):
-    session_id: str
-    turn_id: str
-
-
-WAIT_S = 10.0
-AUTHORITY = TokenAuthority(b"e2e-secret-" * 4)
-
-
-@dataclass
-class Env:
-    bus: InProcessBus
-    gateway: Gateway
-    metrics: Metrics
-
-    @property
-    def url(self) -> str:
-        return self.gateway.url
-
-
-@asynccontextmanager
-async def running(
-    limits: ConnectionLimits | None = None, ready: Callable[[], bool] = lambda: True
-) -> AsyncIterator[Env]:
-    metrics = Metrics()
-    settings = GatewaySettings(port=0, limits=limits or ConnectionLimits())
-    async with (
-        InProcessBus() as bus,
-        serve_gateway(
-            bus, authority=AUTHORITY, metrics=metrics, settings=settings, ready=ready
-        ) as gateway,
-    ):
-        yield Env(bus, gateway, metrics)
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[Env]:
-    async with running() as environment:
-        yield environment
-
-
-def bearer(user_id: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {AUTHORITY.issue(user_id)}"}
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(WAIT_S):
-        message = json.loads(await ws.recv())
-    assert isinstance(message, dict)
-    return message
-
-
-async def send(ws: ClientConnection, **fields: Any) -> None:
-    await ws.send(json.dumps(fields))
-
-
-async def closed_code(ws: ClientConnection) -> int | None:
-    """Read until the server closes; the close code it sent."""
-    async with asyncio.timeout(WAIT_S):
-        try:
-            while True:
-                await ws.recv()
-        except ConnectionClosed:
-            pass
-    return ws.close_code
-
-
-async def next_event(subscription: Subscription) -> tuple[str, Event]:
-    async with asyncio.timeout(WAIT_S):
-        delivery = await subscription.get()
-    return delivery.topic, delivery.event
-
-
-@asynccontextmanager
-async def session(env: Env, user_id: str = "alice") -> AsyncIterator[tuple[ClientConnection, str]]:
-    async with connect(env.url, additional_headers=bearer(user_id)) as ws:
-        ready = await receive(ws)
-        assert ready["type"] == "ready"
-        yield ws, ready["session_id"]
-
-
-async def http_get(port: int, path: str) -> tuple[int, str, bytes]:
-    """Status, Content-Type and body of a plain HTTP/1.1 GET."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-        await writer.drain()
-        async with asyncio.timeout(WAIT_S):
-            raw = await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return status, headers.get("Content-Type", ""), body
-
+from tests.support.gateway import (
+    AUTHORITY,
+    Env,
+    bearer,
+    closed_code,
+    next_event,
+    receive,
+    running,
+    send,
+    session,
+)
+from tests.support.http import http_get
 
 # Handshake and authentication
 
@@ -330,219 +221,6 @@ async def test_idle_connection_is_closed_1001() -> None:
         assert ws.close_reason == "idle"
 
 
-# Turns, cancels and feedback on the bus
-
-
-async def test_user_message_publishes_a_user_turn(env: Env) -> None:
-    async with env.bus.subscribe(topics.ALL_TURNS) as turns, session(env, "dave") as (ws, sid):
-        await send(ws, type="user_message", id="turn-1", text="I am so happy today")
-        topic, first = await next_event(turns)
-        await send(ws, type="user_message", id="turn-2", text="再见")
-        _, second = await next_event(turns)
-    assert topic == topics.turn(sid)
-    assert isinstance(first, UserTurn)
-    assert (first.session_id, first.user_id, first.turn_id, first.seq, first.text) == (
-        sid,
-        "dave",
-        "turn-1",
-        1,
-        "I am so happy today",
-    )
-    assert first.sent_at > 0
-    assert isinstance(second, UserTurn)
-    assert (second.turn_id, second.seq, second.text) == ("turn-2", 2, "再见")
-
-
-async def test_barge_in_cancels_before_the_next_turn(env: Env) -> None:
-    async with session(env) as (ws, sid), env.bus.subscribe(f"{topics.PREFIX}/+/{sid}") as seen:
-        await send(ws, type="user_message", id="m1", text="tell me a long story")
-        await send(ws, type="user_message", id="m2", text="actually, stop")
-        events = [await next_event(seen) for _ in range(3)]
-        await send(ws, type="cancel")
-        client_cancel = await next_event(seen)
-    assert [(topic, type(event), event.turn_id) for topic, event in events] == [
-        (topics.turn(sid), UserTurn, "m1"),
-        (topics.cancel(sid), Cancel, "m1"),
-        (topics.turn(sid), UserTurn, "m2"),
-    ]
-    cancel = events[1][1]
-    assert isinstance(cancel, Cancel)
-    assert cancel.reason == "barge_in"
-    assert client_cancel == (
-        topics.cancel(sid),
-        Cancel(session_id=sid, turn_id="m2", reason="client"),
-    )
-
-
-async def test_no_barge_in_after_the_reply_ended(env: Env) -> None:
-    async with session(env) as (ws, sid), env.bus.subscribe(f"{topics.PREFIX}/+/{sid}") as seen:
-        await send(ws, type="user_message", id="m1", text="hello")
-        await next_event(seen)
-        await env.bus.publish(topics.reply(sid), ended(sid, "m1"))
-        assert (await receive(ws))["type"] == "reply_end"
-        await send(ws, type="user_message", id="m2", text="again")
-        topic, event = await next_event(seen)
-        while topic == topics.reply(sid):  # the test's own publication
-            topic, event = await next_event(seen)
-    assert (topic, event.turn_id) == (topics.turn(sid), "m2")
-
-
-async def test_cancel_without_a_turn_in_flight_publishes_nothing(env: Env) -> None:
-    async with session(env) as (ws, sid), env.bus.subscribe(topics.cancel(sid)) as cancels:
-        await send(ws, type="cancel")
-        await send(ws, type="hello")
-        await receive(ws)  # the cancel was handled before this hello
-        marker = Cancel(session_id=sid, turn_id="marker", reason="client")
-        await env.bus.publish(topics.cancel(sid), marker)
-        assert (await next_event(cancels))[1] == marker
-
-
-async def test_feedback_is_published_and_acknowledged(env: Env) -> None:
-    async with (
-        env.bus.subscribe(topics.ALL_FEEDBACK) as feedback,
-        session(env, "erin") as (ws, sid),
-    ):
-        await send(ws, type="user_message", id="t1", text="thanks")
-        await send(ws, type="feedback", turn_id="t1", score=5)
-        ack = await receive(ws)
-        topic, event = await next_event(feedback)
-    assert ack == {"type": "feedback_ack", "turn_id": "t1"}
-    assert topic == topics.feedback(sid)
-    assert event == Feedback(session_id=sid, user_id="erin", turn_id="t1", score=5)
-
-
-# Reply events to the client
-
-
-def ended(sid: str, turn_id: str, text: str = "Hello!") -> ReplyEnded:
-    return ReplyEnded(
-        session_id=sid,
-        turn_id=turn_id,
-        text=text,
-        interrupted=False,
-        generator="template",
-        ttft_ms=2.0,
-        total_ms=5.0,
-        stages={"emotion": 1.0, "generation": 3.0},
-    )
-
-
-async def test_reply_events_reach_the_client(env: Env) -> None:
-    reading = EmotionReading(
-        scores={"joy": 0.8, "neutral": 0.2},
-        dominant="joy",
-        valence=0.7,
-        arousal=0.6,
-        intensity=0.8,
-        model="minilm",
-    )
-    decision = Decision(
-        action=Action.REPLY,
-        strategy=Strategy.CELEBRATE,
-        tone=Tone.UPBEAT,
-        confidence=0.9,
-        policy="rules",
-        reasons=("joy",),
-    )
-    async with session(env) as (ws, sid):
-        await send(ws, type="user_message", id="t1", text="I got the job!")
-        ids: Ids = {"session_id": sid, "turn_id": "t1"}
-        events: list[Event] = [
-            EmotionRead(**ids, reading=reading),
-            DecisionMade(**ids, decision=decision),
-            ReplyStarted(**ids, generator="template"),
-            ReplyDelta(**ids, seq=0, text="Hello"),
-            ReplyDelta(**ids, seq=1, text="!"),
-            ended(sid, "t1"),
-            Handoff(**ids, reason="asked for a human"),
-            TurnFailed(**ids, code="generation", message="the reply failed; try again"),
-        ]
-        for event in events:
-            await env.bus.publish(topics.reply(sid), event)
-        received = [await receive(ws) for _ in range(8)]
-    assert [m["type"] for m in received] == [
-        "emotion",
-        "decision",
-        "reply_start",
-        "reply_delta",
-        "reply_delta",
-        "reply_end",
-        "handoff",
-        "error",
-    ]
-    assert all(m["turn_id"] == "t1" for m in received)
-    assert received[0]["dominant"] == "joy"
-    assert received[0]["scores"] == {"joy": 0.8, "neutral": 0.2}
-    assert (received[1]["strategy"], received[1]["tone"]) == ("celebrate", "upbeat")
-    assert [m["text"] for m in received[3:5]] == ["Hello", "!"]
-    assert received[5] == {
-        "type": "reply_end",
-        "turn_id": "t1",
-        "text": "Hello!",
-        "interrupted": False,
-        "generator": "template",
-        "ttft_ms": 2.0,
-        "total_ms": 5.0,
-        "stages": {"emotion": 1.0, "generation": 3.0},
-    }
-    assert received[7] == {
-        "type": "error",
-        "code": "generation",
-        "message": "the reply failed; try again",
-        "turn_id": "t1",
-    }
-
-
-async def test_deltas_after_reply_end_are_dropped(env: Env) -> None:
-    async with session(env) as (ws, sid):
-        await send(ws, type="user_message", id="t1", text="hi")
-        ids: Ids = {"session_id": sid, "turn_id": "t1"}
-        events: list[Event] = [
-            ReplyDelta(**ids, seq=0, text="Hi"),
-            ended(sid, "t1", text="Hi"),
-            ReplyDelta(**ids, seq=1, text=" late"),
-            Handoff(**ids, reason="marker"),
-        ]
-        for event in events:
-            await env.bus.publish(topics.reply(sid), event)
-        received = [await receive(ws) for _ in range(3)]
-    assert [m["type"] for m in received] == ["reply_delta", "reply_end", "handoff"]
-
-
-async def test_other_sessions_replies_are_not_seen(env: Env) -> None:
-    async with session(env, "alice") as (alice, a_sid), session(env, "bob") as (_, b_sid):
-        secret = ReplyDelta(session_id=b_sid, turn_id="t", seq=0, text="bob's secret")
-        await env.bus.publish(topics.reply(b_sid), secret)
-        marker = Handoff(session_id=a_sid, turn_id="t", reason="marker")
-        await env.bus.publish(topics.reply(a_sid), marker)
-        assert (await receive(alice))["type"] == "handoff"
-
-
-async def test_overflowing_subscription_is_overloaded_1013() -> None:
-    async with (
-        running(ConnectionLimits(reply_queue=2, outbox=1)) as env,
-        session(env) as (ws, sid),
-    ):
-        for seq in range(10):  # the in-process bus delivers without yielding
-            await env.bus.publish(
-                topics.reply(sid), ReplyDelta(session_id=sid, turn_id="t", seq=seq, text="x")
-            )
-        while (message := await receive(ws))["type"] != "error":
-            assert message["type"] == "reply_delta"
-        assert message["code"] == "overloaded"
-        assert await closed_code(ws) == 1013
-
-
-async def test_leaving_the_server_closes_connections_1001() -> None:
-    async with running() as env:
-        ws = await connect(env.url, additional_headers=bearer())
-        assert (await receive(ws))["type"] == "ready"
-    try:
-        assert await closed_code(ws) == 1001
-    finally:
-        await ws.close()
-
-
 # HTTP endpoints
 
 
@@ -639,24 +317,3 @@ async def test_fuzzed_frames_get_typed_errors_and_the_connection_survives() -> N
             if message["type"] == "error":
                 assert message["code"] in own_codes, message
         assert message["code"] == "unknown_turn"
-
-
-async def test_an_unanswered_turn_is_published_again_then_reported() -> None:
-    limits = ConnectionLimits(redeliver_after_s=0.2, redeliver_attempts=2)
-    async with (
-        running(limits) as env,
-        env.bus.subscribe(topics.ALL_TURNS) as turns,
-        session(env) as (ws, session_id),
-    ):
-        await send(ws, type="user_message", id="t1", text="anyone there?")
-        _, first = await next_event(turns)
-        _, again = await next_event(turns)
-        assert again == first
-        error = await receive(ws)
-        assert error == {
-            "type": "error",
-            "code": ErrorCode.TURN_TIMEOUT.value,
-            "message": error["message"],
-            "turn_id": "t1",
-        }
-        assert session_id

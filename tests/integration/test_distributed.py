@@ -17,7 +17,8 @@ from websockets.asyncio.client import connect
 
 from agent.gateway import TokenAuthority
 from tests.fixtures.mqtt import PrivateBroker
-from tests.support.processes import RoleProcess, free_port, http_get
+from tests.support.http import http_get
+from tests.support.processes import RoleProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ async def converse(url: str, token: str, turns: int) -> list[tuple[str, str, str
 
 
 async def answered_by(port: int) -> int:
-    status, body = await http_get(port, "/metrics")
+    status, _, body = await http_get(port, "/metrics")
     assert status == 200
     found = re.search(rb'heartline_turns_total\{outcome="answered"\} ([0-9.]+)', body)
     return int(float(found.group(1))) if found else 0

@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["RoleProcess", "free_port", "http_get"]
+from tests.support.http import http_get
+
+__all__ = ["RoleProcess", "free_port"]
 
 
 def free_port() -> int:
@@ -19,22 +21,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
-    """Status and body of a plain HTTP GET on 127.0.0.1."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        async with asyncio.timeout(10):
-            raw = await reader.read()
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 class RoleProcess:
