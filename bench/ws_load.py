@@ -1,12 +1,13 @@
 """WebSocket load: N concurrent clients x M turns against a Heartline server.
 
-Modes (every address is 127.0.0.1):
+Modes (every address is 127.0.0.1; the servers are started by `_servers`):
 
 * ``--mode embedded`` (default): starts ``heartline serve`` as a subprocess on a
   free port with a temporary data directory, and stops it at the end.
 * ``--mode distributed``: starts one ``heartline gateway`` and ``--workers``
-  ``heartline worker`` subprocesses on the local Mosquitto (1883) and a fresh
-  PostgreSQL database on 127.0.0.1:5432, dropped at the end.
+  ``heartline worker`` subprocesses on a fresh PostgreSQL database on
+  127.0.0.1:5432 (dropped at the end) and a private Mosquitto configured from
+  deploy/mosquitto.conf on a free port (``--mqtt-port`` uses a running broker).
 * ``--url URL --token TOKEN``: an already running server (all sessions use the token).
 
 Each client connects with ``Authorization: Bearer``, waits for ``ready``, then
@@ -27,32 +28,20 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import re
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from _servers import HOST, ServerHandle, distributed_servers, embedded_server
 from _stats import machine_summary, print_percentile_table, raise_open_file_limit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from agent.gateway import TokenAuthority, load_or_create_secret
+__all__ = ["TurnFailure", "TurnSample", "load", "main", "open_session", "run_turn"]
 
-__all__ = ["ServerHandle", "distributed_servers", "embedded_server", "main"]
-
-HOST = "127.0.0.1"
-_PROBE_TIMEOUT_S = 2.0
-HEARTLINE = str(Path(sys.executable).with_name("heartline"))
 STAGES = ("queue", "emotion", "publish", "context", "policy", "first_token", "generate")
 
 TEXTS: tuple[str, ...] = (
@@ -73,242 +62,6 @@ TEXTS: tuple[str, ...] = (
     "I'm scared I lost all my files after the update.",
     "It's fine, just curious how the warranty works.",
 )
-
-# Servers
-
-
-@dataclass(slots=True)
-class ServerHandle:
-    """A server to load: its URL, a token per session index, and its process ids."""
-
-    url: str
-    token_for: Callable[[int], str]
-    pids: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
-    """This environment without inherited HEARTLINE_* settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTLINE_")}
-    env.update(extra)
-    return env
-
-
-def _spawn(name: str, argv: Sequence[str], env: dict[str, str], logdir: Path) -> _Process:
-    log = logdir / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            [HEARTLINE, *argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=logdir
-        )
-    return _Process(name, popen, log)
-
-
-def _stop(process: _Process, *, timeout: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL after `timeout`; prints the log tail of an unclean exit."""
-    if process.popen.poll() is None:
-        process.popen.send_signal(signal.SIGTERM)
-        try:
-            process.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(f"{process.name} did not stop in {timeout:g} s; killing it", file=sys.stderr)
-            process.popen.kill()
-            process.popen.wait(5)
-    code = process.popen.returncode
-    if code not in (0, -signal.SIGTERM):
-        print(f"{process.name} exited with {code}:\n{process.tail()}", file=sys.stderr)
-
-
-async def _wait_for_log(process: _Process, pattern: str) -> re.Match[str]:
-    """The first match of `pattern` in the process's output; raises if the process exits."""
-    regex = re.compile(pattern)
-    while True:
-        match = regex.search(process.log.read_text(encoding="utf-8", errors="replace"))
-        if match is not None:
-            return match
-        if process.popen.poll() is not None:
-            raise RuntimeError(
-                f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}"
-            )
-        await asyncio.sleep(0.05)
-
-
-async def _http_status(port: int, path: str) -> int:
-    """The status code of GET http://127.0.0.1:port/path (no proxy), 0 if unreachable."""
-    try:
-        async with asyncio.timeout(_PROBE_TIMEOUT_S):
-            reader, writer = await asyncio.open_connection(HOST, port)
-            try:
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-                status = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return 0
-    parts = status.split()
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-
-
-async def _wait_ready(process: _Process, port: int) -> None:
-    """Until /readyz answers 200; raises if the process exits."""
-    while await _http_status(port, "/readyz") != 200:
-        if process.popen.poll() is not None:
-            raise RuntimeError(f"{process.name} exited:\n{process.tail()}")
-        await asyncio.sleep(0.1)
-
-
-async def _until_ready(process: _Process, ready: Awaitable[object], *, limit_s: float) -> None:
-    """Await `ready` for at most `limit_s` seconds; the timeout names the process."""
-    try:
-        async with asyncio.timeout(limit_s):
-            await ready
-    except TimeoutError:
-        raise TimeoutError(
-            f"{process.name} not ready in {limit_s:g} s:\n{process.tail()}"
-        ) from None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _rate_env(rate: float) -> dict[str, str]:
-    burst = max(1, int(rate))
-    return {"HEARTLINE_MESSAGES_PER_SECOND": str(rate), "HEARTLINE_MESSAGE_BURST": str(burst)}
-
-
-@contextlib.asynccontextmanager
-async def embedded_server(
-    *, rate: float, startup_timeout: float = 60.0
-) -> AsyncIterator[ServerHandle]:
-    """`heartline serve` on a free port with a temporary data directory."""
-    with tempfile.TemporaryDirectory(prefix="heartline-bench-") as tmp:
-        data = Path(tmp) / "data"
-        argv = ["serve", "--host", HOST, "--port", "0", "--data-dir", str(data)]
-        argv += ["--log-level", "warning"]
-        process = _spawn("serve", argv, _clean_env(_rate_env(rate)), Path(tmp))
-        try:
-            announced = _wait_for_log(process, r"listening on (ws://\S+)\n")
-            async with asyncio.timeout(startup_timeout):
-                match = await announced
-            url = match.group(1)
-            port = int(url.rsplit(":", 1)[1].split("/")[0])
-            await _until_ready(process, _wait_ready(process, port), limit_s=startup_timeout)
-            authority = TokenAuthority(load_or_create_secret(data)[0])
-            yield ServerHandle(
-                url=url,
-                token_for=lambda index: authority.issue(f"bench-{index}", ttl_s=3600),
-                pids={"serve": process.popen.pid},
-            )
-        finally:
-            _stop(process)
-
-
-def _psql(sql: str, *, user: str, admin_db: str) -> None:
-    argv = ["psql", "-h", HOST, "-U", user, "-d", admin_db, "-v", "ON_ERROR_STOP=1", "-c", sql]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"psql failed ({sql}): {done.stderr.strip()}")
-
-
-@contextlib.asynccontextmanager
-async def distributed_servers(
-    *,
-    workers: int,
-    rate: float,
-    pg_user: str,
-    pg_admin_db: str,
-    parallel_start: bool = False,
-    startup_timeout: float = 60.0,
-) -> AsyncIterator[ServerHandle]:
-    """One gateway and `workers` workers on the local Mosquitto and a fresh PostgreSQL database.
-
-    Workers start one after another unless `parallel_start`.
-    """
-    run = secrets.token_hex(4)
-    database = f"heartline_bench_{run}"
-    secret = secrets.token_urlsafe(48)
-    _psql(f"CREATE DATABASE {database}", user=pg_user, admin_db=pg_admin_db)
-    try:
-        with tempfile.TemporaryDirectory(prefix="heartline-bench-") as tmp:
-            url = f"postgresql+asyncpg://{pg_user}@{HOST}:5432/{database}"
-            env = _clean_env(
-                {
-                    **_rate_env(rate),
-                    "HEARTLINE_SECRET": secret,
-                    "HEARTLINE_DATABASE_URL": url,
-                    "HEARTLINE_WORKER_GROUP": f"bench_{run}",
-                    "HEARTLINE_MQTT_HOST": HOST,
-                    "HEARTLINE_MQTT_PORT": "1883",
-                    "HEARTLINE_DATA_DIR": str(Path(tmp) / "data"),
-                }
-            )
-            roles = _roles(Path(tmp), env, workers, startup_timeout, parallel=parallel_start)
-            async with roles as (port, pids):
-                authority = TokenAuthority(secret.encode())
-                yield ServerHandle(
-                    url=f"ws://{HOST}:{port}/ws",
-                    token_for=lambda index: authority.issue(f"bench-{index}", ttl_s=3600),
-                    pids=pids,
-                )
-    finally:
-        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            _psql(
-                f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
-                user=pg_user,
-                admin_db=pg_admin_db,
-            )
-
-
-def _worker_ready(process: _Process) -> Awaitable[re.Match[str]]:
-    return _wait_for_log(process, r"worker ready")
-
-
-@contextlib.asynccontextmanager
-async def _roles(
-    logdir: Path, env: dict[str, str], workers: int, startup_timeout: float, *, parallel: bool
-) -> AsyncIterator[tuple[int, dict[str, int]]]:
-    """Workers, then a gateway on a free port once they are ready; stopped in reverse."""
-    processes: list[_Process] = []
-    try:
-        # Workers log at info so that "worker ready" says when they subscribed.
-        # One at a time unless `parallel`: workers that start together on an
-        # empty database race to create the schema (see docs/benchmarks.md).
-        argv = ["worker", "--log-level", "info", "--log-format", "json"]
-        for index in range(workers):
-            processes.append(_spawn(f"worker{index + 1}", argv, env, logdir))
-            if not parallel:
-                await _until_ready(
-                    processes[-1], _worker_ready(processes[-1]), limit_s=startup_timeout
-                )
-        for process in processes:
-            await _until_ready(process, _worker_ready(process), limit_s=startup_timeout)
-        port = _free_port()
-        argv = ["gateway", "--host", HOST, "--port", str(port), "--log-level", "warning"]
-        gateway = _spawn("gateway", argv, env, logdir)
-        processes.append(gateway)
-        await _until_ready(gateway, _wait_ready(gateway, port), limit_s=startup_timeout)
-        yield port, {p.name: p.popen.pid for p in processes}
-    finally:
-        for process in reversed(processes):
-            _stop(process)
-
 
 # Clients
 
@@ -633,6 +386,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pg-user", default="postgres", help="distributed: PostgreSQL user")
     parser.add_argument("--pg-admin-db", default="test", help="distributed: db to connect to")
+    parser.add_argument(
+        "--mqtt-host",
+        default=HOST,
+        help="distributed: host of a running broker, with --mqtt-port (127.0.0.1)",
+    )
+    parser.add_argument(
+        "--mqtt-port",
+        type=int,
+        help="distributed: use the running broker on this port instead of starting a "
+        "private Mosquitto from deploy/mosquitto.conf",
+    )
     return parser
 
 
@@ -646,9 +410,11 @@ async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[ServerHandle,
             rate=args.server_rate,
             pg_user=args.pg_user,
             pg_admin_db=args.pg_admin_db,
+            mqtt=None if args.mqtt_port is None else (args.mqtt_host, args.mqtt_port),
             parallel_start=args.parallel_start,
         ) as handle:
-            yield handle, f"distributed: 1 gateway + {args.workers} workers, MQTT + PostgreSQL"
+            label = f"distributed: 1 gateway + {args.workers} workers, MQTT + PostgreSQL"
+            yield handle, f"{label}\nbroker: {handle.broker}"
     else:
         async with embedded_server(rate=args.server_rate) as handle:
             yield handle, "embedded: heartline serve (in-process bus, SQLite, template generator)"
