@@ -19,9 +19,10 @@ import time
 from collections.abc import Sequence
 
 import psutil
+from _servers import ServerHandle, embedded_server
 from _stats import machine_summary, percentile, raise_open_file_limit
 from websockets.asyncio.client import ClientConnection
-from ws_load import ServerHandle, embedded_server, open_session
+from ws_load import open_session
 
 __all__ = ["main"]
 
