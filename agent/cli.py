@@ -172,7 +172,8 @@ def _serve(settings: Settings) -> None:
             print(f"Created a token secret in {settings.data_dir}.")
         print(f"Heartline is listening on {running.gateway.url}")
         print(f"Demo token (user {_DEMO_USER!r}, valid 24 h): {token}")
-        print("Chat with it:  heartline chat" + _chat_flags(settings, running.gateway.port))
+        command = sys.argv[0] if Path(sys.argv[0]).name == "heartline" else "heartline"
+        print(f"Chat with it:  {command} chat" + _chat_flags(settings, running.gateway.port))
         print("Stop with Ctrl+C.", flush=True)
 
     asyncio.run(_run_until_signalled(embedded, settings, announce))
