@@ -7,7 +7,7 @@ from typing import Protocol
 
 from agent.values import EmotionReading
 
-__all__ = ["EmotionRecognizer"]
+__all__ = ["EmotionModel", "EmotionRecognizer"]
 
 
 class EmotionRecognizer(Protocol):
@@ -18,4 +18,19 @@ class EmotionRecognizer(Protocol):
 
     async def read_batch(self, texts: Sequence[str]) -> list[EmotionReading]:
         """One reading per text, in order. Safe to cancel."""
+        ...
+
+
+class EmotionModel(Protocol):
+    """A model that reads a batch at once, blocking: run it off the event loop.
+
+    `MicroBatcher` turns one into an `EmotionRecognizer` by grouping concurrent
+    turns into one call on a worker thread.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def predict(self, texts: Sequence[str]) -> list[EmotionReading]:
+        """One reading per text, in order. CPU-bound; never call it on the event loop."""
         ...
