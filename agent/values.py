@@ -69,7 +69,8 @@ class EmotionReading:
     """One reading of a text: the full distribution plus its summaries.
 
     `scores` maps each label of the fine label space to a probability;
-    `dominant` is the label the reading stands for.
+    `dominant` is the label the reading stands for; `labels` are the labels
+    the model judged present (its multi-label decision), when it makes one.
     """
 
     scores: dict[Label, Unit]
@@ -78,12 +79,19 @@ class EmotionReading:
     arousal: Unit
     intensity: Unit
     model: Annotated[str, Field(min_length=1, max_length=128)]
+    labels: tuple[Label, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dominant not in self.scores:
             raise ValueError(f"dominant label {self.dominant!r} has no score")
         if not all(math.isfinite(v) for v in self.scores.values()):
             raise ValueError("scores must be finite")
+        if any(label not in self.scores for label in self.labels):
+            raise ValueError("every present label needs a score")
+
+    def present(self) -> tuple[str, ...]:
+        """The labels judged present: the model's decision, else the dominant one."""
+        return self.labels or (self.dominant,)
 
     def score(self, label: str) -> float:
         return self.scores.get(label, 0.0)

@@ -283,6 +283,7 @@ def event_message(event: Event) -> ServerMessage | None:
                 "type": "emotion",
                 "turn_id": turn_id,
                 "dominant": r.dominant,
+                "labels": list(r.present()),
                 "scores": dict(r.scores),
                 "valence": r.valence,
                 "arousal": r.arousal,
