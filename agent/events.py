@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Final, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from agent.emotion.labels import LABELS
 from agent.errors import EventDecodeError
 from agent.values import Decision, EmotionReading
 
@@ -47,9 +48,28 @@ Millis = Annotated[float, Field(ge=0.0)]
 Version = Literal[1]
 
 
+def _known_labels(signals: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(signals) - set(LABELS))
+    if unknown:
+        raise ValueError(f"not GoEmotions labels: {unknown}")
+    return signals
+
+
+Signals = Annotated[
+    dict[str, Annotated[float, Field(ge=0.0, le=1.0)]],
+    Field(min_length=1, max_length=len(LABELS)),
+    AfterValidator(_known_labels),
+]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
 class UserTurn:
-    """A user's message, numbered by the gateway within its session (`seq` from 1)."""
+    """A user's message, numbered by the gateway within its session (`seq` from 1).
+
+    `signals` are emotion scores per GoEmotions label that the client measured
+    itself (a voice or face model); the pipeline fuses them with the text
+    reading (`agent.emotion.fusion`).
+    """
 
     type: Literal["user_turn"] = "user_turn"
     v: Version = EVENT_VERSION
@@ -59,6 +79,7 @@ class UserTurn:
     seq: Annotated[int, Field(ge=1)]
     text: Text
     sent_at: float
+    signals: Signals | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)

@@ -16,12 +16,14 @@ from pydantic.dataclasses import dataclass
 
 __all__ = [
     "Action",
+    "ConversationMood",
     "Decision",
     "EmotionReading",
     "Exchange",
     "HistorySummary",
     "Strategy",
     "Tone",
+    "Trajectory",
     "Trend",
     "TurnContext",
 ]
@@ -64,6 +66,16 @@ class Trend(StrEnum):
     RECOVERING = "recovering"
 
 
+class Trajectory(StrEnum):
+    """Where the conversation's mood is heading; `agent.emotion.conversation` has the rules."""
+
+    STEADY = "steady"
+    ESCALATING = "escalating"
+    CALMING = "calming"
+    BRIGHTENING = "brightening"
+    VOLATILE = "volatile"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
 class EmotionReading:
     """One reading of a text: the full distribution plus its summaries.
@@ -95,6 +107,34 @@ class EmotionReading:
 
     def score(self, label: str) -> float:
         return self.scores.get(label, 0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class ConversationMood:
+    """The conversation's emotional state so far, smoothed over its turns.
+
+    It lives here, not beside its update rule, because `TurnContext` carries
+    it to the policies. `scores`, `valence`, `arousal` and `intensity` are
+    exponential moving averages of the per-turn readings; `recent_valence`
+    and `recent_anger` are the last few raw per-turn values the trajectory
+    is judged on. `agent.emotion.conversation.update_mood` makes the next one.
+    """
+
+    turns: Annotated[int, Field(ge=0)] = 0
+    scores: dict[Label, Unit] = Field(default_factory=lambda: {"neutral": 1.0})
+    dominant: Label = "neutral"
+    valence: Signed = 0.0
+    arousal: Unit = 0.0
+    intensity: Unit = 0.0
+    trajectory: Trajectory = Trajectory.STEADY
+    recent_valence: tuple[Signed, ...] = ()
+    recent_anger: tuple[Unit, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.dominant not in self.scores:
+            raise ValueError(f"dominant label {self.dominant!r} has no score")
+        if len(self.recent_valence) != len(self.recent_anger):
+            raise ValueError("recent_valence and recent_anger must be the same length")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
@@ -143,10 +183,15 @@ class HistorySummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
 class TurnContext:
-    """Everything a policy may look at to decide one turn. Time comes in as `now`."""
+    """Everything a policy may look at to decide one turn. Time comes in as `now`.
+
+    `emotion` is this turn's reading; `mood` is the conversation's, this turn
+    included (neutral and steady when a caller does not track one).
+    """
 
     text: str
     emotion: EmotionReading
     history: HistorySummary
     conversation: tuple[Exchange, ...] = ()
+    mood: ConversationMood = Field(default_factory=ConversationMood)
     now: float = 0.0

@@ -26,6 +26,7 @@ from agent import topics
 from agent.bus.base import EventBus, Subscription
 from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
 from agent.dialogue.session import SessionCache
+from agent.emotion.conversation import replay_mood
 from agent.errors import EventDecodeError, HeartlineError, StageError
 from agent.events import (
     Cancel,
@@ -257,6 +258,7 @@ class DialogueManager:
                     turn.session_id, limit=self._settings.context_turns
                 )
             )
+            state.mood = replay_mood(e.emotion for e in state.conversation if e.emotion)
         publish_reply = self._publisher(turn.session_id)
         renewer = self._spawn(self._renew_lease(turn, payload))
         try:

@@ -18,6 +18,8 @@ import structlog
 from agent.dialogue.interrupt import run_interruptible
 from agent.dialogue.session import SessionState
 from agent.emotion.base import EmotionRecognizer
+from agent.emotion.conversation import update_mood
+from agent.emotion.fusion import FusionWeights, fuse
 from agent.errors import HeartlineError, StageError, StoreError
 from agent.events import (
     DecisionMade,
@@ -73,6 +75,8 @@ class Stages:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineSettings:
+    # How a turn's client signals weigh against its text (agent.emotion.fusion)
+    fusion: FusionWeights = field(default_factory=FusionWeights)
     # Timeouts
     emotion_timeout: float = 5.0
     history_timeout: float = 2.0
@@ -137,6 +141,7 @@ class TurnPipeline:
         state.conversation.append(
             Exchange(text=turn.text, reply=text, emotion=reading, strategy=decision.strategy)
         )
+        state.mood = context.mood
         record = TurnRecord(
             session_id=turn.session_id,
             user_id=turn.user_id,
@@ -160,7 +165,11 @@ class TurnPipeline:
     async def _understand(
         self, turn: UserTurn, state: SessionState, publish: Publish, clock: _Stopwatch
     ) -> tuple[EmotionReading, TurnContext, Decision]:
-        """Read the emotion, gather the context and decide; publish each result."""
+        """Read the emotion, gather the context and decide; publish each result.
+
+        The turn's mood goes into the context here but into `state` only once
+        the turn is answered, together with its exchange.
+        """
         sid, tid = turn.session_id, turn.turn_id
         try:
             async with asyncio.TaskGroup() as group:
@@ -168,7 +177,7 @@ class TurnPipeline:
                 if state.history is None:
                     history = group.create_task(self._history(turn.user_id, sid))
                     history.add_done_callback(lambda done: _keep_history(state, done))
-                reading = await self._recognize(turn.text)
+                reading = await self._recognize(turn)
                 clock.lap("emotion")
                 await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
                 clock.lap("publish")
@@ -179,6 +188,7 @@ class TurnPipeline:
             emotion=reading,
             history=state.history or HistorySummary.first_time(),
             conversation=tuple(state.conversation),
+            mood=update_mood(state.mood, reading),
             now=time.time(),
         )
         clock.lap("context")
@@ -242,15 +252,18 @@ class TurnPipeline:
         )
         return text, interrupted
 
-    async def _recognize(self, text: str) -> EmotionReading:
+    async def _recognize(self, turn: UserTurn) -> EmotionReading:
+        """The text's reading, fused with the client's signals when the turn has some."""
         try:
             async with asyncio.timeout(self._settings.emotion_timeout):
-                (reading,) = await self._stages.recognizer.read_batch([text])
+                (reading,) = await self._stages.recognizer.read_batch([turn.text])
         except TimeoutError as exc:
             raise StageError("emotion", "emotion recognition timed out") from exc
         except Exception as exc:
             raise StageError("emotion", "emotion recognition failed") from exc
-        return reading
+        if turn.signals is None:
+            return reading
+        return fuse(reading, turn.signals, self._settings.fusion)
 
     async def _history(self, user_id: str, session_id: str) -> HistorySummary | None:
         """The user's history, or None when the store cannot give it in time.

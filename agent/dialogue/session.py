@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from agent.values import Exchange, HistorySummary
+from agent.values import ConversationMood, Exchange, HistorySummary
 
 __all__ = ["SessionCache", "SessionState"]
 
 
 @dataclass(slots=True)
 class SessionState:
-    """The conversation so far (bounded) and the user's history as of session start.
+    """The conversation so far (bounded), its mood, and the user's history as of session start.
 
     `last_seq` says which turn the cached conversation ends at, so a worker
     can tell when another worker answered turns in between and reload.
@@ -20,6 +20,7 @@ class SessionState:
 
     conversation: deque[Exchange]
     history: HistorySummary | None = None
+    mood: ConversationMood = field(default_factory=ConversationMood)
     last_seq: int = 0
 
 

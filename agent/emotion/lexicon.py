@@ -46,6 +46,10 @@ class LexiconRecognizer:
         self._zh_pattern = _pattern(self._zh, words=False)
 
     async def read_batch(self, texts: Sequence[str]) -> list[EmotionReading]:
+        """Instant, so it runs inline: no worker thread needed."""
+        return self.predict(texts)
+
+    def predict(self, texts: Sequence[str]) -> list[EmotionReading]:
         return [self.read(text) for text in texts]
 
     def read(self, text: str) -> EmotionReading:

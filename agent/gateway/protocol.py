@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
+from agent.emotion.labels import LABELS
 from agent.errors import WireError
 from agent.events import (
     MAX_TEXT_CHARS,
@@ -97,10 +98,15 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class UserMessage:
-    """A user's turn; `id` is the client's turn id, unique within the session."""
+    """A user's turn; `id` is the client's turn id, unique within the session.
+
+    `signals` are the client's own emotion scores (label to score in [0, 1]),
+    fused with the text reading by the pipeline.
+    """
 
     id: str
     text: str
+    signals: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +127,7 @@ ClientMessage = Hello | UserMessage | FeedbackMessage | CancelMessage
 # type -> (required fields, optional fields), besides "type" itself.
 _FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "hello": ((), ("token",)),
-    "user_message": (("id", "text"), ()),
+    "user_message": (("id", "text"), ("signals",)),
     "feedback": (("turn_id", "score"), ()),
     "cancel": ((), ()),
 }
@@ -240,7 +246,26 @@ def _parse_user_message(data: dict[str, Any]) -> UserMessage:
         raise _invalid("user_message", "text", f"must be at most {MAX_TEXT_CHARS} characters")
     if not _valid_unicode(text):
         raise _invalid("user_message", "text", "must be valid Unicode (no lone surrogates)")
-    return UserMessage(id=turn_id, text=text)
+    return UserMessage(id=turn_id, text=text, signals=_parse_signals(data.get("signals")))
+
+
+def _parse_signals(value: Any) -> dict[str, float] | None:
+    """`null` or an object of 1-28 GoEmotions labels, each with a score in [0, 1]."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not 1 <= len(value) <= len(LABELS):
+        raise _invalid("user_message", "signals", f"must be an object of 1-{len(LABELS)} entries")
+    signals: dict[str, float] = {}
+    for label, score in value.items():
+        if label not in LABELS:
+            raise _invalid(
+                "user_message", "signals", f"has {_quote(label)}, which is not a GoEmotions label"
+            )
+        number = isinstance(score, int | float) and not isinstance(score, bool)
+        if not number or not 0.0 <= score <= 1.0:  # NaN fails the comparison
+            raise _invalid("user_message", "signals", f"must give {label} a number from 0 to 1")
+        signals[label] = float(score)
+    return signals
 
 
 def _parse_feedback(data: dict[str, Any]) -> FeedbackMessage:
@@ -407,6 +432,7 @@ class SessionCore:
             seq=self._seq,
             text=message.text,
             sent_at=now,
+            signals=message.signals,
         )
         self._in_flight[message.id] = _InFlight(turn)
         self._last_activity = now

@@ -84,6 +84,27 @@ async def test_a_turn_streams_emotion_decision_and_reply(app: Running) -> None:
     assert 0 < end["ttft_ms"] <= end["total_ms"]
 
 
+async def test_a_strong_external_anger_signal_turns_a_neutral_text_to_anger(app: Running) -> None:
+    async with connect(_url(app)) as ws:
+        await _hello(ws, _token(app))
+        text = "Where is my order?"
+        await ws.send(json.dumps({"type": "user_message", "id": "plain", "text": text}))
+        plain = (await _until(ws, "reply_end", "plain"))[0]
+        frame = {"type": "user_message", "id": "voiced", "text": text, "signals": {"anger": 0.95}}
+        await ws.send(json.dumps(frame))
+        voiced = (await _until(ws, "reply_end", "voiced"))[0]
+        await ws.send(json.dumps({**frame, "id": "bad", "signals": {"rage": 0.95}}))
+        error = await _receive(ws)
+    assert (plain["type"], voiced["type"]) == ("emotion", "emotion")
+    assert plain["dominant"] != "anger"
+    assert voiced["dominant"] == "anger"
+    assert voiced["model"] == plain["model"] + "+signals"
+    assert voiced["valence"] < plain["valence"]
+    assert len(voiced["scores"]) == 28
+    assert (error["type"], error["code"]) == ("error", "invalid_message")
+    assert "'signals'" in error["message"]
+
+
 async def test_barge_in_interrupts_the_reply_and_answers_the_new_message(app: Running) -> None:
     async with connect(
         _url(app), additional_headers={"Authorization": f"Bearer {_token(app)}"}

@@ -107,3 +107,18 @@ def test_decode_never_raises_anything_else(payload: bytes) -> None:
 def test_random_objects_are_rejected_cleanly(obj: dict[str, object]) -> None:
     with contextlib.suppress(EventDecodeError):
         decode(json.dumps({"type": "user_turn", "v": 1, **obj}))
+
+
+def test_user_turn_signals_round_trip_and_are_validated() -> None:
+    turn = UserTurn(
+        session_id="s", user_id="u", turn_id="t", seq=1, text="hi", sent_at=0.0, signals={"joy": 1}
+    )
+    assert turn.signals == {"joy": 1.0}
+    assert decode(encode(turn)) == turn
+    older = b'{"type":"user_turn","v":1,"session_id":"s","user_id":"u","turn_id":"t","seq":1,'
+    plain = decode(older + b'"text":"hi","sent_at":0.0}')
+    assert isinstance(plain, UserTurn)
+    assert plain.signals is None
+    for bad in (b'{"rage":0.5}', b'{"joy":1.5}', b"{}"):
+        with pytest.raises(EventDecodeError, match="signals"):
+            decode(older + b'"text":"hi","sent_at":0.0,"signals":' + bad + b"}")

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.emotion.labels import LABELS
 from agent.events import (
     Cancel,
     DecisionMade,
@@ -73,6 +74,27 @@ def test_parses_each_client_message() -> None:
     assert parse_frame(frame(type="cancel")) == CancelMessage()
 
 
+def test_user_message_may_carry_signals() -> None:
+    signals = {"anger": 0.9, "fear": 0, "neutral": 1}
+    message = parse_frame(frame(type="user_message", id="x", text="hi", signals=signals))
+    expected = {"anger": 0.9, "fear": 0.0, "neutral": 1.0}
+    assert message == UserMessage(id="x", text="hi", signals=expected)
+    assert parse_frame(frame(type="user_message", id="x", text="hi", signals=None)) == UserMessage(
+        id="x", text="hi"
+    )
+    every = dict.fromkeys(LABELS, 0.5)
+    assert parse_frame(frame(type="user_message", id="x", text="hi", signals=every)) == UserMessage(
+        id="x", text="hi", signals=every
+    )
+
+
+def test_invalid_signals_name_the_label_not_the_client_string() -> None:
+    err = error_of(frame(type="user_message", id="x", text="hi", signals={"furious" * 50: 0.5}))
+    assert "'signals'" in err.message
+    assert "not a GoEmotions label" in err.message
+    assert len(err.message) < 200
+
+
 def test_accepts_text_at_the_limit_and_any_script() -> None:
     text = "好" * MAX_TEXT_CHARS
     message = parse_frame(frame(type="user_message", id="x", text=text))
@@ -122,6 +144,9 @@ def test_unknown_type() -> None:
     assert "launch_missiles" in err.message
 
 
+TOO_MANY = {f"l{n}": 0 for n in range(29)}
+
+
 @pytest.mark.parametrize(
     ("fields", "field_name"),
     [
@@ -138,6 +163,14 @@ def test_unknown_type() -> None:
         ({"type": "user_message", "id": "x" * 65, "text": "hi"}, "id"),
         ({"type": "user_message", "id": 7, "text": "hi"}, "id"),
         ({"type": "user_message", "id": "x", "text": "hi", "signals": {}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": [0.5]}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"rage": 0.5}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"anger": 1.5}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"anger": -0.1}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"anger": "1"}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"anger": True}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": {"anger": None}}, "signals"),
+        ({"type": "user_message", "id": "x", "text": "hi", "signals": TOO_MANY}, "signals"),
         ({"type": "user_message", "id": "x", "text": "hi", "user_id": "u"}, "user_id"),
         ({"type": "feedback", "turn_id": "x", "score": 0}, "score"),
         ({"type": "feedback", "turn_id": "x", "score": 6}, "score"),
@@ -388,6 +421,13 @@ def test_turns_are_numbered_and_carry_the_session_user() -> None:
     cancels, second = session.user_message(UserMessage(id="b", text="two"), now=11.0)
     assert cancels == []
     assert second.seq == 2
+
+
+def test_signals_travel_on_the_turn() -> None:
+    _, turn = core().user_message(UserMessage(id="a", text="one", signals={"joy": 0.8}), now=1.0)
+    assert turn.signals == {"joy": 0.8}
+    _, plain = core().user_message(UserMessage(id="a", text="one"), now=1.0)
+    assert plain.signals is None
 
 
 def test_barge_in_cancels_the_turn_in_flight_once() -> None:

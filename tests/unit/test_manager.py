@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +14,7 @@ from agent import topics
 from agent.bus import InProcessBus, Subscription
 from agent.dialogue import DialogueManager, ManagerSettings, PipelineSettings, Stages
 from agent.emotion import LexiconRecognizer
+from agent.emotion.conversation import replay_mood
 from agent.errors import StoreError
 from agent.events import (
     Cancel,
@@ -29,7 +31,7 @@ from agent.events import (
 )
 from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
-from agent.values import EmotionReading, HistorySummary
+from agent.values import Decision, EmotionReading, HistorySummary, Trajectory, TurnContext
 from memory import InMemoryTurnLedger
 from memory.ledger import ClaimOutcome, TurnLedger
 from policies import RulePolicy
@@ -334,3 +336,63 @@ async def test_a_database_failure_abandons_one_turn_and_the_worker_carries_on() 
         assert managers[0].ready
     assert isinstance(events[-1], ReplyEnded)
     assert [t.turn_id for t in store.turns] == ["t1"]
+
+
+class _Watching:
+    """The rule policy, recording every context it is given."""
+
+    name = "watching"
+
+    def __init__(self) -> None:
+        self.contexts: list[TurnContext] = []
+        self._rules = RulePolicy()
+
+    def decide(self, context: TurnContext) -> Decision | None:
+        self.contexts.append(context)
+        return self._rules.decide(context)
+
+
+def _watched(store: ListStore, policy: _Watching) -> Stages:
+    return Stages(
+        recognizer=LexiconRecognizer(), policy=policy, generator=TemplateGenerator(), store=store
+    )
+
+
+async def test_signals_are_fused_and_the_mood_reaches_the_policy() -> None:
+    store, policy = ListStore(), _Watching()
+    turns = [
+        _turn(1, "thanks, that helps"),
+        dataclasses.replace(_turn(2, "Where is my parcel?"), signals={"anger": 0.95}),
+        _turn(3, "This is ridiculous, I am furious!"),
+    ]
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, _watched(store, policy), InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        for turn in turns:
+            await bus.publish(topics.turn("s1"), turn)
+        events = await _until_ended(replies, 3)
+    readings = [e.reading for e in events if isinstance(e, EmotionRead)]
+    assert [r.model for r in readings] == ["lexicon-v1", "lexicon-v1+signals", "lexicon-v1"]
+    assert readings[1].dominant == "anger"
+    moods = [c.mood for c in policy.contexts]
+    assert [m.turns for m in moods] == [1, 2, 3]
+    assert moods[0].dominant == readings[0].dominant
+    assert moods[2].trajectory is Trajectory.ESCALATING
+    assert moods[2].valence < moods[0].valence
+
+
+async def test_the_mood_is_rebuilt_when_another_worker_answered_the_turns_before() -> None:
+    store, ledger = ListStore(), InMemoryTurnLedger()
+    first, second = _Watching(), _Watching()
+    async with InProcessBus() as bus:
+        for policy, turns in ((first, [1, 2]), (second, [3])):
+            manager = DialogueManager(bus, _watched(store, policy), ledger, metrics=Metrics())
+            async with manager, bus.subscribe(topics.reply("s1")) as replies:
+                for seq in turns:
+                    await bus.publish(topics.turn("s1"), _turn(seq, "I am furious!"))
+                await _until_ended(replies, len(turns))
+    (context,) = second.contexts
+    assert context.mood.turns == 3
+    assert context.mood == replay_mood(c.emotion for c in [*first.contexts, context])
