@@ -7,6 +7,7 @@ worker finishes its turns, the store writes what it holds, the bus closes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,7 +20,10 @@ from agent.bus.inprocess import InProcessBus
 from agent.bus.mqtt import MqttBus, MqttSettings
 from agent.config import Settings
 from agent.dialogue import DialogueManager, ManagerSettings, Stages
-from agent.emotion import LexiconRecognizer
+from agent.emotion import EmotionRecognizer, LexiconRecognizer
+from agent.emotion.batching import MicroBatcher
+from agent.emotion.catalog import models_for
+from agent.emotion.routing import LanguageRouter
 from agent.gateway import (
     ConnectionLimits,
     Gateway,
@@ -103,7 +107,7 @@ async def _start_worker(
     store = await stack.enter_async_context(SqlConversationStore(engine))
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
     stages = Stages(
-        recognizer=LexiconRecognizer(),
+        recognizer=await _start_recognizer(stack, settings.emotion_model),
         policy=RulePolicy(),
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
@@ -135,6 +139,21 @@ async def _start_gateway(
             ready=ready,
         )
     )
+
+
+async def _start_recognizer(stack: AsyncExitStack, model_name: str) -> EmotionRecognizer:
+    """The models of `model_name` by language, each behind a micro-batcher, lexicon as fallback.
+
+    Loading takes a second or so and blocks, so it runs on a worker thread.
+    """
+    models = await asyncio.to_thread(models_for, model_name)
+    batched: dict[int, EmotionRecognizer] = {}
+    for model in models.values():
+        if id(model) not in batched:  # one batcher per model, shared by its languages
+            batched[id(model)] = await stack.enter_async_context(MicroBatcher(model))
+    routes = {language: batched[id(model)] for language, model in models.items()}
+    _log.info("emotion models ready", models={k: v.name for k, v in routes.items()})
+    return LanguageRouter(routes, fallback=LexiconRecognizer())
 
 
 @asynccontextmanager

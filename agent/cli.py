@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.config import Settings, load_settings
+from agent.emotion.datasets import DataFormat
 from agent.errors import ConfigError, HeartlineError
 from agent.logging import configure_logging
 
@@ -22,6 +25,10 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _DEMO_USER = "demo"
+_MODEL_HELP = (
+    "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
+    "or a Hugging Face sequence-classification model (folder or hub id)"
+)
 _DAY = 24 * 3600.0
 
 Role = Callable[[Settings], AbstractAsyncContextManager["Running"]]
@@ -55,6 +62,10 @@ def _database(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _emotion_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--emotion-model", help=_MODEL_HELP + " (default auto)")
+
+
 def _mqtt(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-host", help="MQTT broker host (default 127.0.0.1)")
     parser.add_argument("--mqtt-port", type=int, help="MQTT broker port (default 1883)")
@@ -77,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _listen(serve)
     _database(serve)
+    _emotion_model(serve)
     serve.add_argument(
         "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
     )
@@ -100,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _mqtt(worker)
     _database(worker)
+    _emotion_model(worker)
     worker.add_argument("--group", dest="worker_group", help="shared-subscription group")
     worker.add_argument(
         "--probe-port",
@@ -123,6 +136,54 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--token", help="a token from `heartline token`")
     chat.add_argument("--user", default=_DEMO_USER, help="user to chat as (default demo)")
     _common(chat)
+
+    train = commands.add_parser("train", help="train a model").add_subparsers(
+        dest="target", required=True, metavar="TARGET"
+    )
+    train_emotion = train.add_parser(
+        "emotion",
+        help="train the emotion model of a language",
+        description="Train the English (GoEmotions, MiniLM + LoRA) or Chinese (SMP2020-EWECT) "
+        "emotion model from a folder with train.tsv and dev.tsv. Deterministic for a seed; "
+        "running it again with the same --out resumes. Writes the model and metrics.json.",
+    )
+    train_emotion.add_argument("--data", type=Path, required=True, help="folder with train/dev")
+    train_emotion.add_argument("--lang", choices=["en", "zh"], default="en")
+    train_emotion.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default models/goemotions-minilm or models/smp2020-chinese)",
+    )
+    train_emotion.add_argument("--epochs", type=int, default=3, help="English only (default 3)")
+    train_emotion.add_argument("--seed", type=int, default=13)
+    train_emotion.add_argument("--max-examples", type=int, help="use the first N (quick runs)")
+    _common(train_emotion)
+
+    evaluate = commands.add_parser("eval", help="evaluate a model").add_subparsers(
+        dest="target", required=True, metavar="TARGET"
+    )
+    eval_emotion = evaluate.add_parser(
+        "emotion",
+        help="F1 of an emotion model on a labelled file",
+        description="Print macro/micro-F1 per label space and per class on a GoEmotions TSV, "
+        "SMP2020 TSV or MELD CSV file, and write a confusion-matrix PNG.",
+    )
+    eval_emotion.add_argument("--data", type=Path, required=True, help="the labelled file")
+    eval_emotion.add_argument("--format", choices=[f.value for f in DataFormat])
+    eval_emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
+    eval_emotion.add_argument(
+        "--confusion", type=Path, help="PNG path (default confusion-FORMAT.png)"
+    )
+    eval_emotion.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(eval_emotion)
+
+    emotion = commands.add_parser(
+        "emotion", help="print the emotion reading of a text", description="Read one text."
+    )
+    emotion.add_argument("text")
+    emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
+    emotion.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(emotion)
 
     token = commands.add_parser(
         "token",
@@ -243,11 +304,45 @@ def _run(args: argparse.Namespace) -> None:
         _role(args.command, settings)
     elif args.command == "chat":
         _chat(args, settings)
+    elif args.command in ("train", "eval", "emotion"):
+        _emotion_command(args)
     else:
         _token(args, settings)
 
 
+def _emotion_command(args: argparse.Namespace) -> None:
+    from agent.emotion import commands
+
+    if args.command == "train":
+        metrics = commands.train(
+            args.data,
+            lang=args.lang,
+            out=args.out,
+            epochs=args.epochs,
+            seed=args.seed,
+            max_examples=args.max_examples,
+        )
+        print(json.dumps(metrics, indent=2, default=str))
+    elif args.command == "eval":
+        data_format = DataFormat(args.format) if args.format else None
+        evaluation = commands.evaluate_file(
+            args.data,
+            data_format=data_format,
+            model_name=args.model,
+            confusion=args.confusion,
+            progress=not args.json,
+        )
+        commands.print_evaluation(evaluation, as_json=args.json)
+    else:
+        commands.print_reading(
+            commands.read_text(args.text, model_name=args.model), as_json=args.json
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before torch loads: OpenMP threads that spin while waiting stall badly when the
+    # cores are shared with the event loop or other processes.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = _parser().parse_args(argv)
     try:
         _run(args)

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     turn_lease: float = Field(default=30.0, gt=0, le=3600)
     redeliver_after: float = Field(default=10.0, gt=0, le=3600)
+    # Emotion: auto, neural, chinese, lexicon, or a Hugging Face model (folder or hub id)
+    emotion_model: str = Field(default="auto", min_length=1)
     # Generation
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.mqtt", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.mqtt", "tests.fixtures.postgres", "tests.fixtures.data"]

