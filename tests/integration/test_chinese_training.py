@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,10 @@ from agent.emotion.chinese import ChineseEmotionModel
 from agent.emotion.training.chinese import train_chinese
 from agent.errors import ConfigError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "smp2020_ewect_usual"
-
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    """The shared data: skipped locally when absent, a failure in CI (CI=true)."""
-    if not (DATA / "train.tsv").is_file():
-        message = f"SMP2020-EWECT data not found at {DATA}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return DATA
+def data_dir(shared_data: Path) -> Path:
+    return shared_data / "smp2020_ewect_usual"
 
 
 def test_trains_exports_loads_and_predicts(data_dir: Path, tmp_path: Path) -> None:

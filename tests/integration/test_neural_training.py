@@ -9,7 +9,6 @@ repository: skipped locally without it, failed in CI (CI=true).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,12 @@ from agent.emotion.neural import NeuralEmotionModel
 from agent.emotion.training.neural import train_neural
 from agent.errors import ConfigError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "goemotions"
 SLICE = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "seed": 7, "max_examples": 100}
 
 
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    if not (DATA / "train.tsv").is_file():
-        message = f"GoEmotions data not found at {DATA}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return DATA
+def data_dir(shared_data: Path) -> Path:
+    return shared_data / "goemotions"
 
 
 @pytest.fixture(scope="module")
