@@ -9,12 +9,13 @@ topic. A `Cancel` for the turn a lane is running interrupts its reply
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import socket
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -69,11 +70,15 @@ class ManagerSettings:
     max_cancelled: int = 10_000
 
 
+def _queue(lane: _Lane, turn: UserTurn, received: float) -> None:
+    bisect.insort(lane.pending, (turn, received), key=lambda item: item[0].seq)
+
+
 @dataclass(slots=True)
 class _Lane:
     """The turns of one session waiting in this worker, and the one running."""
 
-    pending: deque[tuple[UserTurn, float]] = field(default_factory=deque)
+    pending: list[tuple[UserTurn, float]] = field(default_factory=list)  # by seq
     current: str | None = None
     interrupt: asyncio.Event | None = None
 
@@ -201,7 +206,7 @@ class DialogueManager:
             t.turn_id == turn.turn_id for t, _ in lane.pending
         ):
             return  # a redelivery of a turn this worker already holds
-        lane.pending.append((turn, time.perf_counter()))
+        _queue(lane, turn, time.perf_counter())
 
     def _cancel(self, cancel: Cancel) -> None:
         key = (cancel.session_id, cancel.turn_id)
@@ -215,13 +220,14 @@ class DialogueManager:
     async def _run_lane(self, session_id: str, lane: _Lane) -> None:
         try:
             while lane.pending:
-                turn, received = lane.pending.popleft()
+                turn, received = lane.pending.pop(0)
                 lane.current = turn.turn_id
                 lane.interrupt = asyncio.Event()
                 if (turn.session_id, turn.turn_id) in self._cancelled:
                     lane.interrupt.set()
                 try:
-                    await self._claim_and_run(turn, received, lane.interrupt)
+                    if not await self._claim_and_run(turn, received, lane, lane.interrupt):
+                        _queue(lane, turn, received)  # an earlier turn arrived: it goes first
                 except HeartlineError as exc:
                     # The bus or the database failed: the turn stays unfinished in the
                     # ledger, and its lease brings it back to a worker later.
@@ -240,14 +246,18 @@ class DialogueManager:
                 del self._lanes[session_id]
 
     async def _claim_and_run(
-        self, turn: UserTurn, received: float, interrupt: asyncio.Event
-    ) -> None:
+        self, turn: UserTurn, received: float, lane: _Lane, interrupt: asyncio.Event
+    ) -> bool:
+        """Claim and answer the turn; False when it must wait behind an earlier turn."""
         log = _log.bind(session_id=turn.session_id, turn_id=turn.turn_id, seq=turn.seq)
         payload = encode(turn)
-        if not await self._claim(turn, payload):
+        outcome = await self._claim(turn, payload, lane)
+        if outcome is ClaimOutcome.WAIT:
+            return False
+        if outcome is ClaimOutcome.DONE:
             self._metrics.turns.labels("duplicate").inc()
             log.debug("turn already answered elsewhere")
-            return
+            return True
         queued_ms = (time.perf_counter() - received) * 1000.0
         state = self._sessions.get(turn.session_id)
         if turn.seq > 1 and state.last_seq != turn.seq - 1:
@@ -283,26 +293,31 @@ class DialogueManager:
                 )
             )
         else:
-            outcome = "interrupted" if record.interrupted else "answered"
-            self._metrics.turns.labels(outcome).inc()
-            log.info("turn done", outcome=outcome, policy=record.decision.policy)
+            result = "interrupted" if record.interrupted else "answered"
+            self._metrics.turns.labels(result).inc()
+            log.info("turn done", outcome=result, policy=record.decision.policy)
         finally:
             renewer.cancel()
         state.last_seq = turn.seq
         await self._ledger.complete(turn.session_id, turn.seq, worker=self.worker_id)
         self.turns_answered += 1
+        return True
 
-    async def _claim(self, turn: UserTurn, payload: bytes) -> bool:
+    async def _claim(self, turn: UserTurn, payload: bytes, lane: _Lane) -> ClaimOutcome:
         """Claim the turn, waiting while an earlier turn is unfinished or another worker runs it.
 
-        False when the turn was answered already (a duplicate delivery).
+        `DONE` for a turn answered already (a duplicate delivery); `WAIT` when an
+        earlier turn of the session reached this lane meanwhile (say, taken over
+        from a worker that died) and must run first.
         """
         s = self._settings
         delay = s.claim_retry_min
         while True:
             outcome = await self._claim_once(turn, payload)
             if outcome is ClaimOutcome.CLAIMED or outcome is ClaimOutcome.DONE:
-                return outcome is ClaimOutcome.CLAIMED
+                return outcome
+            if lane.pending and lane.pending[0][0].seq < turn.seq:
+                return ClaimOutcome.WAIT
             ceiling = s.claim_retry_max if outcome is ClaimOutcome.WAIT else s.lease / 10
             delay = min(delay * 2, max(ceiling, s.claim_retry_min))
             await asyncio.sleep(delay)

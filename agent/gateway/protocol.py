@@ -460,11 +460,10 @@ class SessionCore:
     def server_message(self, event: Event, *, now: float) -> ServerMessage | None:
         """The message to forward for a reply-topic event, or None to drop it.
 
-        A turn's stream (`reply_start`, `reply_delta`, `reply_end`) is over
-        once it ended: later stream events of that turn are dropped.
+        A turn is over once it ended: later events of it (a worker that took
+        over an answered turn runs it again) are dropped.
         """
-        stream = isinstance(event, ReplyStarted | ReplyDelta | ReplyEnded)
-        if stream and event.turn_id in self._ended:
+        if event.turn_id in self._ended:
             return None
         self._last_activity = now
         if (flight := self._in_flight.get(event.turn_id)) is not None:

@@ -155,12 +155,12 @@ async def test_reply_events_reach_the_client(env: Env) -> None:
         events: list[Event] = [
             EmotionRead(**ids, reading=reading),
             DecisionMade(**ids, decision=decision),
+            Handoff(**ids, reason="asked for a human"),
             ReplyStarted(**ids, generator="template"),
             ReplyDelta(**ids, seq=0, text="Hello"),
             ReplyDelta(**ids, seq=1, text="!"),
             ended(sid, "t1"),
-            Handoff(**ids, reason="asked for a human"),
-            TurnFailed(**ids, code="generation", message="the reply failed; try again"),
+            TurnFailed(session_id=sid, turn_id="t2", code="generation", message="the reply failed"),
         ]
         for event in events:
             await env.bus.publish(topics.reply(sid), event)
@@ -168,19 +168,19 @@ async def test_reply_events_reach_the_client(env: Env) -> None:
     assert [m["type"] for m in received] == [
         "emotion",
         "decision",
+        "handoff",
         "reply_start",
         "reply_delta",
         "reply_delta",
         "reply_end",
-        "handoff",
         "error",
     ]
-    assert all(m["turn_id"] == "t1" for m in received)
+    assert all(m["turn_id"] == "t1" for m in received[:7])
     assert received[0]["dominant"] == "joy"
     assert received[0]["scores"] == {"joy": 0.8, "neutral": 0.2}
     assert (received[1]["strategy"], received[1]["tone"]) == ("celebrate", "upbeat")
-    assert [m["text"] for m in received[3:5]] == ["Hello", "!"]
-    assert received[5] == {
+    assert [m["text"] for m in received[4:6]] == ["Hello", "!"]
+    assert received[6] == {
         "type": "reply_end",
         "turn_id": "t1",
         "text": "Hello!",
@@ -193,12 +193,12 @@ async def test_reply_events_reach_the_client(env: Env) -> None:
     assert received[7] == {
         "type": "error",
         "code": "generation",
-        "message": "the reply failed; try again",
-        "turn_id": "t1",
+        "message": "the reply failed",
+        "turn_id": "t2",
     }
 
 
-async def test_deltas_after_reply_end_are_dropped(env: Env) -> None:
+async def test_events_after_reply_end_are_dropped(env: Env) -> None:
     async with session(env) as (ws, sid):
         await send(ws, type="user_message", id="t1", text="hi")
         ids: Ids = {"session_id": sid, "turn_id": "t1"}
@@ -206,7 +206,9 @@ async def test_deltas_after_reply_end_are_dropped(env: Env) -> None:
             ReplyDelta(**ids, seq=0, text="Hi"),
             ended(sid, "t1", text="Hi"),
             ReplyDelta(**ids, seq=1, text=" late"),
-            Handoff(**ids, reason="marker"),
+            ReplyStarted(**ids, generator="template"),  # a takeover answering t1 again
+            Handoff(**ids, reason="late"),
+            Handoff(session_id=sid, turn_id="t2", reason="marker"),
         ]
         for event in events:
             await env.bus.publish(topics.reply(sid), event)

@@ -396,3 +396,21 @@ async def test_the_mood_is_rebuilt_when_another_worker_answered_the_turns_before
     (context,) = second.contexts
     assert context.mood.turns == 3
     assert context.mood == replay_mood(c.emotion for c in [*first.contexts, context])
+
+
+async def test_a_taken_over_turn_runs_before_the_later_turn_waiting_for_it() -> None:
+    store = ListStore()
+    ledger = InMemoryTurnLedger()
+    # A worker died holding turn 1 (its lease runs out in a moment); turn 2 arrives here.
+    await ledger.claim(
+        "s1", 1, encode(_turn(1)), worker="dead", now=time.time(), lease=0.3, gap_timeout=1.0
+    )
+    settings = ManagerSettings(sweep_interval=0.1, gap_timeout=1.0)
+    async with (
+        _running(store, ledger=ledger, settings=settings) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(2))
+        events = await _until_ended(replies, 2)
+    ended = [e.turn_id for e in events if isinstance(e, ReplyEnded)]
+    assert ended == ["t1", "t2"]
