@@ -39,7 +39,6 @@ from agent.gateway.protocol import (
     FeedbackMessage,
     Hello,
     ServerMessage,
-    SessionCore,
     UserMessage,
     WireError,
     encode_message,
@@ -48,6 +47,7 @@ from agent.gateway.protocol import (
     parse_frame,
     ready_message,
 )
+from agent.gateway.session import SessionCore
 from agent.metrics import Metrics
 
 __all__ = ["serve_connection"]

@@ -6,9 +6,8 @@ Three pure parts, tested without an event loop:
   `WireError` with a stable `ErrorCode`. It never raises anything else.
 * `event_message` and the small builders turn bus events and outcomes into
   server messages (plain JSON objects); `encode_message` serialises them.
-* `SessionCore` keeps one session's turn bookkeeping: it numbers turns, knows
-  which turn is in flight (for barge-in and `cancel`), rejects duplicate ids
-  and feedback for foreign turns, and drops a turn's stream events once it ended.
+* `agent.gateway.session.SessionCore` (beside this module) keeps one session's
+  turn bookkeeping.
 
 docs/protocol.md is the client-facing description of everything here.
 """
@@ -17,26 +16,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from agent.emotion.labels import LABELS
 from agent.errors import WireError
 from agent.events import (
     MAX_TEXT_CHARS,
-    Cancel,
     DecisionMade,
     EmotionRead,
     Event,
-    Feedback,
     Handoff,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
     TurnFailed,
-    UserTurn,
 )
 
 __all__ = [
@@ -49,7 +44,6 @@ __all__ = [
     "FeedbackMessage",
     "Hello",
     "ServerMessage",
-    "SessionCore",
     "UserMessage",
     "WireError",
     "encode_message",
@@ -363,160 +357,3 @@ def encode_message(message: ServerMessage) -> bytes:
 
 
 # One session's turn bookkeeping
-
-
-class _Recent:
-    """An insertion-ordered set that forgets its oldest members past `capacity`."""
-
-    __slots__ = ("_capacity", "_items")
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._items: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def add(self, item: str) -> None:
-        self._items[item] = None
-        self._items.move_to_end(item)
-        while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
-
-
-class SessionCore:
-    """The state of one session: client turns in, bus events and server messages out.
-
-    Turns are numbered 1, 2, ... in arrival order. A turn is in flight from
-    `user_message` until its `ReplyEnded` or `TurnFailed`. The last
-    `remembered_turns` turn ids are kept for duplicate and feedback checks.
-    """
-
-    def __init__(self, *, session_id: str, user_id: str, remembered_turns: int = 10_000) -> None:
-        self.session_id = session_id
-        self.user_id = user_id
-        self._seq = 0
-        self._turns = _Recent(remembered_turns)
-        self._ended = _Recent(remembered_turns)
-        self._in_flight: dict[str, _InFlight] = {}
-        self._last_activity = 0.0
-
-    @property
-    def seq(self) -> int:
-        """The number of the last turn accepted (0 before the first)."""
-        return self._seq
-
-    @property
-    def in_flight(self) -> tuple[str, ...]:
-        """Turns published and not yet ended, oldest first."""
-        return tuple(self._in_flight)
-
-    def user_message(self, message: UserMessage, *, now: float) -> tuple[list[Cancel], UserTurn]:
-        """Accept a turn: the barge-in `Cancel`s to publish first, then the `UserTurn`.
-
-        Raises `WireError(duplicate_id)` for an id this session already used.
-        """
-        if message.id in self._turns:
-            raise WireError(
-                ErrorCode.DUPLICATE_ID,
-                "this session already has a turn with this id",
-                turn_id=message.id,
-            )
-        cancels = self._cancel_in_flight("barge_in")
-        self._seq += 1
-        self._turns.add(message.id)
-        turn = UserTurn(
-            session_id=self.session_id,
-            user_id=self.user_id,
-            turn_id=message.id,
-            seq=self._seq,
-            text=message.text,
-            sent_at=now,
-            signals=message.signals,
-        )
-        self._in_flight[message.id] = _InFlight(turn)
-        self._last_activity = now
-        return cancels, turn
-
-    def cancel(self) -> list[Cancel]:
-        """The `Cancel`s the client's `cancel` asks for (none when nothing is in flight)."""
-        return self._cancel_in_flight("client")
-
-    def feedback(self, message: FeedbackMessage) -> Feedback:
-        """The `Feedback` event; raises `WireError(unknown_turn)` for a foreign turn."""
-        if message.turn_id not in self._turns:
-            raise WireError(
-                ErrorCode.UNKNOWN_TURN,
-                "no turn with this id in this session",
-                turn_id=message.turn_id,
-            )
-        return Feedback(
-            session_id=self.session_id,
-            user_id=self.user_id,
-            turn_id=message.turn_id,
-            score=message.score,
-        )
-
-    def server_message(self, event: Event, *, now: float) -> ServerMessage | None:
-        """The message to forward for a reply-topic event, or None to drop it.
-
-        A turn is over once it ended: later events of it (a worker that took
-        over an answered turn runs it again) are dropped.
-        """
-        if event.turn_id in self._ended:
-            return None
-        self._last_activity = now
-        if (flight := self._in_flight.get(event.turn_id)) is not None:
-            flight.started = True
-        if isinstance(event, ReplyEnded | TurnFailed):
-            self._end(event.turn_id)
-        return event_message(event)
-
-    def redelivery_due(self, after: float) -> float | None:
-        """When the oldest turn is overdue, if no worker has answered any of it yet.
-
-        A turn is overdue when nothing arrived for the session for `after`
-        seconds while it waited: its worker may have died holding it before
-        claiming it. Re-publishing is safe: the turn ledger drops duplicates.
-        """
-        oldest = next(iter(self._in_flight.values()), None)
-        if oldest is None or oldest.started:
-            return None
-        return self._last_activity + after
-
-    def overdue(self, *, now: float, after: float, attempts: int) -> UserTurn | str | None:
-        """The turn to publish again, or the id of one given up on (now ended), or None."""
-        due = self.redelivery_due(after)
-        if due is None or now < due:
-            return None
-        oldest = next(iter(self._in_flight.values()))
-        self._last_activity = now
-        if oldest.attempts >= attempts:
-            self._end(oldest.turn.turn_id)
-            return oldest.turn.turn_id
-        oldest.attempts += 1
-        return oldest.turn
-
-    def _end(self, turn_id: str) -> None:
-        self._ended.add(turn_id)
-        self._in_flight.pop(turn_id, None)
-
-    def _cancel_in_flight(self, reason: Literal["barge_in", "client"]) -> list[Cancel]:
-        cancels = [
-            Cancel(session_id=self.session_id, turn_id=turn_id, reason=reason)
-            for turn_id, flight in self._in_flight.items()
-            if not flight.cancelled
-        ]
-        for cancel in cancels:
-            self._in_flight[cancel.turn_id].cancelled = True
-        return cancels
-
-
-@dataclass(slots=True)
-class _InFlight:
-    """A turn published and not yet ended."""
-
-    turn: UserTurn
-    cancelled: bool = False
-    started: bool = False
-    attempts: int = 1

@@ -1,0 +1,182 @@
+"""SessionCore: a session's turn bookkeeping, events in and messages out, no event loop."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import pytest
+
+from agent.events import (
+    Cancel,
+    Feedback,
+    ReplyDelta,
+    ReplyEnded,
+    ReplyStarted,
+    TurnFailed,
+    UserTurn,
+)
+from agent.gateway.protocol import (
+    ErrorCode,
+    FeedbackMessage,
+    UserMessage,
+    WireError,
+    event_message,
+)
+from agent.gateway.session import SessionCore
+
+
+class Ids(TypedDict):
+    session_id: str
+    turn_id: str
+
+
+SESSION = "ab" * 16
+
+
+# The session core
+
+
+def core() -> SessionCore:
+    return SessionCore(session_id=SESSION, user_id="u1", remembered_turns=3)
+
+
+def test_turns_are_numbered_and_carry_the_session_user() -> None:
+    session = core()
+    cancels, first = session.user_message(UserMessage(id="a", text="one"), now=10.0)
+    assert cancels == []
+    assert first == UserTurn(
+        session_id=SESSION, user_id="u1", turn_id="a", seq=1, text="one", sent_at=10.0
+    )
+    session.server_message(
+        ReplyEnded(
+            session_id=SESSION,
+            turn_id="a",
+            text="",
+            interrupted=False,
+            generator="g",
+            ttft_ms=0,
+            total_ms=0,
+        ),
+        now=0,
+    )
+    cancels, second = session.user_message(UserMessage(id="b", text="two"), now=11.0)
+    assert cancels == []
+    assert second.seq == 2
+
+
+def test_signals_travel_on_the_turn() -> None:
+    _, turn = core().user_message(UserMessage(id="a", text="one", signals={"joy": 0.8}), now=1.0)
+    assert turn.signals == {"joy": 0.8}
+    _, plain = core().user_message(UserMessage(id="a", text="one"), now=1.0)
+    assert plain.signals is None
+
+
+def test_barge_in_cancels_the_turn_in_flight_once() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    cancels, turn = session.user_message(UserMessage(id="b", text="two"), now=0)
+    assert cancels == [Cancel(session_id=SESSION, turn_id="a", reason="barge_in")]
+    assert turn.turn_id == "b"
+    cancels, _ = session.user_message(UserMessage(id="c", text="three"), now=0)
+    assert [c.turn_id for c in cancels] == ["b"]
+    assert session.in_flight == ("a", "b", "c")
+
+
+def test_client_cancel() -> None:
+    session = core()
+    assert session.cancel() == []
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    assert session.cancel() == [Cancel(session_id=SESSION, turn_id="a", reason="client")]
+    assert session.cancel() == []
+
+
+def test_failed_turn_is_no_longer_in_flight() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    failed = TurnFailed(session_id=SESSION, turn_id="a", code="generation", message="m")
+    assert session.server_message(failed, now=0) == event_message(failed)
+    assert session.in_flight == ()
+    assert session.cancel() == []
+
+
+def test_duplicate_id() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    with pytest.raises(WireError) as caught:
+        session.user_message(UserMessage(id="a", text="again"), now=0)
+    assert caught.value.code is ErrorCode.DUPLICATE_ID
+    assert caught.value.turn_id == "a"
+    assert session.seq == 1
+
+
+def test_feedback_only_for_own_turns() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    assert session.feedback(FeedbackMessage(turn_id="a", score=1)) == Feedback(
+        session_id=SESSION, user_id="u1", turn_id="a", score=1
+    )
+    with pytest.raises(WireError) as caught:
+        session.feedback(FeedbackMessage(turn_id="zzz", score=5))
+    assert caught.value.code is ErrorCode.UNKNOWN_TURN
+
+
+def test_old_turn_ids_are_forgotten_past_the_bound() -> None:
+    session = core()  # remembers 3
+    for turn_id in "abcd":
+        session.user_message(UserMessage(id=turn_id, text="x"), now=0)
+    with pytest.raises(WireError):
+        session.feedback(FeedbackMessage(turn_id="a", score=3))
+    session.feedback(FeedbackMessage(turn_id="d", score=3))
+
+
+def test_stream_events_after_the_end_are_dropped() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    ids: Ids = {"session_id": SESSION, "turn_id": "a"}
+    assert session.server_message(ReplyDelta(**ids, seq=0, text="x"), now=0) is not None
+    ended = ReplyEnded(**ids, text="x", interrupted=True, generator="g", ttft_ms=1.0, total_ms=2.0)
+    assert session.server_message(ended, now=0) is not None
+    assert session.server_message(ReplyDelta(**ids, seq=1, text="late"), now=0) is None
+    assert session.server_message(ReplyStarted(**ids, generator="g"), now=0) is None
+    assert session.server_message(ended, now=0) is None
+    other = ReplyDelta(session_id=SESSION, turn_id="b", seq=0, text="y")
+    assert session.server_message(other, now=0) is not None
+
+
+def test_an_unanswered_turn_is_published_again_then_given_up() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    _, turn = session.user_message(UserMessage(id="a", text="one"), now=100.0)
+    assert session.redelivery_due(10.0) == 110.0
+    assert session.overdue(now=105.0, after=10.0, attempts=3) is None
+    assert session.overdue(now=110.0, after=10.0, attempts=3) == turn
+    assert session.overdue(now=115.0, after=10.0, attempts=3) is None
+    assert session.overdue(now=120.0, after=10.0, attempts=3) == turn
+    assert session.overdue(now=130.0, after=10.0, attempts=3) == "a"
+    assert session.in_flight == ()
+    assert session.redelivery_due(10.0) is None
+
+
+def test_a_turn_a_worker_started_is_never_published_again() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    session.user_message(UserMessage(id="a", text="one"), now=0.0)
+    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    assert session.redelivery_due(10.0) is None
+    assert session.overdue(now=1000.0, after=10.0, attempts=3) is None
+
+
+def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1")
+    session.user_message(UserMessage(id="a", text="one"), now=0.0)
+    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    session.user_message(UserMessage(id="b", text="two"), now=2.0)
+    ended = ReplyEnded(
+        session_id=SESSION,
+        turn_id="a",
+        text="",
+        interrupted=True,
+        generator="g",
+        ttft_ms=0,
+        total_ms=0,
+    )
+    session.server_message(ended, now=50.0)
+    assert session.redelivery_due(10.0) == 60.0
