@@ -181,9 +181,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rate_env(rate: float) -> dict[str, str]:
+def _server_env(rate: float, emotion_model: str) -> dict[str, str]:
     burst = max(1, int(rate))
-    return {"HEARTLINE_MESSAGES_PER_SECOND": str(rate), "HEARTLINE_MESSAGE_BURST": str(burst)}
+    return {
+        "HEARTLINE_MESSAGES_PER_SECOND": str(rate),
+        "HEARTLINE_MESSAGE_BURST": str(burst),
+        "HEARTLINE_EMOTION_MODEL": emotion_model,
+    }
 
 
 def _issuer(authority: TokenAuthority) -> Callable[[int], str]:
@@ -195,14 +199,19 @@ def _issuer(authority: TokenAuthority) -> Callable[[int], str]:
 
 @contextlib.asynccontextmanager
 async def embedded_server(
-    *, rate: float, startup_timeout: float = 60.0
+    *, rate: float, emotion_model: str = "lexicon", startup_timeout: float = 60.0
 ) -> AsyncIterator[ServerHandle]:
-    """`heartline serve` on a free port with a temporary data directory."""
+    """`heartline serve` on a free port with a temporary data directory.
+
+    The lexicon by default: the runtime benchmarks measure the pipeline around the
+    recognizer; bench/emotion_speed.py measures the models.
+    """
     with tempfile.TemporaryDirectory(prefix="heartline-bench-") as tmp:
         data = Path(tmp) / "data"
         argv = [HEARTLINE, "serve", "--host", HOST, "--port", "0", "--data-dir", str(data)]
         argv += ["--log-level", "warning"]
-        process = _spawn("serve", argv, Path(tmp), env=_clean_env(_rate_env(rate)))
+        env = _clean_env(_server_env(rate, emotion_model))
+        process = _spawn("serve", argv, Path(tmp), env=env)
         try:
             announced = _wait_for_log(process, r"listening on (ws://\S+)\n")
             async with asyncio.timeout(startup_timeout):
@@ -320,6 +329,7 @@ async def distributed_servers(
     pg_admin_db: str,
     mqtt: tuple[str, int] | None = None,
     parallel_start: bool = False,
+    emotion_model: str = "lexicon",
     startup_timeout: float = 60.0,
 ) -> AsyncIterator[ServerHandle]:
     """One gateway and `workers` workers on an MQTT broker and a fresh PostgreSQL database.
@@ -337,7 +347,7 @@ async def distributed_servers(
         async with _broker(Path(tmp), mqtt) as (mqtt_host, mqtt_port, broker):
             env = _clean_env(
                 {
-                    **_rate_env(rate),
+                    **_server_env(rate, emotion_model),
                     "HEARTLINE_SECRET": secret,
                     "HEARTLINE_DATABASE_URL": url,
                     "HEARTLINE_WORKER_GROUP": f"bench_{run}",

@@ -370,6 +370,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--think-ms", type=float, default=0.0, help="pause between turns (0)")
     parser.add_argument(
+        "--emotion-model",
+        default="lexicon",
+        help="the servers' emotion model (lexicon: measure the pipeline around it; "
+        "auto: the shipped models)",
+    )
+    parser.add_argument(
         "--server-rate",
         type=float,
         default=1000.0,
@@ -412,12 +418,16 @@ async def _target(args: argparse.Namespace) -> AsyncIterator[tuple[ServerHandle,
             pg_admin_db=args.pg_admin_db,
             mqtt=None if args.mqtt_port is None else (args.mqtt_host, args.mqtt_port),
             parallel_start=args.parallel_start,
+            emotion_model=args.emotion_model,
         ) as handle:
             label = f"distributed: 1 gateway + {args.workers} workers, MQTT + PostgreSQL"
-            yield handle, f"{label}\nbroker: {handle.broker}"
+            yield handle, f"{label}\nbroker: {handle.broker}\nemotion model: {args.emotion_model}"
     else:
-        async with embedded_server(rate=args.server_rate) as handle:
-            yield handle, "embedded: heartline serve (in-process bus, SQLite, template generator)"
+        async with embedded_server(
+            rate=args.server_rate, emotion_model=args.emotion_model
+        ) as handle:
+            label = "embedded: heartline serve (in-process bus, SQLite, template generator)"
+            yield handle, f"{label}\nemotion model: {args.emotion_model}"
 
 
 async def _main(args: argparse.Namespace) -> int:
