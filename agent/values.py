@@ -82,7 +82,9 @@ class EmotionReading:
 
     `scores` maps each label of the fine label space to a probability;
     `dominant` is the label the reading stands for; `labels` are the labels
-    the model judged present (its multi-label decision), when it makes one.
+    the model judged present (its multi-label decision), when it makes one;
+    `groups` are the Ekman-7 groups it judged present, when it decides those
+    itself rather than leaving them to follow from `labels`.
     """
 
     scores: dict[Label, Unit]
@@ -92,6 +94,7 @@ class EmotionReading:
     intensity: Unit
     model: Annotated[str, Field(min_length=1, max_length=128)]
     labels: tuple[Label, ...] = ()
+    groups: tuple[Label, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dominant not in self.scores:

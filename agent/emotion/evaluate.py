@@ -85,13 +85,15 @@ def evaluate(model: EmotionModel, dataset: Dataset, *, progress: bool = True) ->
     gold = [frozenset(example.labels) for example in dataset.examples]
     if dataset.multi_label:
         predicted = [frozenset(reading.present()) for reading in readings]
+        # A model that decides the Ekman groups itself is scored on those decisions.
+        predicted_groups = [
+            frozenset(r.groups) if r.groups else to_ekman(p)
+            for r, p in zip(readings, predicted, strict=True)
+        ]
         spaces = {
             "fine": score_space("fine", gold, predicted, LABELS),
             "ekman": score_space(
-                "ekman",
-                [to_ekman(g) for g in gold],
-                [to_ekman(p) for p in predicted],
-                EKMAN_CLASSES,
+                "ekman", [to_ekman(g) for g in gold], predicted_groups, EKMAN_CLASSES
             ),
             "sentiment": score_space(
                 "sentiment",

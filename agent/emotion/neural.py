@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.emotion.labels import LABELS, summarize
+from agent.emotion.labels import EKMAN, LABELS, summarize
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -197,6 +197,21 @@ def predict_probabilities(
     return out
 
 
+GROUPS: tuple[str, ...] = tuple(EKMAN)
+_GROUP_MEMBERS = [[LABELS.index(label) for label in EKMAN[group]] for group in GROUPS]
+
+
+def group_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Per Ekman group, the chance that at least one member is present (noisy-or).
+
+    The Ekman view decides on these with thresholds of its own, tuned like the
+    labels' on the carved split: a group is often present with no single member
+    sure enough to pass its own threshold.
+    """
+    columns = [1.0 - np.prod(1.0 - probabilities[:, members], axis=1) for members in _GROUP_MEMBERS]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
 def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> list[tuple[int, ...]]:
     """Label ids judged present per row: those at or over their threshold, else the top one."""
     passed = probabilities >= thresholds
@@ -216,11 +231,13 @@ class NeuralEmotionModel:
         network: EmotionNetwork,
         config: ArtifactConfig,
         thresholds: np.ndarray,
+        group_thresholds: np.ndarray | None = None,
     ) -> None:
         self._tokenizer = tokenizer
         self._network = network
         self._config = config
         self._thresholds = thresholds
+        self._group_thresholds = group_thresholds
 
     @classmethod
     def load(cls, path: Path | None = None) -> Self:
@@ -231,9 +248,9 @@ class NeuralEmotionModel:
                 f"no neural emotion model at {path}; train one with "
                 "`heartline train emotion --data DIR --lang en` or pass its directory"
             )
-        thresholds = _read_thresholds(path / THRESHOLDS_FILE)
+        thresholds, group_thresholds = _read_thresholds(path / THRESHOLDS_FILE)
         tokenizer, network, config = load_network(path)
-        return cls(tokenizer, network, config, thresholds)
+        return cls(tokenizer, network, config, thresholds, group_thresholds)
 
     @property
     def name(self) -> str:
@@ -251,9 +268,18 @@ class NeuralEmotionModel:
             self._tokenizer, self._network, texts, max_length=self._config.max_length
         )
         decided = decide(probabilities, self._thresholds)
-        return [self._reading(row, ids) for row, ids in zip(probabilities, decided, strict=True)]
+        if self._group_thresholds is None:
+            groups: list[tuple[int, ...]] = [()] * len(decided)
+        else:
+            groups = decide(group_probabilities(probabilities), self._group_thresholds)
+        return [
+            self._reading(row, ids, group_ids)
+            for row, ids, group_ids in zip(probabilities, decided, groups, strict=True)
+        ]
 
-    def _reading(self, row: np.ndarray, ids: tuple[int, ...]) -> EmotionReading:
+    def _reading(
+        self, row: np.ndarray, ids: tuple[int, ...], group_ids: tuple[int, ...]
+    ) -> EmotionReading:
         """The dominant label is the present one that clears its own threshold by most.
 
         A ratio, not the raw probability, because thresholds differ tenfold
@@ -270,6 +296,7 @@ class NeuralEmotionModel:
             intensity=intensity,
             model=MODEL_NAME,
             labels=tuple(LABELS[i] for i in ids),
+            groups=tuple(GROUPS[i] for i in group_ids),
         )
 
 
@@ -297,15 +324,23 @@ def _read_config(path: Path) -> ArtifactConfig:
     return ArtifactConfig.from_dict(raw, path)
 
 
-def _read_thresholds(path: Path) -> np.ndarray:
-    """Per-label thresholds in `LABELS` order; every label needs one in (0, 1)."""
+def _read_thresholds(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-label thresholds in `LABELS` order, and per-group ones in `GROUPS` order if present."""
     raw = _read_json(path)
-    table = raw.get("thresholds") if isinstance(raw, dict) else None
-    if not isinstance(table, dict) or set(table) != set(LABELS):
-        raise ConfigError(f"{path}: expected {{'thresholds': {{label: value}}}} for all labels")
-    values = [table[label] for label in LABELS]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    labels = _threshold_table(path, raw.get("thresholds"), LABELS, "thresholds")
+    if raw.get("ekman") is None:
+        return labels, None
+    return labels, _threshold_table(path, raw["ekman"], GROUPS, "ekman")
+
+
+def _threshold_table(path: Path, table: Any, names: Sequence[str], key: str) -> np.ndarray:
+    if not isinstance(table, dict) or set(table) != set(names):
+        raise ConfigError(f"{path}: expected {{'{key}': {{name: value}}}} for all of {key}")
+    values = [table[name] for name in names]
     if not all(isinstance(v, int | float) and 0.0 < v < 1.0 for v in values):
-        raise ConfigError(f"{path}: every threshold must be a number between 0 and 1")
+        raise ConfigError(f"{path}: every {key} threshold must be a number between 0 and 1")
     return np.asarray(values, dtype=np.float32)
 
 

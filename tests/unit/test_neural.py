@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.emotion.labels import EKMAN_OF, LABELS
+from agent.emotion.labels import EKMAN, EKMAN_OF, LABELS
 from agent.emotion.neural import ARTIFACT_DIR, MODEL_NAME, NeuralEmotionModel
 from agent.errors import ConfigError
 
@@ -135,3 +135,23 @@ def test_truncated_config_is_a_config_error(artifact_copy: Path) -> None:
     (artifact_copy / "config.json").write_text("{")
     with pytest.raises(ConfigError, match="cannot read"):
         NeuralEmotionModel.load(artifact_copy)
+
+
+def test_the_ekman_groups_are_decided_on_their_own_thresholds(model: NeuralEmotionModel) -> None:
+    readings = model.predict(["I'm disgusted and furious with you", "Thanks, that's lovely", "ok"])
+    for reading in readings:
+        assert reading.groups
+        assert set(reading.groups) <= set(EKMAN)
+    assert {"anger", "disgust"} & set(readings[0].groups)
+    assert "joy" in readings[1].groups
+
+
+def test_an_artifact_without_group_thresholds_leaves_groups_to_the_labels(
+    artifact_copy: Path,
+) -> None:
+    path = artifact_copy / "thresholds.json"
+    table = json.loads(path.read_text(encoding="utf-8"))
+    del table["ekman"]
+    path.write_text(json.dumps(table), encoding="utf-8")
+    (reading,) = NeuralEmotionModel.load(artifact_copy).predict(["I am so angry"])
+    assert reading.groups == ()

@@ -38,6 +38,7 @@ from agent.emotion.training.neural_export import (
     artifact_bytes,
     lora_tensors,
     score_split,
+    tune_group_thresholds,
     tune_thresholds,
     write_metrics,
     write_thresholds,
@@ -210,10 +211,14 @@ def _evaluate(
     carved_p = predict_probabilities(tokenizer, network, carved.texts, max_length=config.max_length)
     dev_p = predict_probabilities(tokenizer, network, dev.texts, max_length=config.max_length)
     thresholds = tune_thresholds(carved_p, carved.targets.numpy())
+    group_thresholds = tune_group_thresholds(carved_p, carved.labels)
     write_thresholds(
-        artifact_dir, thresholds, tuned_on=f"train split carved with seed {config.carve_seed}"
+        artifact_dir,
+        thresholds,
+        group_thresholds,
+        tuned_on=f"train split carved with seed {config.carve_seed}",
     )
     return {
-        "carved": score_split(carved_p, carved.labels, thresholds),
-        "dev": score_split(dev_p, dev.labels, thresholds),
+        "carved": score_split(carved_p, carved.labels, thresholds, group_thresholds),
+        "dev": score_split(dev_p, dev.labels, thresholds, group_thresholds),
     }

@@ -19,11 +19,13 @@ from torch import nn
 from agent.emotion.labels import LABELS
 from agent.emotion.neural import (
     CONFIG_FILE,
+    GROUPS,
     METRICS_FILE,
     THRESHOLDS_FILE,
     WEIGHTS_FILE,
     ArtifactConfig,
     decide,
+    group_probabilities,
 )
 from agent.emotion.scoring import EKMAN_CLASSES, score_space, to_ekman
 
@@ -32,6 +34,7 @@ __all__ = [
     "artifact_bytes",
     "lora_tensors",
     "score_split",
+    "tune_group_thresholds",
     "tune_thresholds",
     "write_metrics",
     "write_thresholds",
@@ -55,15 +58,19 @@ def tune_thresholds(probabilities: np.ndarray, gold: np.ndarray) -> np.ndarray:
 
 
 def score_split(
-    probabilities: np.ndarray, gold: Sequence[Sequence[str]], thresholds: np.ndarray
+    probabilities: np.ndarray,
+    gold: Sequence[Sequence[str]],
+    thresholds: np.ndarray,
+    group_thresholds: np.ndarray,
 ) -> dict[str, object]:
-    """Fine and Ekman-7 F1 of the thresholded label sets against the gold ones."""
+    """Fine F1 of the thresholded labels, Ekman-7 F1 of the thresholded groups."""
     predicted = [[LABELS[i] for i in ids] for ids in decide(probabilities, thresholds)]
     fine = score_space("fine", gold, predicted)
+    groups = decide(group_probabilities(probabilities), group_thresholds)
     ekman = score_space(
         "ekman",
         [to_ekman(labels) for labels in gold],
-        [to_ekman(labels) for labels in predicted],
+        [[GROUPS[i] for i in ids] for ids in groups],
         classes=EKMAN_CLASSES,
     )
     return {
@@ -106,9 +113,20 @@ def write_weights(
     _write_json(directory / CONFIG_FILE, config.as_dict())
 
 
-def write_thresholds(directory: Path, thresholds: np.ndarray, tuned_on: str) -> None:
+def tune_group_thresholds(probabilities: np.ndarray, gold: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per Ekman group, the threshold on its noisy-or probability that maximises its F1."""
+    truth = np.array([[group in to_ekman(labels) for group in GROUPS] for labels in gold])
+    return tune_thresholds(group_probabilities(probabilities), truth.astype(np.float32))
+
+
+def write_thresholds(
+    directory: Path, thresholds: np.ndarray, group_thresholds: np.ndarray, tuned_on: str
+) -> None:
     table = {label: round(float(t), 2) for label, t in zip(LABELS, thresholds, strict=True)}
-    _write_json(directory / THRESHOLDS_FILE, {"tuned_on": tuned_on, "thresholds": table})
+    groups = {g: round(float(t), 2) for g, t in zip(GROUPS, group_thresholds, strict=True)}
+    _write_json(
+        directory / THRESHOLDS_FILE, {"tuned_on": tuned_on, "thresholds": table, "ekman": groups}
+    )
 
 
 def write_metrics(directory: Path, metrics: Mapping[str, object]) -> None:
