@@ -26,7 +26,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from agent.emotion.labels import LABELS, NEUTRAL, summarize
+from agent.emotion.labels import LABELS, NEUTRAL, reading_from
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -168,18 +168,9 @@ class ChineseEmotionModel:
 
     def _reading(self, row: FloatArray) -> EmotionReading:
         scores = dict.fromkeys(LABELS, 0.0)
-        for label, p in zip(self.classes, row.tolist(), strict=True):
-            scores[label] = min(1.0, max(0.0, p))
-        dominant, valence, arousal, intensity = summarize(scores)
-        return EmotionReading(
-            scores=scores,
-            dominant=dominant,
-            valence=valence,
-            arousal=arousal,
-            intensity=intensity,
-            model=self.name,
-            labels=(dominant,),
-        )
+        scores.update(zip(self.classes, row.tolist(), strict=True))
+        dominant = max(scores, key=lambda label: scores[label])
+        return reading_from(scores, model=self.name, labels=(dominant,))
 
 
 _FIX = "retrain it with `heartline train emotion --data DIR --lang zh`"

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.emotion.labels import LABELS, NEUTRAL, summarize
+from agent.emotion.labels import LABELS, NEUTRAL, reading_from
 from agent.values import EmotionReading
 
 __all__ = ["FUSED_SUFFIX", "FusionWeights", "as_distribution", "fuse", "signal_distribution"]
@@ -89,16 +89,8 @@ def fuse(
     w_signals = w.signals * _evidence_factor(other, w.floor)
     total = w_text + w_signals
     fused = {label: (w_text * text[label] + w_signals * other[label]) / total for label in LABELS}
-    dominant, valence, arousal, intensity = summarize(fused)
     base = reading.model[: _MAX_MODEL_CHARS - len(FUSED_SUFFIX)]
-    return EmotionReading(
-        scores={label: min(1.0, p) for label, p in fused.items()},
-        dominant=dominant,
-        valence=valence,
-        arousal=arousal,
-        intensity=intensity,
-        model=base + FUSED_SUFFIX,
-    )
+    return reading_from(fused, model=base + FUSED_SUFFIX)
 
 
 def _evidence_factor(distribution: Mapping[str, float], floor: float) -> float:

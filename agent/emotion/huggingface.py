@@ -32,7 +32,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from agent.emotion.labels import LABELS, summarize
+from agent.emotion.labels import LABELS, reading_from
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -183,18 +183,8 @@ class HuggingFaceRecognizer:
         scores = dict.fromkeys(LABELS, 0.0)
         for label, p in zip(self._columns, probabilities, strict=True):
             scores[label] = max(scores[label], p) if self._multi_label else scores[label] + p
-        scores = {label: min(1.0, max(0.0, p)) for label, p in scores.items()}
-        dominant, valence, arousal, intensity = summarize(scores)
         present: tuple[str, ...] = ()
         if self._multi_label:
             found = [label for label in self._covered if scores[label] >= self._threshold]
             present = tuple(sorted(found, key=lambda label: (-scores[label], label)))
-        return EmotionReading(
-            scores=scores,
-            dominant=dominant,
-            valence=valence,
-            arousal=arousal,
-            intensity=intensity,
-            model=self._name,
-            labels=present,
-        )
+        return reading_from(scores, model=self._name, labels=present)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agent.values import EmotionReading
+
 __all__ = [
     "AROUSAL",
     "EKMAN",
@@ -17,6 +19,7 @@ __all__ = [
     "NEUTRAL",
     "SENTIMENT_OF",
     "VALENCE",
+    "reading_from",
     "summarize",
 ]
 
@@ -88,3 +91,30 @@ def summarize(scores: Mapping[str, float]) -> tuple[str, float, float, float]:
     emotional = 1.0 - scores.get(NEUTRAL, 0.0) / total
     intensity = min(1.0, emotional * (0.5 + arousal))
     return dominant, max(-1.0, min(1.0, valence)), min(1.0, arousal), intensity
+
+
+def reading_from(
+    scores: Mapping[str, float],
+    *,
+    model: str,
+    dominant: str | None = None,
+    labels: tuple[str, ...] = (),
+    groups: tuple[str, ...] = (),
+) -> EmotionReading:
+    """A reading of `scores` (clipped to [0, 1]) with its summaries.
+
+    `dominant` overrides the most probable label, for models whose decision
+    rule picks differently.
+    """
+    clipped = {label: min(1.0, max(0.0, p)) for label, p in scores.items()}
+    top, valence, arousal, intensity = summarize(clipped)
+    return EmotionReading(
+        scores=clipped,
+        dominant=dominant or top,
+        valence=valence,
+        arousal=arousal,
+        intensity=intensity,
+        model=model,
+        labels=labels,
+        groups=groups,
+    )

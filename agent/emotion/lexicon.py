@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from agent.emotion.labels import LABELS, NEUTRAL, SENTIMENT_OF, summarize
+from agent.emotion.labels import LABELS, NEUTRAL, SENTIMENT_OF, reading_from
 from agent.emotion.lexicon_words import EN_CUES, NEGATIONS_EN, NEGATIONS_ZH, ZH_CUES
 from agent.values import EmotionReading
 
@@ -61,16 +61,7 @@ class LexiconRecognizer:
         total = sum(weights.values())
         weights[NEUTRAL] += _NEUTRAL_MASS if total else 1.0
         total = sum(weights.values())
-        scores = {label: w / total for label, w in weights.items()}
-        dominant, valence, arousal, intensity = summarize(scores)
-        return EmotionReading(
-            scores=scores,
-            dominant=dominant,
-            valence=valence,
-            arousal=arousal,
-            intensity=intensity,
-            model=self.name,
-        )
+        return reading_from({label: w / total for label, w in weights.items()}, model=self.name)
 
     def _hits(self, text: str) -> list[tuple[str, float]]:
         hits: list[tuple[str, float]] = []

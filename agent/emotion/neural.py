@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.emotion.labels import EKMAN, LABELS, summarize
+from agent.emotion.labels import EKMAN, LABELS, reading_from
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -287,14 +287,10 @@ class NeuralEmotionModel:
         """
         scores = {label: float(p) for label, p in zip(LABELS, row, strict=True)}
         best = max(ids, key=lambda i: float(row[i]) / float(self._thresholds[i]))
-        _, valence, arousal, intensity = summarize(scores)
-        return EmotionReading(
-            scores=scores,
-            dominant=LABELS[best],
-            valence=valence,
-            arousal=arousal,
-            intensity=intensity,
+        return reading_from(
+            scores,
             model=MODEL_NAME,
+            dominant=LABELS[best],
             labels=tuple(LABELS[i] for i in ids),
             groups=tuple(GROUPS[i] for i in group_ids),
         )
