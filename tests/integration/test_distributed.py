@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from agent.gateway import TokenAuthority
 from tests.fixtures.mqtt import PrivateBroker
 from tests.support.http import http_get
-from tests.support.processes import RoleProcess, free_port
+from tests.support.processes import RoleProcess, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +54,7 @@ async def cluster(
         "HEARTLINE_DATA_DIR": str(logs / "data"),
         **extra_env,
     }
-    worker_ports = [free_port(), free_port()]
-    gateway_port = free_port()
+    *worker_ports, gateway_port = free_ports(3)
     workers = [
         RoleProcess(f"worker{n}", ["worker", "--probe-port", str(port)], env, logs)
         for n, port in enumerate(worker_ports)
@@ -67,8 +66,10 @@ async def cluster(
             await role.wait_ready(port)
         yield Cluster(gateway_port, worker_ports, workers, TokenAuthority(secret.encode()))
     finally:
-        codes = {role.name: role.stop() for role in roles if role.process.poll() is None}
-    assert all(code == 0 for code in codes.values()), codes
+        codes = {role.name: role.stop() for role in roles}
+    assert all(
+        code == 0 for role, code in zip(roles, codes.values(), strict=True) if not role.killed
+    ), codes
 
 
 async def converse(url: str, token: str, turns: int) -> list[tuple[str, str, str]]:

@@ -13,14 +13,24 @@ from pathlib import Path
 
 from tests.support.http import http_get
 
-__all__ = ["RoleProcess", "free_port"]
+__all__ = ["RoleProcess", "free_port", "free_ports"]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    (port,) = free_ports(1)
+    return port
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class RoleProcess:
@@ -28,6 +38,7 @@ class RoleProcess:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
         self.name = name
+        self.killed = False
         self.log_path = logs / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -66,6 +77,7 @@ class RoleProcess:
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up."""
+        self.killed = True
         self.process.kill()
         self.process.wait(10)
         self._log.close()
