@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from agent.emotion.labels import LABELS
+from agent.emotion.labels import EKMAN, EKMAN_OF, LABELS
 from agent.errors import WireError
 from agent.events import (
     MAX_TEXT_CHARS,
@@ -303,6 +303,7 @@ def event_message(event: Event) -> ServerMessage | None:
                 "turn_id": turn_id,
                 "dominant": r.dominant,
                 "labels": list(r.present()),
+                "groups": list(r.groups) or _groups_of(r.present()),
                 "scores": dict(r.scores),
                 "valence": r.valence,
                 "arousal": r.arousal,
@@ -341,6 +342,12 @@ def event_message(event: Event) -> ServerMessage | None:
             return error_message(code, message, turn_id=turn_id)
         case _:
             return None
+
+
+def _groups_of(labels: tuple[str, ...]) -> list[str]:
+    """The Ekman-7 groups of the labels, in Ekman order, for models that leave them implied."""
+    present = {EKMAN_OF[label] for label in labels}
+    return [group for group in EKMAN if group in present]
 
 
 def _finite(value: float) -> float | None:

@@ -211,5 +211,7 @@ async def test_serve_reads_emotions_with_the_shipped_models_by_default(tmp_path:
             readings[turn_id] = next(m for m in messages if m["type"] == "emotion")
     assert readings["en"]["model"] == "minilm-goemotions-v1"
     assert readings["en"]["dominant"] in ("anger", "annoyance")
+    assert "anger" in readings["en"]["groups"]
     assert readings["zh"]["model"].startswith("smp2020-chinese")
     assert readings["zh"]["dominant"] == "anger"
+    assert readings["zh"]["groups"] == ["anger"]

@@ -297,6 +297,7 @@ def test_event_messages() -> None:
         "turn_id": "t1",
         "dominant": "joy",
         "labels": ["joy"],
+        "groups": ["joy"],
         "scores": {"joy": 0.7, "neutral": 0.3},
         "valence": 0.6,
         "arousal": 0.5,
