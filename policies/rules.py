@@ -137,6 +137,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 
 
+def _returning(sessions: int) -> str:
+    return f"returning user, {sessions} session{'' if sessions == 1 else 's'} on record"
+
+
 class RulePolicy:
     """First matching rule wins; with the default rules it never abstains."""
 
@@ -150,7 +154,7 @@ class RulePolicy:
             if rule.when(context):
                 reasons = [rule.reason(context)]
                 if context.history.returning:
-                    reasons.append(f"returning user, {context.history.sessions} sessions on record")
+                    reasons.append(_returning(context.history.sessions))
                 return Decision(
                     action=rule.action,
                     strategy=rule.strategy,
