@@ -3,11 +3,13 @@
 For each model: batched throughput at the batch size given (default 32) over
 real sentences, the latency of one sentence at a time (p50/p95/p99), and the
 latency of concurrent single reads through `MicroBatcher` (the path turns
-take in the server), side by side in one run. Targets for the shipped
-English model on 2 cores: >= 400 sentences/s batched, <= 10 ms p50 single.
+take in the server), side by side in one run. The neural model is measured
+at each precision given (float32 and what ``auto`` picks on this CPU, by
+default), with the speed-up over the first. Targets for the shipped English
+model on 2 cores: >= 400 sentences/s batched, <= 10 ms p50 single.
 
     .venv/bin/python bench/emotion_speed.py
-    .venv/bin/python bench/emotion_speed.py --models neural --sentences 2000
+    .venv/bin/python bench/emotion_speed.py --models neural --precisions float32,bfloat16
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from _stats import machine_summary, percentile, print_percentile_table
 
@@ -25,6 +28,7 @@ from agent.emotion.base import EmotionModel
 from agent.emotion.batching import MicroBatcher
 from agent.emotion.catalog import load_model
 from agent.emotion.datasets import read_dataset
+from agent.emotion.precision import PRECISIONS, Precision
 
 _DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _SOURCES = {
@@ -73,7 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=1000, help="per measurement (1000)")
     parser.add_argument("--batch", type=int, default=32, help="batch size (32)")
     parser.add_argument("--concurrent", type=int, default=16, help="batcher callers (16)")
+    parser.add_argument(
+        "--precisions", default="float32,auto", help="neural model precisions (float32,auto)"
+    )
     args = parser.parse_args(argv)
+    if not set(args.precisions.split(",")) <= set(PRECISIONS):
+        parser.error(f"--precisions: each must be one of {', '.join(PRECISIONS)}")
+    precisions = cast(list[Precision], args.precisions.split(","))
     print(f"emotion_speed\nmachine: {machine_summary()}")
     for name in args.models.split(","):
         source = _SOURCES.get(name)
@@ -81,25 +91,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: no sentences to read (looked for {source})", file=sys.stderr)
             return 2
         texts = [e.text for e in read_dataset(source).examples][: args.sentences]
-        started = time.perf_counter()
-        model = load_model(name)
-        load_s = time.perf_counter() - started
-        model.predict(texts[:8])  # warm-up
-        rate = _throughput(model, texts, args.batch)
-        single = _single(model, texts[: min(300, len(texts))])
-        batched = asyncio.run(_through_batcher(model, texts, args.concurrent))
-        print(
-            f"\n{model.name}: load {load_s:.2f} s; batched (batch {args.batch}) "
-            f"{rate:,.0f} sentences/s; single p50 {percentile(single, 50):.2f} ms"
-        )
-        print_percentile_table(
-            f"{model.name} latency",
-            [
-                ("one sentence, direct", single),
-                (f"one sentence, {args.concurrent} callers via batcher", batched),
-            ],
-        )
+        first_rate: float | None = None
+        for precision in precisions if name == "neural" else precisions[:1]:
+            rate = _measure(name, precision, texts, args, first_rate)
+            first_rate = first_rate or rate
     return 0
+
+
+def _measure(
+    name: str,
+    precision: Precision,
+    texts: Sequence[str],
+    args: argparse.Namespace,
+    first_rate: float | None,
+) -> float:
+    """Print one model's speed at one precision; return its batched sentences/s."""
+    started = time.perf_counter()
+    model = load_model(name, precision=precision)
+    load_s = time.perf_counter() - started
+    label = model.name + (f" ({model.precision})" if hasattr(model, "precision") else "")
+    model.predict(texts[:8])  # warm-up
+    rate = _throughput(model, texts, args.batch)
+    single = _single(model, texts[: min(300, len(texts))])
+    batched = asyncio.run(_through_batcher(model, texts, args.concurrent))
+    ratio = f" ({rate / first_rate:.2f}x the first precision)" if first_rate else ""
+    print(
+        f"\n{label}: load {load_s:.2f} s; batched (batch {args.batch}) "
+        f"{rate:,.0f} sentences/s{ratio}; single p50 {percentile(single, 50):.2f} ms"
+    )
+    print_percentile_table(
+        f"{label} latency",
+        [
+            ("one sentence, direct", single),
+            (f"one sentence, {args.concurrent} callers via batcher", batched),
+        ],
+    )
+    return rate
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent.emotion.base import EmotionModel
 from agent.emotion.lexicon import LexiconRecognizer
+from agent.emotion.precision import Precision
 from agent.language import Language
 
 __all__ = ["BUILT_IN", "load_model", "models_for"]
@@ -23,12 +24,15 @@ __all__ = ["BUILT_IN", "load_model", "models_for"]
 BUILT_IN = ("auto", "neural", "chinese", "lexicon")
 
 
-def load_model(name: str) -> EmotionModel:
-    """One model by name (not ``auto``, which is one model per language)."""
+def load_model(name: str, *, precision: Precision = "auto") -> EmotionModel:
+    """One model by name (not ``auto``, which is one model per language).
+
+    `precision` applies to the neural English model, the one whose speed it moves.
+    """
     if name == "neural":
         from agent.emotion.neural import NeuralEmotionModel
 
-        return NeuralEmotionModel.load()
+        return NeuralEmotionModel.load(precision=precision)
     if name == "chinese":
         from agent.emotion.chinese import ChineseEmotionModel
 
@@ -40,9 +44,9 @@ def load_model(name: str) -> EmotionModel:
     return HuggingFaceRecognizer.load(name, local_files_only=Path(name).exists())
 
 
-def models_for(name: str) -> dict[Language, EmotionModel]:
+def models_for(name: str, *, precision: Precision = "auto") -> dict[Language, EmotionModel]:
     """The model for each language: both shipped ones for ``auto``, else the one named."""
     if name == "auto":
-        return {"en": load_model("neural"), "zh": load_model("chinese")}
-    model = load_model(name)
+        return {"en": load_model("neural", precision=precision), "zh": load_model("chinese")}
+    model = load_model(name, precision=precision)
     return {"en": model, "zh": model}

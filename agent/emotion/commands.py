@@ -10,6 +10,7 @@ from typing import Any, Literal
 from agent.emotion.catalog import load_model, models_for
 from agent.emotion.datasets import DataFormat, read_dataset
 from agent.emotion.evaluate import Evaluation, evaluate, write_confusion_png
+from agent.emotion.precision import Precision
 from agent.errors import ConfigError
 from agent.language import detect_language
 from agent.values import EmotionReading
@@ -59,6 +60,7 @@ def evaluate_file(
     *,
     data_format: DataFormat | None,
     model_name: str,
+    precision: Precision = "auto",
     confusion: Path | None,
     progress: bool,
 ) -> Evaluation:
@@ -67,18 +69,18 @@ def evaluate_file(
     The PNG goes to `confusion`, by default `confusion-<format>.png` here.
     """
     dataset = read_dataset(data, data_format)
-    model = models_for(model_name)[dataset.language]
+    model = models_for(model_name, precision=precision)[dataset.language]
     evaluation = evaluate(model, dataset, progress=progress)
     write_confusion_png(evaluation, confusion or Path(f"confusion-{dataset.format.value}.png"))
     return evaluation
 
 
-def read_text(text: str, *, model_name: str) -> EmotionReading:
+def read_text(text: str, *, model_name: str, precision: Precision = "auto") -> EmotionReading:
     """The reading of one text by the named model (`auto`: by the text's language)."""
     if model_name == "auto":
-        model = models_for("auto")[detect_language(text)]
+        model = models_for("auto", precision=precision)[detect_language(text)]
     else:
-        model = load_model(model_name)
+        model = load_model(model_name, precision=precision)
     (reading,) = model.predict([text])
     return reading
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from agent.emotion.labels import EKMAN, LABELS, reading_from
+from agent.emotion.precision import Precision, dtype_for
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -240,8 +241,11 @@ class NeuralEmotionModel:
         self._group_thresholds = group_thresholds
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Self:
-        """Load an artifact directory (default: the one shipped in the package)."""
+    def load(cls, path: Path | None = None, *, precision: Precision = "auto") -> Self:
+        """Load an artifact directory (default: the one shipped in the package).
+
+        The network computes in the dtype `precision` resolves to on this CPU.
+        """
         path = ARTIFACT_DIR if path is None else path
         if not path.is_dir():
             raise ConfigError(
@@ -250,11 +254,17 @@ class NeuralEmotionModel:
             )
         thresholds, group_thresholds = _read_thresholds(path / THRESHOLDS_FILE)
         tokenizer, network, config = load_network(path)
+        network.to(dtype_for(precision))
         return cls(tokenizer, network, config, thresholds, group_thresholds)
 
     @property
     def name(self) -> str:
         return MODEL_NAME
+
+    @property
+    def precision(self) -> str:
+        """The dtype the network computes in: ``float32`` or ``bfloat16``."""
+        return str(self._network.head.weight.dtype).removeprefix("torch.")
 
     @property
     def thresholds(self) -> dict[str, float]:
