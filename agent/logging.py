@@ -2,7 +2,9 @@
 
 JSON lines when stderr is not a terminal (production, containers); aligned
 key-value lines in a terminal. Loggers are bound to `session_id` and `turn_id`
-where they run; message text is logged at debug level only.
+where they run; message text is logged at debug level only, and every
+string in an event (the exception text included) passes through PII redaction
+before it is written, whatever the level.
 """
 
 from __future__ import annotations
@@ -11,8 +13,19 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
-__all__ = ["configure_logging"]
+from agent.privacy.redaction import redact
+
+__all__ = ["configure_logging", "redact_event"]
+
+
+def redact_event(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """A structlog processor: personal data in any string value becomes a placeholder."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
@@ -31,6 +44,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
