@@ -36,7 +36,14 @@ from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
 from agent.probes import serve_probes
 from memory.ledger import InMemoryTurnLedger, TurnLedger
-from memory.sql import SqlConversationStore, SqlTurnLedger, create_schema, open_engine
+from memory.sql import (
+    SqlConversationStore,
+    SqlTurnLedger,
+    WriterConfig,
+    open_engine,
+    upgrade_schema,
+)
+from memory.sql.retention import RetentionSweeper
 from memory.store import ConversationStore
 from policies import RulePolicy
 
@@ -103,11 +110,26 @@ async def _start_worker(
     """
     engine = open_engine(settings.resolved_database_url())
     stack.push_async_callback(engine.dispose)
-    await create_schema(engine)
-    store = await stack.enter_async_context(SqlConversationStore(engine))
+    await upgrade_schema(engine)
+    store = await stack.enter_async_context(
+        SqlConversationStore(
+            engine,
+            tenant=settings.tenant,
+            cipher=settings.cipher(),
+            writer=WriterConfig(max_wait=settings.write_max_wait, max_queue=settings.write_queue),
+        )
+    )
+    if settings.retention_days is not None:
+        await stack.enter_async_context(
+            RetentionSweeper(
+                engine,
+                keep_for=settings.retention_days * 86_400.0,
+                interval=settings.purge_interval,
+            )
+        )
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
     stages = Stages(
-        recognizer=await _start_recognizer(stack, settings.emotion_model),
+        recognizer=await _start_recognizer(stack, settings),
         policy=RulePolicy(),
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
@@ -141,12 +163,14 @@ async def _start_gateway(
     )
 
 
-async def _start_recognizer(stack: AsyncExitStack, model_name: str) -> EmotionRecognizer:
-    """The models of `model_name` by language, each behind a micro-batcher, lexicon as fallback.
+async def _start_recognizer(stack: AsyncExitStack, settings: Settings) -> EmotionRecognizer:
+    """The configured models by language, each behind a micro-batcher, lexicon as fallback.
 
     Loading takes a second or so and blocks, so it runs on a worker thread.
     """
-    models = await asyncio.to_thread(models_for, model_name)
+    models = await asyncio.to_thread(
+        models_for, settings.emotion_model, precision=settings.emotion_precision
+    )
     batched: dict[int, EmotionRecognizer] = {}
     for model in models.values():
         if id(model) not in batched:  # one batcher per model, shared by its languages

@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import Settings, load_settings
 from agent.emotion.datasets import DataFormat
+from agent.emotion.precision import PRECISIONS
 from agent.errors import ConfigError, HeartlineError
 from agent.logging import configure_logging
 
@@ -28,6 +29,10 @@ _DEMO_USER = "demo"
 _MODEL_HELP = (
     "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
     "or a Hugging Face sequence-classification model (folder or hub id)"
+)
+_PRECISION_HELP = (
+    "number format of the neural English model: auto (bfloat16 where the CPU computes it "
+    "natively, else float32), float32 or bfloat16"
 )
 _DAY = 24 * 3600.0
 
@@ -64,6 +69,7 @@ def _database(parser: argparse.ArgumentParser) -> None:
 
 def _emotion_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emotion-model", help=_MODEL_HELP + " (default auto)")
+    parser.add_argument("--emotion-precision", choices=PRECISIONS, help=_PRECISION_HELP)
 
 
 def _mqtt(parser: argparse.ArgumentParser) -> None:
@@ -172,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     eval_emotion.add_argument("--format", choices=[f.value for f in DataFormat])
     eval_emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
     eval_emotion.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP
+    )
+    eval_emotion.add_argument(
         "--confusion", type=Path, help="PNG path (default confusion-FORMAT.png)"
     )
     eval_emotion.add_argument("--json", action="store_true", help="print one JSON object")
@@ -182,8 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     emotion.add_argument("text")
     emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
+    emotion.add_argument("--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP)
     emotion.add_argument("--json", action="store_true", help="print one JSON object")
     _common(emotion)
+
+    _data_commands(commands)
 
     token = commands.add_parser(
         "token",
@@ -197,6 +209,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(token)
     return parser
+
+
+def _data_commands(commands: Any) -> None:
+    db = commands.add_parser("db", help="manage the database").add_subparsers(
+        dest="target", required=True, metavar="ACTION"
+    )
+    upgrade = db.add_parser("upgrade", help="migrate the schema forward (default: newest)")
+    upgrade.add_argument("--revision", default="head", help="target revision (default head)")
+    downgrade = db.add_parser("downgrade", help="migrate the schema back (default: one step)")
+    downgrade.add_argument("--revision", default="-1", help="target revision (default -1)")
+    current = db.add_parser("current", help="print the schema revision")
+    purge = db.add_parser(
+        "purge",
+        help="delete rows older than an age",
+        description="Delete turns, feedback and finished ledger entries older than the age, "
+        "then the sessions and users left empty; workers also do this every "
+        "HEARTLINE_PURGE_INTERVAL seconds when HEARTLINE_RETENTION_DAYS is set.",
+    )
+    purge.add_argument("--older-than-days", type=float, help="default HEARTLINE_RETENTION_DAYS")
+    rotate = db.add_parser(
+        "rotate-key",
+        help="re-encrypt stored messages under the active key",
+        description="Re-encrypt every stored message under the first key of "
+        "HEARTLINE_ENCRYPTION_KEYS (plain ones are redacted and encrypted too). "
+        "Keep the old key after the new one until this has finished.",
+    )
+    new_key = db.add_parser("new-key", help="print a new encryption key entry (ID:KEY)")
+    new_key.add_argument("--id", default="k1", dest="key_id", help="key id (default k1)")
+    for parser in (upgrade, downgrade, current, purge, rotate):
+        _database(parser)
+        _common(parser)
+
+    users = commands.add_parser("users", help="a user's data").add_subparsers(
+        dest="target", required=True, metavar="ACTION"
+    )
+    export = users.add_parser("export", help="print everything held about a user as JSON")
+    export.add_argument("user")
+    export.add_argument("--out", type=Path, help="write to this file instead")
+    forget = users.add_parser("forget", help="erase every row about a user")
+    forget.add_argument("user")
+    for parser in (export, forget):
+        _database(parser)
+        parser.add_argument("--tenant", help="the user's tenant (default: default)")
+        _common(parser)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -306,6 +362,8 @@ def _run(args: argparse.Namespace) -> None:
         _chat(args, settings)
     elif args.command in ("train", "eval", "emotion"):
         _emotion_command(args)
+    elif args.command in ("db", "users"):
+        asyncio.run(_data_command(args, settings))
     else:
         _token(args, settings)
 
@@ -329,14 +387,43 @@ def _emotion_command(args: argparse.Namespace) -> None:
             args.data,
             data_format=data_format,
             model_name=args.model,
+            precision=args.precision,
             confusion=args.confusion,
             progress=not args.json,
         )
         commands.print_evaluation(evaluation, as_json=args.json)
     else:
         commands.print_reading(
-            commands.read_text(args.text, model_name=args.model), as_json=args.json
+            commands.read_text(args.text, model_name=args.model, precision=args.precision),
+            as_json=args.json,
         )
+
+
+async def _data_command(args: argparse.Namespace, settings: Settings) -> None:
+    from agent import data_commands as run
+
+    if args.command == "users":
+        if args.target == "export":
+            exported = await run.users_export(settings, args.user)
+            if args.out is None:
+                print(exported)
+            else:
+                args.out.write_text(exported + "\n", encoding="utf-8")
+                print(f"wrote everything about {args.user!r} to {args.out}", file=sys.stderr)
+        else:
+            await run.users_forget(settings, args.user)
+    elif args.target == "upgrade":
+        await run.db_upgrade(settings, args.revision)
+    elif args.target == "downgrade":
+        await run.db_downgrade(settings, args.revision)
+    elif args.target == "current":
+        await run.db_current(settings)
+    elif args.target == "purge":
+        await run.db_purge(settings, args.older_than_days)
+    elif args.target == "rotate-key":
+        await run.db_rotate_key(settings)
+    else:
+        run.db_new_key(args.key_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

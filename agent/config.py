@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
+from memory.crypto import TextCipher
 
 __all__ = ["Settings", "default_data_dir", "load_settings"]
 
@@ -37,6 +38,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     secret: SecretStr | None = None
+    # Write-behind: turns are committed in batches at most this many seconds after
+    # they are accepted; a crash loses at most the turns accepted in that window
+    # (never more than write_queue of them). A clean stop writes everything.
+    write_max_wait: float = Field(default=0.02, ge=0.0, le=5.0)
+    write_queue: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Privacy: whose rows this process reads and writes; the keyring that encrypts
+    # message text ("ID:KEY,..." with the active key first; `heartline db new-key`);
+    # how long rows are kept (None: for ever) and how often workers purge older ones.
+    tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    encryption_keys: SecretStr | None = None
+    retention_days: float | None = Field(default=None, gt=0)
+    purge_interval: float = Field(default=3600.0, gt=0)
     # Distributed roles
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
@@ -48,6 +61,8 @@ class Settings(BaseSettings):
     redeliver_after: float = Field(default=10.0, gt=0, le=3600)
     # Emotion: auto, neural, chinese, lexicon, or a Hugging Face model (folder or hub id)
     emotion_model: str = Field(default="auto", min_length=1)
+    # auto: bfloat16 where the CPU computes it natively, else float32
+    emotion_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # Generation
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits
@@ -65,6 +80,12 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The configured database, or the SQLite file in the data directory."""
         return self.database_url or self.sqlite_url()
+
+    def cipher(self) -> TextCipher | None:
+        """The keyring that encrypts message text, if one is configured."""
+        if self.encryption_keys is None:
+            return None
+        return TextCipher.from_spec(self.encryption_keys.get_secret_value())
 
 
 def _check_environment() -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "EmotionReading",
     "Exchange",
     "HistorySummary",
+    "SessionMood",
     "Strategy",
     "Tone",
     "Trajectory",
@@ -168,20 +169,92 @@ class Exchange:
     strategy: Strategy | None = None
 
 
+# How a reason names a session whose turns leaned to an Ekman group.
+_MOOD_WORDS = {
+    "anger": "frustrated",
+    "disgust": "disgusted",
+    "fear": "anxious",
+    "joy": "happy",
+    "sadness": "sad",
+    "surprise": "surprised",
+    "neutral": "calm",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+class SessionMood:
+    """One earlier session's mood, so a reason can say "frustrated in the last 2 sessions".
+
+    `mood` is an Ekman group: the most frequent non-neutral one when it was the
+    dominant emotion of at least a third of the session's turns, else neutral.
+    """
+
+    turns: Annotated[int, Field(ge=1)]
+    mood: Label
+    mean_valence: Signed
+    ended_at: float
+
+    def word(self) -> str:
+        return _MOOD_WORDS.get(self.mood, self.mood)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
 class HistorySummary:
-    """The user's emotional history in a form a rule or a prompt can use."""
+    """The user's emotional history in a form a rule or a prompt can use.
+
+    `mean_valence`, `mean_arousal` and `frequent` are the long-run baseline
+    over every stored turn; `trajectory` is the valence of the user's last
+    turns across sessions, oldest first, and `trend` what it shows;
+    `past_sessions` are the latest earlier sessions, newest first.
+    """
 
     returning: bool
     sessions: Annotated[int, Field(ge=0)]
     turns: Annotated[int, Field(ge=0)]
     mean_valence: Signed | None = None
+    mean_arousal: Unit | None = None
+    frequent: tuple[Label, ...] = ()
     recent_dominant: tuple[Label, ...] = ()
+    trajectory: tuple[Signed, ...] = ()
     trend: Trend = Trend.UNKNOWN
+    past_sessions: tuple[SessionMood, ...] = ()
 
     @classmethod
     def first_time(cls) -> HistorySummary:
         return cls(returning=False, sessions=0, turns=0)
+
+    def mood_streak(self) -> tuple[str, int]:
+        """The mood of the latest earlier session and how many in a row before now shared it."""
+        if not self.past_sessions:
+            return "neutral", 0
+        mood = self.past_sessions[0].mood
+        count = 0
+        for session in self.past_sessions:
+            if session.mood != mood:
+                break
+            count += 1
+        return mood, count
+
+    def describe(self) -> str:
+        """One line for a reason or a prompt, e.g. "frustrated in the last 2 sessions"."""
+        if not self.returning:
+            return "first-time user"
+        parts = [
+            f"returning user ({_plural(self.sessions, 'session')}, {_plural(self.turns, 'turn')})"
+        ]
+        mood, streak = self.mood_streak()
+        if streak and mood != "neutral":
+            where = "the last session" if streak == 1 else f"the last {streak} sessions"
+            parts.append(f"{_MOOD_WORDS.get(mood, mood)} in {where}")
+        if self.trend in (Trend.DETERIORATING, Trend.RECOVERING):
+            parts.append(f"mood {self.trend.value}")
+        if self.mean_valence is not None:
+            parts.append(f"usual valence {self.mean_valence:+.2f}")
+        return ", ".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)

@@ -41,6 +41,12 @@ def _angry_streak(context: TurnContext, threshold: float, turns: int) -> bool:
     return all(sum(r.score(label) for label in ANGER) >= threshold for r in earlier)
 
 
+def _streak_of(context: TurnContext, mood: str) -> int:
+    """How many of the user's latest earlier sessions in a row had this mood."""
+    latest, streak = context.history.mood_streak()
+    return streak if latest == mood else 0
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
@@ -99,6 +105,17 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         reason=lambda c: f"fear {group_score(c, FEAR):.2f} ≥ 0.40",
     ),
     Rule(
+        name="frustrated_before",
+        when=lambda c: _streak_of(c, "anger") >= 2,
+        action=Action.REPLY,
+        strategy=Strategy.APOLOGIZE,
+        tone=Tone.WARM,
+        confidence=0.65,
+        reason=lambda c: (
+            f"apologise first: frustrated in the last {_streak_of(c, 'anger')} sessions"
+        ),
+    ),
+    Rule(
         name="returning_and_deteriorating",
         when=lambda c: c.history.returning and c.history.trend is Trend.DETERIORATING,
         action=Action.REPLY,
@@ -137,10 +154,6 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 
 
-def _returning(sessions: int) -> str:
-    return f"returning user, {sessions} session{'' if sessions == 1 else 's'} on record"
-
-
 class RulePolicy:
     """First matching rule wins; with the default rules it never abstains."""
 
@@ -154,7 +167,7 @@ class RulePolicy:
             if rule.when(context):
                 reasons = [rule.reason(context)]
                 if context.history.returning:
-                    reasons.append(_returning(context.history.sessions))
+                    reasons.append(context.history.describe())
                 return Decision(
                     action=rule.action,
                     strategy=rule.strategy,

@@ -3,14 +3,15 @@
 Use::
 
     engine = open_engine("sqlite+aiosqlite:///heartline.db")
-    await create_schema(engine)
+    await upgrade_schema(engine)
     async with SqlConversationStore(engine) as store:
         ...
     await engine.dispose()
 """
 
-from memory.sql.engine import SUPPORTED_SCHEMES, create_schema, open_engine
+from memory.sql.engine import SUPPORTED_SCHEMES, open_engine
 from memory.sql.ledger import SqlTurnLedger
+from memory.sql.schema import downgrade_schema, schema_revision, upgrade_schema
 from memory.sql.store import SqlConversationStore
 from memory.sql.writer import WriterConfig, WriterStats
 
@@ -20,6 +21,8 @@ __all__ = [
     "SqlTurnLedger",
     "WriterConfig",
     "WriterStats",
-    "create_schema",
+    "downgrade_schema",
     "open_engine",
+    "schema_revision",
+    "upgrade_schema",
 ]

@@ -8,11 +8,14 @@ or re-run turn never fails a batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
+import structlog
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from memory.records import FeedbackRecord, TurnRecord
+from memory.sealing import MessageSealer
 from memory.sql.engine import insert_ignoring, store_errors
 from memory.sql.models import (
     DecisionRow,
@@ -22,22 +25,33 @@ from memory.sql.models import (
     TurnRow,
     UserRow,
 )
+from memory.sql.moods import add_turns
 
 __all__ = ["write_batch"]
 
+_log = structlog.get_logger(__name__)
+
 
 async def write_batch(
-    engine: AsyncEngine, batch: Sequence[TurnRecord | FeedbackRecord], *, tenant: str
+    engine: AsyncEngine,
+    batch: Sequence[TurnRecord | FeedbackRecord],
+    *,
+    tenant: str,
+    sealer: MessageSealer,
 ) -> None:
-    """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back)."""
+    """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back).
+
+    Message text is stored as `sealer` seals it: redacted, and encrypted if configured.
+    """
     turns = _unique_turns(r for r in batch if isinstance(r, TurnRecord))
     feedback = [r for r in batch if isinstance(r, FeedbackRecord)]
     with store_errors("writing a batch"):
         async with engine.begin() as conn:
             users = await _upsert_users(conn, engine, batch, tenant=tenant)
-            await _upsert_sessions(conn, engine, batch, users)
+            owners = await _upsert_sessions(conn, engine, batch, users)
+            turns, feedback = _owned(turns, users, owners), _owned(feedback, users, owners)
             if turns:
-                await _insert_turns(conn, engine, turns, users)
+                await _insert_turns(conn, engine, turns, users, sealer)
             if feedback:
                 await conn.execute(
                     insert(FeedbackRow),
@@ -92,7 +106,8 @@ async def _upsert_sessions(
     engine: AsyncEngine,
     batch: Sequence[TurnRecord | FeedbackRecord],
     users: dict[str, int],
-) -> None:
+) -> dict[str, int]:
+    """Create or extend the batch's sessions; returns each one's owner (a user row id)."""
     spans: dict[str, tuple[int, float, float]] = {}
     for record in batch:
         user_id, start, last = spans.get(
@@ -117,6 +132,26 @@ async def _upsert_sessions(
         .values(last_at=bindparam("last")),
         [{"sid": sid, "last": last} for sid, (_, _, last) in spans.items()],
     )
+    rows = await conn.execute(
+        select(SessionRow.id, SessionRow.user_id).where(SessionRow.id.in_(list(spans)))
+    )
+    return {sid: user_id for sid, user_id in rows}
+
+
+_Record = TypeVar("_Record", TurnRecord, FeedbackRecord)
+
+
+def _owned(records: list[_Record], users: dict[str, int], owners: dict[str, int]) -> list[_Record]:
+    """The records whose session belongs to their user; the others are logged and dropped.
+
+    Session ids are random and made by the gateway, so a mismatch means a
+    forged or corrupted record: storing it would put one user's words into
+    another user's session.
+    """
+    kept = [r for r in records if owners.get(r.session_id) == users[r.user_id]]
+    if len(kept) < len(records):
+        _log.error("store.foreign_session", dropped=len(records) - len(kept))
+    return kept
 
 
 async def _insert_turns(
@@ -124,6 +159,7 @@ async def _insert_turns(
     engine: AsyncEngine,
     turns: list[TurnRecord],
     users: dict[str, int],
+    sealer: MessageSealer,
 ) -> None:
     inserted = await conn.execute(
         insert_ignoring(engine, TurnRow, conflict=("session_id", "seq")).returning(
@@ -135,8 +171,8 @@ async def _insert_turns(
                 "user_id": users[r.user_id],
                 "turn_id": r.turn_id,
                 "seq": r.seq,
-                "text": r.text,
-                "reply": r.reply,
+                "text": sealer.seal(r.text, user=r.user_id, column="turns.text"),
+                "reply": sealer.seal(r.reply, user=r.user_id, column="turns.reply"),
                 "interrupted": r.interrupted,
                 "generator": r.generator,
                 "created_at": r.created_at,
@@ -148,6 +184,7 @@ async def _insert_turns(
     fresh = [(ids[(r.session_id, r.seq)], r) for r in turns if (r.session_id, r.seq) in ids]
     if not fresh:
         return
+    await add_turns(conn, engine, [(users[r.user_id], r) for _, r in fresh])
     await conn.execute(
         insert(EmotionRow),
         [

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -24,14 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
 from agent.errors import ConfigError, StoreError
-from memory.sql.models import Base
 
 __all__ = [
     "SUPPORTED_SCHEMES",
-    "create_schema",
     "insert_ignoring",
     "open_engine",
     "store_errors",
+    "upsert_adding",
     "write_engine",
 ]
 
@@ -135,30 +134,33 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_IMMEDIATE: True})
 
 
-# Any fixed number: processes starting together take turns creating the schema.
-_SCHEMA_LOCK = 0x4845_4152_544C  # "HEARTL"
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create every table and index that does not exist yet (migrations come later).
-
-    Safe when several processes start at once: on PostgreSQL they serialise on
-    an advisory lock, on SQLite on the write lock of ``BEGIN IMMEDIATE``.
-    """
-    with store_errors("creating the schema"):
-        async with write_engine(engine).begin() as conn:
-            if engine.dialect.name == "postgresql":
-                await conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
-                )
-            await conn.run_sync(Base.metadata.create_all)
-
-
 def insert_ignoring(engine: AsyncEngine, table: Any, *, conflict: Sequence[str]) -> Insert:
     """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` in the engine's dialect."""
     if engine.dialect.name == "postgresql":
         return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+def upsert_adding(
+    engine: AsyncEngine,
+    table: Any,
+    *,
+    conflict: Sequence[str],
+    add: Sequence[str],
+    least: Sequence[str] = (),
+    greatest: Sequence[str] = (),
+) -> Insert:
+    """``INSERT ... ON CONFLICT (conflict) DO UPDATE``: `add` columns sum, the others keep
+    the least or greatest value. One atomic statement, so concurrent writers lose nothing.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    statement = pg_insert(table) if postgres else sqlite_insert(table)
+    new = statement.excluded
+    smaller, larger = (func.least, func.greatest) if postgres else (func.min, func.max)
+    values = {name: table.c[name] + new[name] for name in add}
+    values |= {name: smaller(table.c[name], new[name]) for name in least}
+    values |= {name: larger(table.c[name], new[name]) for name in greatest}
+    return statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
 
 
 @contextmanager

@@ -81,7 +81,11 @@ class SqlTurnLedger:
         return outcome
 
     async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
-        """Mark the turn done if `worker` holds it; otherwise do nothing."""
+        """Mark the turn done if `worker` holds it; otherwise do nothing.
+
+        The payload (the user's raw words) is cleared with it: the ledger
+        holds raw text only while the turn may have to run again.
+        """
         with store_errors("completing a turn"):
             async with self._write.begin() as conn:
                 finished = await conn.execute(
@@ -91,7 +95,7 @@ class SqlTurnLedger:
                         LedgerRow.seq == seq,
                         LedgerRow.owner == worker,
                     )
-                    .values(done=True)
+                    .values(done=True, payload=b"")
                 )
                 if finished.rowcount:
                     await self._forget_old(conn, session_id, seq)

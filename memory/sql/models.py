@@ -3,6 +3,11 @@
 Every timestamp is a float of epoch seconds (UTC), as the records and the
 ledger carry them: no time zones to convert and one column type on both
 databases. Emotion readings and decisions hang off a turn one-to-one.
+
+`UserMoodRow`, `SessionMoodRow` and `UserLabelRow` are running totals the
+writer adds each batch's new turns to, so a user's history summary reads a
+handful of rows however many turns the user has. Text columns hold redacted
+text, encrypted when a key is configured (`memory.sql.text`).
 """
 
 from __future__ import annotations
@@ -27,15 +32,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "MOOD_GROUPS",
     "Base",
     "DecisionRow",
     "EmotionRow",
     "FeedbackRow",
     "LedgerRow",
+    "PolicyStateRow",
+    "SessionMoodRow",
     "SessionRow",
     "TurnRow",
+    "UserLabelRow",
+    "UserMoodRow",
     "UserRow",
 ]
+
+# Each turn's dominant label counts towards its Ekman group's column.
+MOOD_GROUPS = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -65,7 +78,7 @@ class UserRow(Base):
 
 class SessionRow(Base):
     __tablename__ = "sessions"
-    __table_args__ = (Index(None, "user_id", "started_at"),)
+    __table_args__ = (Index(None, "user_id", "started_at"), Index(None, "last_at"))
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[int] = mapped_column(_Id, ForeignKey("users.id", ondelete="CASCADE"))
@@ -80,6 +93,8 @@ class TurnRow(Base):
         UniqueConstraint("session_id", "seq"),
         # A user's turns, newest first.
         Index(None, "user_id", "created_at"),
+        # Retention: the oldest turns of everyone.
+        Index(None, "created_at"),
     )
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
@@ -130,6 +145,7 @@ class FeedbackRow(Base):
     __table_args__ = (
         Index(None, "session_id", "turn_id"),
         Index(None, "user_id", "created_at"),
+        Index(None, "created_at"),
     )
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
@@ -140,6 +156,69 @@ class FeedbackRow(Base):
     turn_id: Mapped[str] = mapped_column(String(128))
     score: Mapped[int] = mapped_column(Integer())
     created_at: Mapped[float] = mapped_column(Double())
+
+
+class _MoodTotals:
+    """Running totals over a set of turns: sums for the means, a count per Ekman group."""
+
+    turns: Mapped[int] = mapped_column(Integer())
+    valence_sum: Mapped[float] = mapped_column(Double())
+    arousal_sum: Mapped[float] = mapped_column(Double())
+    anger: Mapped[int] = mapped_column(Integer())
+    disgust: Mapped[int] = mapped_column(Integer())
+    fear: Mapped[int] = mapped_column(Integer())
+    joy: Mapped[int] = mapped_column(Integer())
+    sadness: Mapped[int] = mapped_column(Integer())
+    surprise: Mapped[int] = mapped_column(Integer())
+    neutral: Mapped[int] = mapped_column(Integer())
+    first_at: Mapped[float] = mapped_column(Double())
+    last_at: Mapped[float] = mapped_column(Double())
+
+
+class UserMoodRow(_MoodTotals, Base):
+    """A user's long-run baseline: totals over every stored turn of theirs."""
+
+    __tablename__ = "user_moods"
+
+    user_id: Mapped[int] = mapped_column(
+        _Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class SessionMoodRow(_MoodTotals, Base):
+    """One session's mood: totals over its turns."""
+
+    __tablename__ = "session_moods"
+    __table_args__ = (Index(None, "user_id", "last_at"),)
+
+    session_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(_Id, ForeignKey("users.id", ondelete="CASCADE"))
+
+
+class UserLabelRow(Base):
+    """How often each label was a user's dominant emotion: their most frequent emotions."""
+
+    __tablename__ = "user_labels"
+
+    user_id: Mapped[int] = mapped_column(
+        _Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer())
+
+
+class PolicyStateRow(Base):
+    """A learning policy's parameters, shared by every worker of a tenant."""
+
+    __tablename__ = "policy_states"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer())
+    state: Mapped[dict[str, Any]] = mapped_column(_Json)
+    updated_at: Mapped[float] = mapped_column(Double())
 
 
 class LedgerRow(Base):

@@ -12,29 +12,50 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from types import TracebackType
+from typing import Any
 
 import structlog
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
-from agent.values import EmotionReading, Exchange, HistorySummary, Strategy, Trend
+from agent.values import EmotionReading, Exchange, HistorySummary, SessionMood, Strategy, Trend
+from memory.crypto import TextCipher
 from memory.records import FeedbackRecord, TurnRecord
+from memory.sealing import MessageSealer
 from memory.sql.engine import store_errors
-from memory.sql.models import DecisionRow, EmotionRow, TurnRow, UserRow
+from memory.sql.models import (
+    MOOD_GROUPS,
+    DecisionRow,
+    EmotionRow,
+    SessionMoodRow,
+    SessionRow,
+    TurnRow,
+    UserLabelRow,
+    UserMoodRow,
+    UserRow,
+)
 from memory.sql.writer import BatchWriter, WriterConfig, WriterStats
 
-__all__ = ["SqlConversationStore", "trend_of"]
+__all__ = ["SqlConversationStore", "session_mood", "trend_of"]
 
 _log = structlog.get_logger(__name__)
 
+_Query = Select[*tuple[Any, ...]]
+
 RECENT = 5  # dominant labels in `HistorySummary.recent_dominant`
+FREQUENT = 3  # labels in `HistorySummary.frequent`
+PAST_SESSIONS = 3  # earlier sessions in `HistorySummary.past_sessions`
 TREND_WINDOW = 3  # turns on each side of the trend comparison
+TRAJECTORY = 2 * TREND_WINDOW  # valences in `HistorySummary.trajectory`
 TREND_THRESHOLD = 0.15
 
 
 class SqlConversationStore:
     """A `ConversationStore` over an engine from `memory.sql.open_engine`.
+
+    Every read and write is scoped to `tenant`. Message text is stored
+    redacted, and encrypted when `cipher` is given (`memory.sealing`).
 
     Use it as an async context manager: entering starts the writer task,
     leaving writes everything queued (waiting at most `drain_timeout`) and
@@ -52,12 +73,14 @@ class SqlConversationStore:
         engine: AsyncEngine,
         *,
         tenant: str = "default",
+        cipher: TextCipher | None = None,
         writer: WriterConfig | None = None,
         session_gap: float = 1800.0,
         drain_timeout: float = 30.0,
     ) -> None:
         self._engine = engine
         self._tenant = tenant
+        self._sealer = MessageSealer(tenant=tenant, cipher=cipher)
         self._config = writer or WriterConfig()
         self._session_gap = session_gap
         self._drain_timeout = drain_timeout
@@ -70,7 +93,9 @@ class SqlConversationStore:
             raise RuntimeError("this SqlConversationStore is already running")
         async with AsyncExitStack() as stack:
             group = await stack.enter_async_context(asyncio.TaskGroup())
-            self._writer = BatchWriter(self._engine, tenant=self._tenant, config=self._config)
+            self._writer = BatchWriter(
+                self._engine, tenant=self._tenant, config=self._config, sealer=self._sealer
+            )
             self._task = group.create_task(self._writer.run(), name="heartline-store-writer")
             self._stack = stack.pop_all()
         return self
@@ -149,6 +174,7 @@ class SqlConversationStore:
             return ()
         query = (
             select(
+                UserRow.external_id,
                 TurnRow.text,
                 TurnRow.reply,
                 EmotionRow.scores,
@@ -159,9 +185,10 @@ class SqlConversationStore:
                 EmotionRow.model,
                 DecisionRow.strategy,
             )
+            .join(UserRow, UserRow.id == TurnRow.user_id)
             .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
             .outerjoin(DecisionRow, DecisionRow.turn_id == TurnRow.id)
-            .where(TurnRow.session_id == session_id)
+            .where(TurnRow.session_id == session_id, UserRow.tenant == self._tenant)
             .order_by(TurnRow.seq.desc())
             .limit(limit)
         )
@@ -171,8 +198,8 @@ class SqlConversationStore:
         try:
             return tuple(
                 Exchange(
-                    text=row.text,
-                    reply=row.reply,
+                    text=self._sealer.open(row.text, user=row.external_id, column="turns.text"),
+                    reply=self._sealer.open(row.reply, user=row.external_id, column="turns.reply"),
                     emotion=None
                     if row.dominant is None
                     else EmotionReading(
@@ -193,58 +220,107 @@ class SqlConversationStore:
     async def history(
         self, user_id: str, *, now: float, session_id: str | None = None
     ) -> HistorySummary:
-        """The user's emotional history from turns made up to `now`. Safe to cancel.
+        """The user's emotional history over every turn stored so far. Safe to cancel.
 
-        `returning` means the user has turns in an earlier session: one other
-        than `session_id` when given, else any session once there are two, or
-        a single one whose last turn is more than `session_gap` seconds old.
+        Four indexed reads of a few rows each, however many turns the user
+        has: the running totals, the top labels, the last turns and the
+        latest earlier sessions. `returning` means the user has turns in an
+        earlier session: one other than `session_id` when given, else any
+        session once there are two, or a single one whose last turn is more
+        than `session_gap` seconds before `now`.
         """
-        mine = (
-            select(TurnRow.id, TurnRow.session_id, TurnRow.created_at)
-            .join(UserRow, UserRow.id == TurnRow.user_id)
-            .where(
-                UserRow.tenant == self._tenant,
-                UserRow.external_id == user_id,
-                TurnRow.created_at <= now,
-            )
-            .subquery()
-        )
-        others = (
-            func.count(distinct(case((mine.c.session_id != session_id, mine.c.session_id))))
-            if session_id is not None
-            else func.count(distinct(mine.c.session_id))
-        )
-        totals = select(
-            func.count(),
-            func.count(distinct(mine.c.session_id)),
-            others,
-            func.avg(EmotionRow.valence),
-            func.max(mine.c.created_at),
-        ).select_from(mine.join(EmotionRow, EmotionRow.turn_id == mine.c.id))
-        recent = (
-            select(EmotionRow.dominant, EmotionRow.valence)
-            .select_from(mine.join(EmotionRow, EmotionRow.turn_id == mine.c.id))
-            .order_by(mine.c.created_at.desc(), mine.c.id.desc())
-            .limit(2 * TREND_WINDOW)
-        )
         with store_errors("reading a user's history"):
             async with self._engine.connect() as conn:
-                turns, sessions, other_sessions, mean, last_at = (await conn.execute(totals)).one()
-                latest = (await conn.execute(recent)).all()
-        if not turns:
-            return HistorySummary.first_time()
+                totals = (await conn.execute(self._totals_query(user_id))).one_or_none()
+                if totals is None or totals.turns is None:
+                    return HistorySummary.first_time()
+                frequent = (await conn.execute(_frequent_query(totals.id))).scalars().all()
+                latest = (await conn.execute(_latest_query(totals.id))).all()
+                past = (await conn.execute(_past_query(totals.id, session_id))).all()
         if session_id is not None:
-            returning = other_sessions > 0
+            returning = bool(past)
         else:
-            returning = sessions > 1 or now - float(last_at) > self._session_gap
+            returning = totals.sessions > 1 or now - float(totals.last_at) > self._session_gap
+        turns = int(totals.turns)
+        valences = [float(row.valence) for row in latest]
         return HistorySummary(
             returning=returning,
-            sessions=int(sessions),
-            turns=int(turns),
-            mean_valence=max(-1.0, min(1.0, float(mean))),
+            sessions=int(totals.sessions),
+            turns=turns,
+            mean_valence=_clamp(float(totals.valence_sum) / turns, -1.0),
+            mean_arousal=_clamp(float(totals.arousal_sum) / turns, 0.0),
+            frequent=tuple(frequent),
             recent_dominant=tuple(row.dominant for row in latest[:RECENT]),
-            trend=trend_of([float(row.valence) for row in latest]),
+            trajectory=tuple(reversed(valences)),
+            trend=trend_of(valences),
+            past_sessions=tuple(session_mood(row) for row in past),
         )
+
+    def _totals_query(self, user_id: str) -> _Query:
+        sessions = (
+            select(func.count())
+            .select_from(SessionRow)
+            .where(SessionRow.user_id == UserRow.id)
+            .scalar_subquery()
+        )
+        return (
+            select(
+                UserRow.id,
+                sessions.label("sessions"),
+                UserMoodRow.turns,
+                UserMoodRow.valence_sum,
+                UserMoodRow.arousal_sum,
+                UserMoodRow.last_at,
+            )
+            .outerjoin(UserMoodRow, UserMoodRow.user_id == UserRow.id)
+            .where(UserRow.tenant == self._tenant, UserRow.external_id == user_id)
+        )
+
+
+def _frequent_query(user: int) -> _Query:
+    return (
+        select(UserLabelRow.label)
+        .where(UserLabelRow.user_id == user)
+        .order_by(UserLabelRow.count.desc(), UserLabelRow.label)
+        .limit(FREQUENT)
+    )
+
+
+def _latest_query(user: int) -> _Query:
+    return (
+        select(EmotionRow.dominant, EmotionRow.valence)
+        .select_from(TurnRow)
+        .join(EmotionRow, EmotionRow.turn_id == TurnRow.id)
+        .where(TurnRow.user_id == user)
+        .order_by(TurnRow.created_at.desc(), TurnRow.id.desc())
+        .limit(TRAJECTORY)
+    )
+
+
+def _past_query(user: int, session_id: str | None) -> _Query:
+    query = select(SessionMoodRow).where(SessionMoodRow.user_id == user)
+    if session_id is not None:
+        query = query.where(SessionMoodRow.session_id != session_id)
+    return query.order_by(SessionMoodRow.last_at.desc()).limit(PAST_SESSIONS)
+
+
+def session_mood(row: Any) -> SessionMood:
+    """A session's mood from its totals: its most frequent non-neutral group, if that
+    was the dominant emotion of at least a third of its turns, else neutral."""
+    counts = {group: int(getattr(row, group)) for group in MOOD_GROUPS if group != "neutral"}
+    group = max(counts, key=lambda g: counts[g])
+    turns = int(row.turns)
+    return SessionMood(
+        turns=turns,
+        mood=group if 3 * counts[group] >= turns and counts[group] else "neutral",
+        mean_valence=_clamp(float(row.valence_sum) / turns, -1.0),
+        ended_at=float(row.last_at),
+    )
+
+
+def _clamp(value: float, low: float) -> float:
+    """Sums of floats can land a hair outside the range their mean must lie in."""
+    return max(low, min(1.0, value))
 
 
 def trend_of(valences_newest_first: list[float]) -> Trend:

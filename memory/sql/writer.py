@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
 from memory.records import FeedbackRecord, TurnRecord
+from memory.sealing import MessageSealer
 from memory.sql.batch import write_batch
 from memory.sql.engine import write_engine
 
@@ -60,9 +61,12 @@ class WriterStats:
 class BatchWriter:
     """Buffers records and writes them in batches; `run` is the writer task."""
 
-    def __init__(self, engine: AsyncEngine, *, tenant: str, config: WriterConfig) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, tenant: str, config: WriterConfig, sealer: MessageSealer
+    ) -> None:
         self._write = write_engine(engine)
         self._tenant = tenant
+        self._sealer = sealer
         self._config = config
         self._buffer: deque[Record] = deque()
         self._changed = asyncio.Condition()
@@ -183,7 +187,7 @@ class BatchWriter:
         config = self._config
         for attempt in range(1, config.max_attempts + 1):
             try:
-                await write_batch(self._write, batch, tenant=self._tenant)
+                await write_batch(self._write, batch, tenant=self._tenant, sealer=self._sealer)
                 return
             except (StoreError, TimeoutError) as exc:
                 if attempt == config.max_attempts:

@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.gateway import TokenAuthority
+from memory.crypto import TextCipher
+from memory.sql import SqlConversationStore, open_engine, upgrade_schema
 from tests.support.processes import free_port
+from tests.support.records import turn
 
 HEARTLINE = [sys.executable, "-m", "agent.cli"]
 
 
 def _run(
-    *args: str, stdin: str | None = None, timeout: float = 60
+    *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*HEARTLINE, *args], input=stdin, capture_output=True, text=True, timeout=timeout
+        [*HEARTLINE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
-@pytest.mark.parametrize("command", ["serve", "gateway", "worker", "chat", "token"])
+@pytest.mark.parametrize("command", ["serve", "gateway", "worker", "chat", "token", "db current"])
 def test_every_command_explains_itself(command: str) -> None:
-    result = _run(command, "--help")
+    result = _run(*command.split(), "--help")
     assert result.returncode == 0
     assert "--data-dir" in result.stdout
 
@@ -179,3 +191,51 @@ def test_train_emotion_writes_a_chinese_model(shared_data: Path, tmp_path: Path)
     result = _run("train", "emotion", "--data", str(data), "--lang", "zh", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["dev"]["macro_f1"] > 0
+
+
+async def _store_a_conversation(data_dir: Path, keys: str) -> None:
+    engine = open_engine(f"sqlite+aiosqlite:///{data_dir / 'heartline.db'}")
+    try:
+        await upgrade_schema(engine)
+        async with SqlConversationStore(engine, cipher=TextCipher.from_spec(keys)) as store:
+            for seq in (1, 2):
+                record = turn("s1", seq, user_id="alice", created_at=1_000.0 + seq)
+                await store.record_turn(dataclasses.replace(record, text=f"parcel {seq} lost"))
+            await store.record_turn(turn("s2", 1, user_id="bob", created_at=time.time()))
+    finally:
+        await engine.dispose()
+
+
+def test_the_data_commands_export_rotate_forget_and_purge(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    old = _run("db", "new-key", "--id", "old").stdout.strip()
+    new = _run("db", "new-key", "--id", "new").stdout.strip()
+    assert old.startswith("old:")
+    assert new.startswith("new:")
+    asyncio.run(_store_a_conversation(tmp_path, old))
+
+    assert "up to date" in _run("db", "current", *data).stdout
+    keyless = _run("users", "export", "alice", *data)
+    assert keyless.returncode == 2
+    assert "no key is configured" in keyless.stderr
+    exported = _run("users", "export", "alice", *data, env={"HEARTLINE_ENCRYPTION_KEYS": old})
+    assert [t["text"] for t in json.loads(exported.stdout)["turns"]] == [
+        "parcel 1 lost",
+        "parcel 2 lost",
+    ]
+    rotated = _run("db", "rotate-key", *data, env={"HEARTLINE_ENCRYPTION_KEYS": f"{new},{old}"})
+    assert "3 of 3 turns re-encrypted under key 'new'" in rotated.stdout, rotated.stderr
+    again = _run("users", "export", "alice", *data, env={"HEARTLINE_ENCRYPTION_KEYS": new})
+    assert again.returncode == 0, again.stderr
+
+    purged = json.loads(_run("db", "purge", "--older-than-days", "1", *data).stdout)
+    assert purged["deleted"]["turns"] == 2  # alice's, stored at epoch 1000: long ago
+    assert purged["deleted"]["users"] == 1
+    forgotten = _run("users", "forget", "bob", *data)
+    assert forgotten.returncode == 0, forgotten.stderr
+    assert json.loads(forgotten.stdout)["deleted"]["turns"] == 1
+    assert _run("users", "forget", "bob", *data).returncode == 2
+
+    assert "-> 0001" in _run("db", "downgrade", *data).stdout
+    assert "behind" in _run("db", "current", *data).stdout
+    assert "0001 -> 0002" in _run("db", "upgrade", *data).stdout

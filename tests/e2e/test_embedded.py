@@ -215,3 +215,23 @@ async def test_serve_reads_emotions_with_the_shipped_models_by_default(tmp_path:
     assert readings["zh"]["model"].startswith("smp2020-chinese")
     assert readings["zh"]["dominant"] == "anger"
     assert readings["zh"]["groups"] == ["anger"]
+
+
+async def test_the_decision_cites_the_users_history(app: Running) -> None:
+    assert app.store is not None
+    for session in ("first", "second"):
+        async with connect(_url(app)) as ws:
+            await _hello(ws, _token(app))
+            await ws.send(
+                json.dumps({"type": "user_message", "id": session, "text": "I'm furious!"})
+            )
+            await _until(ws, "reply_end", session)
+        await app.store.flush()
+    async with connect(_url(app)) as ws:
+        await _hello(ws, _token(app))
+        await ws.send(json.dumps({"type": "user_message", "id": "t3", "text": "Is it fixed?"}))
+        messages = await _until(ws, "decision", "t3")
+    decision = messages[-1]
+    assert decision["strategy"] == "apologize"
+    assert any("frustrated in the last 2 sessions" in reason for reason in decision["reasons"])
+    assert any(reason.startswith("returning user (2 sessions") for reason in decision["reasons"])

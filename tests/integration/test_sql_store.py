@@ -5,83 +5,26 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import ConfigError, StoreError
 from agent.values import (
-    Action,
-    Decision,
-    EmotionReading,
     Exchange,
     HistorySummary,
     Strategy,
-    Tone,
     Trend,
 )
-from memory.records import FeedbackRecord, TurnRecord
-from memory.sql import SqlConversationStore, WriterConfig, create_schema, open_engine
-from memory.sql.models import DecisionRow, EmotionRow, FeedbackRow, TurnRow, UserRow
+from memory.records import FeedbackRecord
+from memory.sql import SqlConversationStore, WriterConfig, open_engine, upgrade_schema
+from memory.sql.models import Base, DecisionRow, EmotionRow, FeedbackRow, TurnRow, UserRow
+from tests.support.records import count, turn
 
 pytestmark = pytest.mark.integration
 
-LABELS = ("joy", "sadness", "anger", "neutral")
-
-
-def reading(valence: float, dominant: str = "neutral") -> EmotionReading:
-    scores = dict.fromkeys(LABELS, 0.1)
-    scores[dominant] = 0.7
-    return EmotionReading(
-        scores=scores,
-        dominant=dominant,
-        valence=valence,
-        arousal=0.4,
-        intensity=0.6,
-        model="test-model",
-    )
-
-
-def turn(
-    session_id: str,
-    seq: int,
-    *,
-    user_id: str = "alice",
-    valence: float = 0.0,
-    dominant: str = "neutral",
-    created_at: float | None = None,
-    strategy: Strategy = Strategy.INFORM,
-) -> TurnRecord:
-    return TurnRecord(
-        session_id=session_id,
-        user_id=user_id,
-        turn_id=f"{session_id}-{seq}",
-        seq=seq,
-        text=f"message {seq}",
-        reply=f"reply {seq}",
-        interrupted=False,
-        generator="template",
-        emotion=reading(valence, dominant),
-        decision=Decision(
-            action=Action.REPLY,
-            strategy=strategy,
-            tone=Tone.CALM,
-            confidence=0.8,
-            policy="rules",
-            reasons=("because",),
-            propensity=0.25,
-        ),
-        created_at=1_000.0 + seq if created_at is None else created_at,
-    )
-
-
-async def count(engine: AsyncEngine, model: type[object]) -> int:
-    async with engine.connect() as conn:
-        value = (await conn.execute(select(func.count()).select_from(model))).scalar_one()
-    return int(value)
-
 
 async def test_schema_has_tables_and_indexes(sql_engine: AsyncEngine) -> None:
-    await create_schema(sql_engine)  # a second time is harmless
+    await upgrade_schema(sql_engine)  # a second time is harmless
 
     def describe(sync_conn: object) -> tuple[set[str], set[tuple[str, ...]]]:
         inspector = inspect(sync_conn)
@@ -160,8 +103,10 @@ async def test_history_of_a_returning_user(sql_engine: AsyncEngine) -> None:
     assert during_first.mean_valence == pytest.approx(0.2)
     # A new session: the first one's turns are "earlier", by hint or by the session gap.
     assert first_of_second.returning is True
-    assert later == later_hinted
-    assert later.returning is True
+    # The hint leaves the asking session out of the earlier ones.
+    assert [s.ended_at for s in later.past_sessions] == [5_000.0, 1_002.0]
+    assert [s.ended_at for s in later_hinted.past_sessions] == [1_002.0]
+    assert later.returning is later_hinted.returning is True
     assert (later.sessions, later.turns) == (2, 3)
     assert later.mean_valence == pytest.approx(0.2)
 
@@ -176,13 +121,10 @@ async def test_history_after_a_long_pause_without_a_hint(sql_engine: AsyncEngine
     assert much_later.returning is True
 
 
-async def test_history_counts_only_turns_up_to_now(sql_engine: AsyncEngine) -> None:
+async def test_a_user_without_turns_is_a_first_timer(sql_engine: AsyncEngine) -> None:
     async with SqlConversationStore(sql_engine) as store:
-        for seq in range(1, 4):
-            await store.record_turn(turn("s1", seq))
+        await store.record_turn(turn("s1", 1))
         await store.flush()
-        assert (await store.history("alice", now=1_002.0)).turns == 2
-        assert await store.history("alice", now=999.0) == HistorySummary.first_time()
         assert await store.history("nobody", now=9_999.0) == HistorySummary.first_time()
 
 
@@ -241,7 +183,7 @@ async def test_a_thousand_turns_are_written_in_few_batches(sql_engine: AsyncEngi
     config = WriterConfig(max_batch=256)
     async with SqlConversationStore(sql_engine, writer=config) as store:
         for i in range(1_000):
-            await store.record_turn(turn(f"s{i % 10}", i // 10 + 1, user_id=f"u{i % 7}"))
+            await store.record_turn(turn(f"s{i % 10}", i // 10 + 1, user_id=f"u{i % 10 % 7}"))
         await store.flush()
         stats = store.stats
         for model in (TurnRow, EmotionRow, DecisionRow):
@@ -317,7 +259,8 @@ async def test_a_batch_that_keeps_failing_raises_store_error(sql_engine: AsyncEn
             await record_and_flush()
         assert caught.value.__cause__ is not None
     finally:
-        await create_schema(sql_engine)  # put the table back for the clean-up
+        async with sql_engine.begin() as conn:  # put the table back for the clean-up
+            await conn.run_sync(Base.metadata.tables["decisions"].create)
 
 
 @pytest.fixture(params=["sqlite_url", "fresh_postgres_url"])
@@ -329,7 +272,7 @@ def empty_db_url(request: pytest.FixtureRequest) -> str:
 async def test_processes_starting_together_create_the_schema_once(empty_db_url: str) -> None:
     engines = [open_engine(empty_db_url) for _ in range(4)]
     try:
-        await asyncio.gather(*(create_schema(engine) for engine in engines))
+        await asyncio.gather(*(upgrade_schema(engine) for engine in engines))
     finally:
         for engine in engines:
             await engine.dispose()

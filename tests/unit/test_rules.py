@@ -1,5 +1,5 @@
 from agent.emotion import LexiconRecognizer
-from agent.values import Action, Exchange, HistorySummary, Strategy, Trend, TurnContext
+from agent.values import Action, Exchange, HistorySummary, SessionMood, Strategy, Trend, TurnContext
 from policies import RulePolicy
 
 _reader = LexiconRecognizer()
@@ -59,3 +59,50 @@ def test_reasons_cite_the_history() -> None:
     assert decision is not None
     assert decision.strategy is Strategy.EMPATHIZE
     assert any("returning user" in reason for reason in decision.reasons)
+
+
+def _sessions(*moods: str) -> tuple[SessionMood, ...]:
+    return tuple(
+        SessionMood(turns=4, mood=mood, mean_valence=-0.5, ended_at=float(100 - i))
+        for i, mood in enumerate(moods)
+    )
+
+
+def test_frustration_in_earlier_sessions_gets_an_apology_first() -> None:
+    history = HistorySummary(
+        returning=True, sessions=3, turns=12, past_sessions=_sessions("anger", "anger", "joy")
+    )
+    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    assert decision is not None
+    assert (decision.strategy, decision.policy) == (Strategy.APOLOGIZE, "rules:frustrated_before")
+    assert decision.reasons == (
+        "apologise first: frustrated in the last 2 sessions",
+        "returning user (3 sessions, 12 turns), frustrated in the last 2 sessions",
+    )
+
+
+def test_one_frustrated_session_is_not_yet_a_pattern() -> None:
+    history = HistorySummary(
+        returning=True, sessions=2, turns=8, past_sessions=_sessions("anger", "joy")
+    )
+    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    assert decision is not None
+    assert decision.strategy is Strategy.INFORM
+    assert "frustrated in the last session" in decision.reasons[-1]
+
+
+def test_history_describes_itself() -> None:
+    assert HistorySummary.first_time().describe() == "first-time user"
+    history = HistorySummary(
+        returning=True,
+        sessions=1,
+        turns=1,
+        mean_valence=0.25,
+        trend=Trend.RECOVERING,
+        past_sessions=_sessions("sadness"),
+    )
+    assert history.mood_streak() == ("sadness", 1)
+    assert history.describe() == (
+        "returning user (1 session, 1 turn), sad in the last session, mood recovering, "
+        "usual valence +0.25"
+    )
