@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -52,9 +52,11 @@ WEIGHTS_FILE = "weights.safetensors"
 THRESHOLDS_FILE = "thresholds.json"
 METRICS_FILE = "metrics.json"
 
-# Padding a batch costs compute on every row, so long inputs are read in
-# length-sorted chunks of this size.
-_CHUNK = 64
+# Padding costs compute on every row, so a call is read shortest first in
+# chunks whose rows x longest row stay within this many tokens: many short
+# texts go together, long ones in small groups (measured best on 2 cores
+# between 256 and 2048; docs/models.md).
+_TOKEN_BUDGET = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,27 +177,36 @@ def predict_probabilities(
     texts: Sequence[str],
     *,
     max_length: int,
-    batch_size: int = _CHUNK,
+    token_budget: int = _TOKEN_BUDGET,
 ) -> np.ndarray:
-    """Sigmoid label probabilities, one row per text in the given order.
-
-    Texts are read shortest first so each chunk pads to a similar length.
-    """
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    """Sigmoid label probabilities, one row per text in the given order."""
+    ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=max_length)[
+        "input_ids"
+    ]
     out = np.zeros((len(texts), network.head.out_features), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in chunk],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            logits = network(batch["input_ids"], batch["attention_mask"])
+        for chunk in _chunks(ids, token_budget):
+            width = len(ids[chunk[-1]])
+            input_ids = torch.full((len(chunk), width), int(tokenizer.pad_token_id))
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            logits = network(input_ids, mask)
             out[chunk] = torch.sigmoid(logits.float()).numpy()
     return out
+
+
+def _chunks(ids: Sequence[Sequence[int]], budget: int) -> Iterator[list[int]]:
+    """Row numbers shortest first, grouped so that rows x longest row stays within `budget`."""
+    chunk: list[int] = []
+    for i in sorted(range(len(ids)), key=lambda i: len(ids[i])):
+        if chunk and (len(chunk) + 1) * len(ids[i]) > budget:
+            yield chunk
+            chunk = []
+        chunk.append(i)
+    if chunk:
+        yield chunk
 
 
 GROUPS: tuple[str, ...] = tuple(EKMAN)
