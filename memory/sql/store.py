@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
@@ -40,8 +40,6 @@ from memory.sql.writer import BatchWriter, WriterConfig, WriterStats
 __all__ = ["SqlConversationStore", "session_mood", "trend_of"]
 
 _log = structlog.get_logger(__name__)
-
-_Query = Select[*tuple[Any, ...]]
 
 RECENT = 5  # dominant labels in `HistorySummary.recent_dominant`
 FREQUENT = 3  # labels in `HistorySummary.frequent`
@@ -222,8 +220,8 @@ class SqlConversationStore:
     ) -> HistorySummary:
         """The user's emotional history over every turn stored so far. Safe to cancel.
 
-        Four indexed reads of a few rows each, however many turns the user
-        has: the running totals, the top labels, the last turns and the
+        Three indexed reads of a few rows each, however many turns the user
+        has: the running totals with the top labels, the last turns and the
         latest earlier sessions. `returning` means the user has turns in an
         earlier session: one other than `session_id` when given, else any
         session once there are two, or a single one whose last turn is more
@@ -231,77 +229,84 @@ class SqlConversationStore:
         """
         with store_errors("reading a user's history"):
             async with self._engine.connect() as conn:
-                totals = (await conn.execute(self._totals_query(user_id))).one_or_none()
+                totals = (
+                    await conn.execute(_TOTALS, {"tenant": self._tenant, "user": user_id})
+                ).one_or_none()
                 if totals is None or totals.turns is None:
                     return HistorySummary.first_time()
-                frequent = (await conn.execute(_frequent_query(totals.id))).scalars().all()
-                latest = (await conn.execute(_latest_query(totals.id))).all()
-                past = (await conn.execute(_past_query(totals.id, session_id))).all()
+                latest = (await conn.execute(_LATEST, {"user_id": totals.id})).all()
+                # Session ids are never empty, so "" leaves out no session.
+                asking = {"user_id": totals.id, "session": session_id or ""}
+                past = (await conn.execute(_PAST, asking)).all()
         if session_id is not None:
             returning = bool(past)
         else:
             returning = totals.sessions > 1 or now - float(totals.last_at) > self._session_gap
         turns = int(totals.turns)
         valences = [float(row.valence) for row in latest]
+        frequent = (totals.label0, totals.label1, totals.label2)
         return HistorySummary(
             returning=returning,
             sessions=int(totals.sessions),
             turns=turns,
             mean_valence=_clamp(float(totals.valence_sum) / turns, -1.0),
             mean_arousal=_clamp(float(totals.arousal_sum) / turns, 0.0),
-            frequent=tuple(frequent),
+            frequent=tuple(label for label in frequent if label is not None),
             recent_dominant=tuple(row.dominant for row in latest[:RECENT]),
             trajectory=tuple(reversed(valences)),
             trend=trend_of(valences),
             past_sessions=tuple(session_mood(row) for row in past),
         )
 
-    def _totals_query(self, user_id: str) -> _Query:
-        sessions = (
-            select(func.count())
-            .select_from(SessionRow)
-            .where(SessionRow.user_id == UserRow.id)
-            .scalar_subquery()
-        )
-        return (
-            select(
-                UserRow.id,
-                sessions.label("sessions"),
-                UserMoodRow.turns,
-                UserMoodRow.valence_sum,
-                UserMoodRow.arousal_sum,
-                UserMoodRow.last_at,
-            )
-            .outerjoin(UserMoodRow, UserMoodRow.user_id == UserRow.id)
-            .where(UserRow.tenant == self._tenant, UserRow.external_id == user_id)
-        )
 
-
-def _frequent_query(user: int) -> _Query:
+# The history's three reads, built once: the user's totals with their session
+# count and top labels, the last turns, and the latest other sessions.
+def _top_label(rank: int) -> Any:
     return (
         select(UserLabelRow.label)
-        .where(UserLabelRow.user_id == user)
+        .where(UserLabelRow.user_id == UserRow.id)
         .order_by(UserLabelRow.count.desc(), UserLabelRow.label)
-        .limit(FREQUENT)
+        .limit(1)
+        .offset(rank)
+        .scalar_subquery()
+        .label(f"label{rank}")
     )
 
 
-def _latest_query(user: int) -> _Query:
-    return (
-        select(EmotionRow.dominant, EmotionRow.valence)
-        .select_from(TurnRow)
-        .join(EmotionRow, EmotionRow.turn_id == TurnRow.id)
-        .where(TurnRow.user_id == user)
-        .order_by(TurnRow.created_at.desc(), TurnRow.id.desc())
-        .limit(TRAJECTORY)
+_TOTALS = (
+    select(
+        UserRow.id,
+        select(func.count())
+        .select_from(SessionRow)
+        .where(SessionRow.user_id == UserRow.id)
+        .scalar_subquery()
+        .label("sessions"),
+        *(_top_label(rank) for rank in range(FREQUENT)),
+        UserMoodRow.turns,
+        UserMoodRow.valence_sum,
+        UserMoodRow.arousal_sum,
+        UserMoodRow.last_at,
     )
-
-
-def _past_query(user: int, session_id: str | None) -> _Query:
-    query = select(SessionMoodRow).where(SessionMoodRow.user_id == user)
-    if session_id is not None:
-        query = query.where(SessionMoodRow.session_id != session_id)
-    return query.order_by(SessionMoodRow.last_at.desc()).limit(PAST_SESSIONS)
+    .outerjoin(UserMoodRow, UserMoodRow.user_id == UserRow.id)
+    .where(UserRow.tenant == bindparam("tenant"), UserRow.external_id == bindparam("user"))
+)
+_LATEST = (
+    select(EmotionRow.dominant, EmotionRow.valence)
+    .select_from(TurnRow)
+    .join(EmotionRow, EmotionRow.turn_id == TurnRow.id)
+    .where(TurnRow.user_id == bindparam("user_id"))
+    .order_by(TurnRow.created_at.desc(), TurnRow.id.desc())
+    .limit(TRAJECTORY)
+)
+_PAST = (
+    select(SessionMoodRow)
+    .where(
+        SessionMoodRow.user_id == bindparam("user_id"),
+        SessionMoodRow.session_id != bindparam("session"),
+    )
+    .order_by(SessionMoodRow.last_at.desc())
+    .limit(PAST_SESSIONS)
+)
 
 
 def session_mood(row: Any) -> SessionMood:
