@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 
 import pytest
 from sqlalchemy import select, text
@@ -15,7 +17,7 @@ from memory.sealing import MessageSealer
 from memory.sql import SqlConversationStore, SqlTurnLedger
 from memory.sql.models import Base, SessionRow, TurnRow, UserMoodRow
 from memory.sql.moods import rebuild_statements
-from memory.sql.retention import rotate_key
+from memory.sql.retention import RetentionSweeper, rotate_key
 from memory.sql.users import export_user, forget_user, purge_before
 from tests.support.records import count, turn
 
@@ -224,3 +226,18 @@ async def test_one_tenant_never_reads_another(sql_engine: AsyncEngine) -> None:
     assert forgotten["turns"] == forgotten["sessions"] == 0
     async with SqlConversationStore(sql_engine, tenant="acme") as acme:
         assert (await acme.history("alice", now=9_999.0)).turns == 4
+
+
+async def test_the_retention_sweeper_purges_while_it_runs(sql_engine: AsyncEngine) -> None:
+    await _fill(sql_engine)  # every turn stored "in 1970"
+    async with SqlConversationStore(sql_engine) as store:
+        await store.record_turn(turn("fresh", 1, user_id="dora", created_at=time.time()))
+        await store.flush()
+    async with RetentionSweeper(sql_engine, keep_for=86_400.0, interval=0.05):
+        for _ in range(500):  # the first sweep runs at once; allow 10 s
+            if await count(sql_engine, TurnRow) == 1:
+                break
+            await asyncio.sleep(0.02)
+    async with SqlConversationStore(sql_engine) as store:
+        assert (await store.history("dora", now=time.time())).turns == 1
+        assert (await store.history("alice", now=time.time())).turns == 0
