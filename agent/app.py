@@ -130,7 +130,9 @@ async def _start_worker(
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
     stages = Stages(
         recognizer=await _start_recognizer(stack, settings),
-        policy=RulePolicy(),
+        policy=RulePolicy()
+        if settings.rules_file is None
+        else RulePolicy.from_file(settings.rules_file),
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
     )

@@ -72,6 +72,12 @@ def _emotion_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emotion-precision", choices=PRECISIONS, help=_PRECISION_HELP)
 
 
+def _rules_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules-file", type=Path, help="YAML rules replacing the shipped ones (docs/policies.md)"
+    )
+
+
 def _mqtt(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mqtt-host", help="MQTT broker host (default 127.0.0.1)")
     parser.add_argument("--mqtt-port", type=int, help="MQTT broker port (default 1883)")
@@ -95,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     _listen(serve)
     _database(serve)
     _emotion_model(serve)
+    _rules_file(serve)
     serve.add_argument(
         "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
     )
@@ -119,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     _mqtt(worker)
     _database(worker)
     _emotion_model(worker)
+    _rules_file(worker)
     worker.add_argument("--group", dest="worker_group", help="shared-subscription group")
     worker.add_argument(
         "--probe-port",
@@ -196,6 +204,18 @@ def _parser() -> argparse.ArgumentParser:
     _common(emotion)
 
     _data_commands(commands)
+
+    policy = commands.add_parser("policy", help="check rule files").add_subparsers(
+        dest="target", required=True, metavar="ACTION"
+    )
+    check = policy.add_parser(
+        "check",
+        help="validate a YAML rule file",
+        description="Load a rule file as the server would and print its rules, or the first "
+        "mistake with its line and how to fix it.",
+    )
+    check.add_argument("file", type=Path)
+    _common(check)
 
     token = commands.add_parser(
         "token",
@@ -362,6 +382,8 @@ def _run(args: argparse.Namespace) -> None:
         _chat(args, settings)
     elif args.command in ("train", "eval", "emotion"):
         _emotion_command(args)
+    elif args.command == "policy":
+        _check_rules(args.file)
     elif args.command in ("db", "users"):
         asyncio.run(_data_command(args, settings))
     else:
@@ -397,6 +419,15 @@ def _emotion_command(args: argparse.Namespace) -> None:
             commands.read_text(args.text, model_name=args.model, precision=args.precision),
             as_json=args.json,
         )
+
+
+def _check_rules(path: Path) -> None:
+    from policies import load_rules
+
+    rules = load_rules(path)
+    print(f"{path}: {len(rules)} rules, valid")
+    for rule in rules:
+        print(f"  line {rule.line:>4}  {rule.name:<28} {rule.action.value} / {rule.strategy.value}")
 
 
 async def _data_command(args: argparse.Namespace, settings: Settings) -> None:

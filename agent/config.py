@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     emotion_model: str = Field(default="auto", min_length=1)
     # auto: bfloat16 where the CPU computes it natively, else float32
     emotion_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Policies: a YAML rule file replacing the shipped rules (docs/policies.md)
+    rules_file: Path | None = None
     # Generation
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits

@@ -1,6 +1,7 @@
 """Policies decide each turn's action and response strategy; all are pure."""
 
 from policies.base import Policy
-from policies.rules import DEFAULT_RULES, Rule, RulePolicy
+from policies.rule_files import DEFAULT_RULES_FILE, FileRule, load_rules, parse_rules
+from policies.rules import RulePolicy
 
-__all__ = ["DEFAULT_RULES", "Policy", "Rule", "RulePolicy"]
+__all__ = ["DEFAULT_RULES_FILE", "FileRule", "Policy", "RulePolicy", "load_rules", "parse_rules"]
