@@ -45,7 +45,7 @@ from memory.sql import (
 )
 from memory.sql.retention import RetentionSweeper
 from memory.store import ConversationStore
-from policies import RulePolicy
+from policies.stack import policy_stack
 
 __all__ = ["Running", "authority_for", "embedded", "gateway", "worker"]
 
@@ -130,9 +130,7 @@ async def _start_worker(
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
     stages = Stages(
         recognizer=await _start_recognizer(stack, settings),
-        policy=RulePolicy()
-        if settings.rules_file is None
-        else RulePolicy.from_file(settings.rules_file),
+        policy=policy_stack(rules_file=settings.rules_file),
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
     )

@@ -147,7 +147,8 @@ class Decision:
 
     `propensity` is the probability with which a learned policy chose this
     strategy; it is what off-policy evaluation needs later. Rule decisions
-    leave it None.
+    leave it None. `abstained` names the policies of an ensemble that had
+    nothing to say about this turn.
     """
 
     action: Action
@@ -157,6 +158,7 @@ class Decision:
     policy: Annotated[str, Field(min_length=1, max_length=64)]
     reasons: tuple[Annotated[str, Field(max_length=500)], ...] = ()
     propensity: Unit | None = None
+    abstained: tuple[Annotated[str, Field(min_length=1, max_length=64)], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)

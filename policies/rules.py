@@ -2,8 +2,7 @@
 
 Rules are data: a YAML file (`policies.rule_files`), the shipped one by
 default. The first rule whose conditions hold decides; each decision carries
-human-readable reasons that name the numbers behind it and, for a returning
-user, what their history says.
+a human-readable reason that names the numbers behind it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ __all__ = ["RulePolicy"]
 
 
 class RulePolicy:
-    """First matching rule wins; the shipped rules end with an `always` rule, so never abstain."""
+    """First matching rule wins; abstains when no rule matches (add an `always` rule to never)."""
 
     name = "rules"
 
@@ -37,15 +36,12 @@ class RulePolicy:
     def decide(self, context: TurnContext) -> Decision | None:
         for rule in self._rules:
             if rule.matches(context):
-                reasons = [rule.reason(context)]
-                if context.history.returning:
-                    reasons.append(context.history.describe())
                 return Decision(
                     action=rule.action,
                     strategy=rule.strategy,
                     tone=rule.tone,
                     confidence=rule.confidence,
                     policy=f"{self.name}:{rule.name}",
-                    reasons=tuple(reasons),
+                    reasons=(rule.reason(context),),
                 )
         return None

@@ -320,6 +320,7 @@ def event_message(event: Event) -> ServerMessage | None:
                 "policy": d.policy,
                 "reasons": list(d.reasons),
                 "confidence": d.confidence,
+                "abstained": list(d.abstained),
             }
         case ReplyStarted(turn_id=turn_id, generator=generator):
             return {"type": "reply_start", "turn_id": turn_id, "generator": generator}

@@ -322,6 +322,7 @@ def test_event_messages() -> None:
         "policy": "rules",
         "reasons": ["joy is high"],
         "confidence": 0.9,
+        "abstained": [],
     }
     assert event_message(ReplyStarted(**ids, generator="template")) == {
         "type": "reply_start",

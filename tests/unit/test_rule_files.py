@@ -66,10 +66,11 @@ def _context(
 ANGRY = "I am furious, this is unacceptable!"
 
 
-def test_the_shipped_file_loads_and_ends_with_a_rule_that_always_holds() -> None:
+def test_the_shipped_rules_load_and_abstain_when_no_rule_holds() -> None:
     rules = load_rules(DEFAULT_RULES_FILE)
-    assert rules[-1].name == "default"
-    assert RulePolicy().decide(_context("hello")) is not None
+    assert rules[0].name == "asks_for_human"
+    assert RulePolicy().decide(_context("hello")) is None
+    assert _one("always: true").decide(_context("hello")) is not None
 
 
 def test_emotion_over_consecutive_turns() -> None:

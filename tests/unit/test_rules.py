@@ -1,6 +1,6 @@
 from agent.emotion import LexiconRecognizer
 from agent.values import Action, Exchange, HistorySummary, SessionMood, Strategy, Trend, TurnContext
-from policies import RulePolicy
+from policies.stack import policy_stack
 
 _reader = LexiconRecognizer()
 
@@ -18,7 +18,7 @@ def _context(
 
 
 def test_anger_de_escalates_and_says_why() -> None:
-    decision = RulePolicy().decide(_context("This is ridiculous, I am furious!"))
+    decision = policy_stack().decide(_context("This is ridiculous, I am furious!"))
     assert decision is not None
     assert (decision.action, decision.strategy) == (Action.REPLY, Strategy.DE_ESCALATE)
     assert decision.policy == "rules:angry"
@@ -27,14 +27,14 @@ def test_anger_de_escalates_and_says_why() -> None:
 
 def test_third_angry_turn_in_a_row_hands_off() -> None:
     angry = "I am furious, this is unacceptable!"
-    decision = RulePolicy().decide(_context(angry, earlier=(angry, angry)))
+    decision = policy_stack().decide(_context(angry, earlier=(angry, angry)))
     assert decision is not None
     assert decision.action is Action.HANDOFF
 
 
 def test_asking_for_a_human_hands_off_in_both_languages() -> None:
     for text in ("Can I talk to a real person?", "我要转人工"):
-        decision = RulePolicy().decide(_context(text))
+        decision = policy_stack().decide(_context(text))
         assert decision is not None
         assert decision.action is Action.HANDOFF
 
@@ -48,14 +48,14 @@ def test_feelings_pick_their_strategies() -> None:
         "Where is my parcel": Strategy.INFORM,
     }
     for text, strategy in cases.items():
-        decision = RulePolicy().decide(_context(text))
+        decision = policy_stack().decide(_context(text))
         assert decision is not None
         assert decision.strategy is strategy, text
 
 
 def test_reasons_cite_the_history() -> None:
     history = HistorySummary(returning=True, sessions=3, turns=12, trend=Trend.DETERIORATING)
-    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    decision = policy_stack().decide(_context("Where is my parcel", history=history))
     assert decision is not None
     assert decision.strategy is Strategy.EMPATHIZE
     assert any("returning user" in reason for reason in decision.reasons)
@@ -72,23 +72,27 @@ def test_frustration_in_earlier_sessions_gets_an_apology_first() -> None:
     history = HistorySummary(
         returning=True, sessions=3, turns=12, past_sessions=_sessions("anger", "anger", "joy")
     )
-    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    decision = policy_stack().decide(_context("Where is my parcel", history=history))
     assert decision is not None
     assert (decision.strategy, decision.policy) == (Strategy.APOLOGIZE, "rules:frustrated_before")
     assert decision.reasons == (
         "apologise first: frustrated in the last 2 sessions",
         "returning user (3 sessions, 12 turns), frustrated in the last 2 sessions",
+        "overruled fallback: inform (0.30)",
     )
+    assert decision.abstained == ()
 
 
 def test_one_frustrated_session_is_not_yet_a_pattern() -> None:
     history = HistorySummary(
         returning=True, sessions=2, turns=8, past_sessions=_sessions("anger", "joy")
     )
-    decision = RulePolicy().decide(_context("Where is my parcel", history=history))
+    decision = policy_stack().decide(_context("Where is my parcel", history=history))
     assert decision is not None
     assert decision.strategy is Strategy.INFORM
     assert "frustrated in the last session" in decision.reasons[-1]
+    assert decision.policy == "fallback"
+    assert decision.abstained == ("rules",)
 
 
 def test_history_describes_itself() -> None:
