@@ -16,6 +16,8 @@ from agent.generation.base import GenerationRequest
 from agent.generation.template_text import ACTION_TEMPLATES, FEELING_WORDS, STRATEGY_TEMPLATES
 from agent.language import Language
 from agent.values import Action
+from policies.crisis_terms import CrisisCategory
+from policies.safety import SAFETY_PREFIX, safe_message
 
 __all__ = ["TemplateGenerator", "split_for_streaming"]
 
@@ -42,6 +44,10 @@ class TemplateGenerator:
     def compose(self, request: GenerationRequest) -> str:
         language = request.language
         decision = request.decision
+        crisis = decision.policy.removeprefix(SAFETY_PREFIX)
+        if crisis != decision.policy and crisis in set(CrisisCategory):
+            # A crisis gets the safe-messaging text, never a variant of a template.
+            return safe_message(CrisisCategory(crisis), language)
         if decision.action is Action.REPLY:
             variants = STRATEGY_TEMPLATES[(decision.strategy, language)]
         else:
