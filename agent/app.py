@@ -43,8 +43,11 @@ from memory.sql import (
     open_engine,
     upgrade_schema,
 )
+from memory.sql.policy_state import PolicyStateSync
 from memory.sql.retention import RetentionSweeper
 from memory.store import ConversationStore
+from policies.bandit import LinearBandit
+from policies.learning import BanditLearner
 from policies.stack import policy_stack
 
 __all__ = ["Running", "authority_for", "embedded", "gateway", "worker"]
@@ -128,9 +131,24 @@ async def _start_worker(
             )
         )
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
+    learner = BanditLearner(
+        LinearBandit(),
+        feedback_weight=settings.reward_feedback_weight,
+        valence_weight=settings.reward_valence_weight,
+    )
+    await stack.enter_async_context(
+        PolicyStateSync(
+            engine,
+            tenant=settings.tenant,
+            policy="bandit",
+            merge=learner.merge_shared,
+            interval=settings.policy_sync_interval,
+        )
+    )
     stages = Stages(
         recognizer=await _start_recognizer(stack, settings),
-        policy=policy_stack(rules_file=settings.rules_file),
+        policy=policy_stack(rules_file=settings.rules_file, bandit=learner.bandit),
+        learner=learner,
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
     )

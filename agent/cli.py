@@ -205,9 +205,9 @@ def _parser() -> argparse.ArgumentParser:
 
     _data_commands(commands)
 
-    policy = commands.add_parser("policy", help="check rule files").add_subparsers(
-        dest="target", required=True, metavar="ACTION"
-    )
+    policy = commands.add_parser(
+        "policy", help="check rules, evaluate the learned policy"
+    ).add_subparsers(dest="target", required=True, metavar="ACTION")
     check = policy.add_parser(
         "check",
         help="validate a YAML rule file",
@@ -216,6 +216,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", type=Path)
     _common(check)
+    estimate = policy.add_parser(
+        "evaluate",
+        help="estimate the learned policy's value from logged decisions",
+        description="Off-policy evaluation of the stored bandit on the decisions it served "
+        "(their propensities, context features and outcomes): IPS, self-normalised IPS and "
+        "doubly robust, beside the rewards the logged decisions earned.",
+    )
+    estimate.add_argument("--max-weight", type=float, help="clip importance weights (default: no)")
+    estimate.add_argument("--tenant", help="whose decisions (default: default)")
+    _database(estimate)
+    _common(estimate)
 
     token = commands.add_parser(
         "token",
@@ -382,8 +393,15 @@ def _run(args: argparse.Namespace) -> None:
         _chat(args, settings)
     elif args.command in ("train", "eval", "emotion"):
         _emotion_command(args)
-    elif args.command == "policy":
+    elif args.command == "policy" and args.target == "check":
         _check_rules(args.file)
+    elif args.command == "policy":
+        from agent.policy_commands import evaluate_policy
+
+        evaluation = asyncio.run(evaluate_policy(settings, max_weight=args.max_weight))
+        print("\n".join(evaluation.lines()))
+        if evaluation.skipped:
+            print(f"({evaluation.skipped} logged decisions had no outcome yet and were skipped)")
     elif args.command in ("db", "users"):
         asyncio.run(_data_command(args, settings))
     else:

@@ -63,8 +63,12 @@ class Settings(BaseSettings):
     emotion_model: str = Field(default="auto", min_length=1)
     # auto: bfloat16 where the CPU computes it natively, else float32
     emotion_precision: Literal["auto", "float32", "bfloat16"] = "auto"
-    # Policies: a YAML rule file replacing the shipped rules (docs/policies.md)
+    # Policies: a YAML rule file replacing the shipped rules (docs/policies.md); the
+    # learned bandit's reward weights and how often workers merge what they learned.
     rules_file: Path | None = None
+    reward_feedback_weight: float = Field(default=1.0, ge=0.0)
+    reward_valence_weight: float = Field(default=1.0, ge=0.0)
+    policy_sync_interval: float = Field(default=30.0, gt=0)
     # Generation
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits

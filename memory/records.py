@@ -24,6 +24,8 @@ class TurnRecord:
     emotion: EmotionReading
     decision: Decision
     created_at: float
+    # The learning policy's view of the turn's context, when one is running.
+    features: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -364,6 +364,16 @@ class DialogueManager:
             self._metrics.stage.labels(stage).observe(millis / 1000.0)
 
     async def _record_feedback(self, feedback: Feedback) -> None:
+        learner = self._stages.learner
+        decided = self._sessions.peek(feedback.session_id, feedback.turn_id)
+        if learner is not None and decided is not None:
+            learner.learn(
+                decided.features,
+                decided.strategy,
+                feedback=feedback.score,
+                valence_before=decided.valence,
+                valence_after=None,
+            )
         try:
             await self._stages.store.record_feedback(
                 FeedbackRecord(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from agent.dialogue.interrupt import run_interruptible
+from agent.dialogue.learning import Decided, Learner
 from agent.dialogue.session import SessionState
 from agent.emotion.base import EmotionRecognizer
 from agent.emotion.conversation import update_mood
@@ -71,6 +72,7 @@ class Stages:
     policy: Policy
     generator: Generator
     store: ConversationStore
+    learner: Learner | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +137,7 @@ class TurnPipeline:
         clock = _Stopwatch()
         clock.marks["queue"] = round(queued_ms, 3)
         reading, context, decision = await self._understand(turn, state, publish, clock)
+        features = self._learn_from(turn, state, context, decision)
         text, interrupted = await self._reply(
             turn, context, decision, publish, interrupt, clock, started
         )
@@ -154,6 +157,7 @@ class TurnPipeline:
             emotion=reading,
             decision=decision,
             created_at=time.time(),
+            features=features,
         )
         try:
             await self._stages.store.record_turn(record)
@@ -161,6 +165,26 @@ class TurnPipeline:
             # The reply reached the user; answering again would repeat it.
             _log.error("turn not recorded", session_id=turn.session_id, error=str(exc))
         return record
+
+    def _learn_from(
+        self, turn: UserTurn, state: SessionState, context: TurnContext, decision: Decision
+    ) -> tuple[float, ...] | None:
+        """Credit the previous turn with the valence change, remember this one; its features."""
+        learner = self._stages.learner
+        if learner is None:
+            return None
+        if state.decided:
+            previous = next(reversed(state.decided.values()))
+            learner.learn(
+                previous.features,
+                previous.strategy,
+                feedback=None,
+                valence_before=previous.valence,
+                valence_after=context.emotion.valence,
+            )
+        features = learner.features(context)
+        state.remember(turn.turn_id, Decided(features, decision.strategy, context.emotion.valence))
+        return features
 
     async def _understand(
         self, turn: UserTurn, state: SessionState, publish: Publish, clock: _Stopwatch

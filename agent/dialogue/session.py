@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from agent.dialogue.learning import Decided
 from agent.values import ConversationMood, Exchange, HistorySummary
 
 __all__ = ["SessionCache", "SessionState"]
@@ -16,12 +17,20 @@ class SessionState:
 
     `last_seq` says which turn the cached conversation ends at, so a worker
     can tell when another worker answered turns in between and reload.
+    `decided` keeps the last few turns' features for a learning policy, by
+    turn id, so the next turn's valence and later feedback can credit them.
     """
 
     conversation: deque[Exchange]
     history: HistorySummary | None = None
     mood: ConversationMood = field(default_factory=ConversationMood)
     last_seq: int = 0
+    decided: OrderedDict[str, Decided] = field(default_factory=OrderedDict)
+
+    def remember(self, turn_id: str, decided: Decided, *, keep: int = 16) -> None:
+        self.decided[turn_id] = decided
+        while len(self.decided) > keep:
+            self.decided.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -31,6 +40,11 @@ class SessionCache:
     context_turns: int
     max_sessions: int
     _states: OrderedDict[str, SessionState] = field(default_factory=OrderedDict)
+
+    def peek(self, session_id: str, turn_id: str) -> Decided | None:
+        """A decided turn of a cached session, without touching the session's recency."""
+        state = self._states.get(session_id)
+        return None if state is None else state.decided.get(turn_id)
 
     def get(self, session_id: str) -> SessionState:
         state = self._states.pop(session_id, None)

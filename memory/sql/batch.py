@@ -212,6 +212,8 @@ async def _insert_turns(
                 "policy": r.decision.policy,
                 "reasons": list(r.decision.reasons),
                 "propensity": r.decision.propensity,
+                "abstained": list(r.decision.abstained),
+                "features": None if r.features is None else list(r.features),
             }
             for turn_id, r in fresh
         ],

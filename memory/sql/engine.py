@@ -146,12 +146,14 @@ def upsert_adding(
     table: Any,
     *,
     conflict: Sequence[str],
-    add: Sequence[str],
+    add: Sequence[str] = (),
     least: Sequence[str] = (),
     greatest: Sequence[str] = (),
+    replace: Sequence[str] = (),
 ) -> Insert:
-    """``INSERT ... ON CONFLICT (conflict) DO UPDATE``: `add` columns sum, the others keep
-    the least or greatest value. One atomic statement, so concurrent writers lose nothing.
+    """``INSERT ... ON CONFLICT (conflict) DO UPDATE``: `add` columns sum, `least` and
+    `greatest` keep the smaller or larger value, `replace` take the new one. One atomic
+    statement, so concurrent writers lose nothing.
     """
     postgres = engine.dialect.name == "postgresql"
     statement = pg_insert(table) if postgres else sqlite_insert(table)
@@ -160,6 +162,7 @@ def upsert_adding(
     values = {name: table.c[name] + new[name] for name in add}
     values |= {name: smaller(table.c[name], new[name]) for name in least}
     values |= {name: larger(table.c[name], new[name]) for name in greatest}
+    values |= {name: new[name] for name in replace}
     return statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
 
 

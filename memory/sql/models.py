@@ -53,6 +53,8 @@ MOOD_GROUPS = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutra
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 _Json = JSON().with_variant(JSONB(), "postgresql")
+# Python None stored as SQL NULL (not JSON null), so IS NULL finds it.
+_OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 _NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -138,6 +140,9 @@ class DecisionRow(Base):
     policy: Mapped[str] = mapped_column(String(64))
     reasons: Mapped[list[str]] = mapped_column(_Json)
     propensity: Mapped[float | None] = mapped_column(Double(), nullable=True)
+    abstained: Mapped[list[str]] = mapped_column(_Json, default=list, server_default="[]")
+    # The context features the decision was made on, for off-policy evaluation.
+    features: Mapped[list[float] | None] = mapped_column(_OptionalJson, nullable=True)
 
 
 class FeedbackRow(Base):

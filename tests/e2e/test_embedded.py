@@ -235,3 +235,23 @@ async def test_the_decision_cites_the_users_history(app: Running) -> None:
     assert decision["strategy"] == "apologize"
     assert any("frustrated in the last 2 sessions" in reason for reason in decision["reasons"])
     assert any(reason.startswith("returning user (2 sessions") for reason in decision["reasons"])
+
+
+@pytest.mark.parametrize(
+    ("text", "policy", "phrase"),
+    [
+        ("Honestly I just want to kill myself", "safety:self_harm", "emergency"),
+        ("我真的不想活了", "safety:self_harm", "紧急"),
+    ],
+)
+async def test_a_crisis_is_handed_off_with_a_safe_message(
+    app: Running, text: str, policy: str, phrase: str
+) -> None:
+    async with connect(_url(app)) as ws:
+        await _hello(ws, _token(app))
+        await ws.send(json.dumps({"type": "user_message", "id": "c1", "text": text}))
+        messages = await _until(ws, "reply_end", "c1")
+    decision = next(m for m in messages if m["type"] == "decision")
+    assert (decision["action"], decision["policy"]) == ("handoff", policy)
+    assert text not in " ".join(decision["reasons"])
+    assert phrase in messages[-1]["text"]

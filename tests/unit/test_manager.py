@@ -31,7 +31,14 @@ from agent.events import (
 )
 from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
-from agent.values import Decision, EmotionReading, HistorySummary, Trajectory, TurnContext
+from agent.values import (
+    Decision,
+    EmotionReading,
+    HistorySummary,
+    Strategy,
+    Trajectory,
+    TurnContext,
+)
 from memory import InMemoryTurnLedger
 from memory.ledger import ClaimOutcome, TurnLedger
 from policies import RulePolicy
@@ -414,3 +421,50 @@ async def test_a_taken_over_turn_runs_before_the_later_turn_waiting_for_it() -> 
         events = await _until_ended(replies, 2)
     ended = [e.turn_id for e in events if isinstance(e, ReplyEnded)]
     assert ended == ["t1", "t2"]
+
+
+class RecordingLearner:
+    """A `Learner` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[tuple[float, ...], str, int | None, float, float | None]] = []
+
+    def features(self, context: TurnContext) -> tuple[float, ...]:
+        return (context.emotion.valence, float(len(context.conversation)))
+
+    def learn(
+        self,
+        features: tuple[float, ...],
+        strategy: Strategy,
+        *,
+        feedback: int | None,
+        valence_before: float,
+        valence_after: float | None,
+    ) -> None:
+        self.outcomes.append((features, strategy.value, feedback, valence_before, valence_after))
+
+
+async def test_the_learner_hears_the_next_turns_valence_and_the_users_feedback() -> None:
+    store, learner = ListStore(), RecordingLearner()
+    stages = dataclasses.replace(_stages(store), learner=learner)
+    async with AsyncExitStack() as stack:
+        bus = await stack.enter_async_context(InProcessBus())
+        await stack.enter_async_context(
+            DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics())
+        )
+        async with bus.subscribe(topics.reply("s1")) as replies:
+            await bus.publish(topics.turn("s1"), _turn(1, "This is ridiculous, I am furious!"))
+            await bus.publish(topics.turn("s1"), _turn(2, "Thank you, that is wonderful!"))
+            await _until_ended(replies, 2)
+        feedback = Feedback(session_id="s1", user_id="u1", turn_id="t2", score=5)
+        await bus.publish(topics.feedback("s1"), feedback)
+        await eventually(lambda: len(learner.outcomes) == 2)
+    (first, angry, _, before, after), (second, happy, score, _, none) = learner.outcomes
+    assert (angry, happy) == ("de-escalate", "celebrate")
+    assert first == (before, 0.0)  # the first turn's features, credited at the second
+    assert after is not None
+    assert before < 0 < after
+    assert second[1] == 1.0  # the second turn's features, credited by the feedback
+    assert (score, none) == (5, None)
+    await store.flush()
+    assert [t.features for t in store.turns] == [first, second]

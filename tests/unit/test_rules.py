@@ -80,7 +80,7 @@ def test_frustration_in_earlier_sessions_gets_an_apology_first() -> None:
         "returning user (3 sessions, 12 turns), frustrated in the last 2 sessions",
         "overruled fallback: inform (0.30)",
     )
-    assert decision.abstained == ()
+    assert decision.abstained == ("safety",)
 
 
 def test_one_frustrated_session_is_not_yet_a_pattern() -> None:
@@ -92,7 +92,7 @@ def test_one_frustrated_session_is_not_yet_a_pattern() -> None:
     assert decision.strategy is Strategy.INFORM
     assert "frustrated in the last session" in decision.reasons[-1]
     assert decision.policy == "fallback"
-    assert decision.abstained == ("rules",)
+    assert decision.abstained == ("safety", "rules")
 
 
 def test_history_describes_itself() -> None:
