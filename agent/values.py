@@ -34,6 +34,7 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Signed = Annotated[float, Field(ge=-1.0, le=1.0)]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
+FlowState = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
 
 
 class Action(StrEnum):
@@ -169,6 +170,7 @@ class Exchange:
     reply: str
     emotion: EmotionReading | None = None
     strategy: Strategy | None = None
+    flow_state: FlowState | None = None
 
 
 # How a reason names a session whose turns leaned to an Ekman group.
@@ -264,7 +266,9 @@ class TurnContext:
     """Everything a policy may look at to decide one turn. Time comes in as `now`.
 
     `emotion` is this turn's reading; `mood` is the conversation's, this turn
-    included (neutral and steady when a caller does not track one).
+    included (neutral and steady when a caller does not track one);
+    `flow_state` the conversation flow's state after this turn's transition
+    (None without a flow).
     """
 
     text: str
@@ -273,3 +277,4 @@ class TurnContext:
     conversation: tuple[Exchange, ...] = ()
     mood: ConversationMood = Field(default_factory=ConversationMood)
     now: float = 0.0
+    flow_state: FlowState | None = None

@@ -26,6 +26,8 @@ class TurnRecord:
     created_at: float
     # The learning policy's view of the turn's context, when one is running.
     features: tuple[float, ...] | None = None
+    # The conversation flow's state after this turn, when a flow is running.
+    flow_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

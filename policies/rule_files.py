@@ -45,7 +45,16 @@ from policies.conditions import (
     expand_labels,
 )
 
-__all__ = ["DEFAULT_RULES_FILE", "FileRule", "load_rules", "parse_rules"]
+__all__ = [
+    "DEFAULT_RULES_FILE",
+    "FileRule",
+    "Outcome",
+    "YamlReader",
+    "compose",
+    "load_rules",
+    "parse_rules",
+    "render_reason",
+]
 
 DEFAULT_RULES_FILE = Path(__file__).parent / "default_rules.yaml"
 FORMAT_VERSION = 1
@@ -56,6 +65,17 @@ _E = TypeVar("_E", Action, Strategy, Tone, Trajectory, Trend)
 _RULE_KEYS = ("name", "when", "then", "reason")
 _THEN_KEYS = ("action", "strategy", "tone", "confidence")
 _REASON_FIELDS = ("score", "streak", "dominant", "turns", "sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a rule (or a flow state) decides, and the template of its reason."""
+
+    action: Action
+    strategy: Strategy
+    tone: Tone
+    confidence: float
+    reason_template: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +98,23 @@ class FileRule:
         """The reason, its fields filled from what the conditions measured."""
         emotion = _first(self.when, EmotionAtLeast)
         streak = _first(self.when, MoodStreak)
-        return self.reason_template.format(
+        return render_reason(
+            self.reason_template,
+            context,
             score=f"{emotion.score(context):.2f}" if emotion else "",
             streak=streak.streak(context) if streak else 0,
-            dominant=context.emotion.dominant,
-            turns=context.history.turns,
-            sessions=context.history.sessions,
         )
+
+
+def render_reason(template: str, context: TurnContext, *, score: str = "", streak: int = 0) -> str:
+    """A reason template with its fields (`_REASON_FIELDS`) filled in."""
+    return template.format(
+        score=score,
+        streak=streak,
+        dominant=context.emotion.dominant,
+        turns=context.history.turns,
+        sessions=context.history.sessions,
+    )
 
 
 def _first(condition: Condition, kind: type[_T]) -> _T | None:
@@ -108,16 +138,21 @@ def load_rules(path: Path) -> tuple[FileRule, ...]:
 
 def parse_rules(text: str, *, source: str = "<rules>") -> tuple[FileRule, ...]:
     """The rules in YAML `text`; `source` names it in errors."""
+    return YamlReader(source).rules(compose(text, source))
+
+
+def compose(text: str, source: str) -> Node | None:
+    """The YAML node tree of `text` (line numbers kept); `ConfigError` for bad syntax."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        node: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{source}{line}: not valid YAML ({exc}); fix the syntax") from exc
-    return _Reader(source).rules(root)
+    return node
 
 
-class _Reader:
+class YamlReader:
     """Walks the YAML nodes, building rules and failing with the node's line."""
 
     def __init__(self, source: str) -> None:
@@ -185,32 +220,43 @@ class _Reader:
         for key in _RULE_KEYS:
             if key not in entries:
                 raise self.fail(node, f"a rule needs '{key}:' (a rule has {', '.join(_RULE_KEYS)})")
-        name = self.value(entries["name"][1])
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", name):
-            raise self.fail(
-                entries["name"][1], "a rule name is lower-case letters, digits and _ (max 48)"
-            )
+        name = self.name(entries["name"][1], "a rule")
         what = f"rule {name!r}"
-        when = self.condition(entries["when"][1], what)
-        then = self.mapping(entries["then"][1], f"{what}: then")
+        outcome = self.outcome(entries["then"][1], entries["reason"][1], what)
+        return FileRule(
+            name=name,
+            when=self.condition(entries["when"][1], what),
+            action=outcome.action,
+            strategy=outcome.strategy,
+            tone=outcome.tone,
+            confidence=outcome.confidence,
+            reason_template=outcome.reason_template,
+            line=node.start_mark.line + 1,
+        )
+
+    def name(self, node: Node, what: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", value):
+            raise self.fail(node, f"{what}'s name is lower-case letters, digits and _ (max 48)")
+        return value
+
+    def outcome(self, then_node: Node, reason_node: Node, what: str) -> Outcome:
+        """A ``then`` mapping (action, strategy, tone, confidence) and its ``reason``."""
+        then = self.mapping(then_node, f"{what}: then")
         self.only(then, _THEN_KEYS, f"{what}: then")
         for key in _THEN_KEYS:
             if key not in then:
-                raise self.fail(entries["then"][1], f"{what}: then needs '{key}:'")
-        reason_node = entries["reason"][1]
+                raise self.fail(then_node, f"{what}: then needs '{key}:'")
         reason = self.value(reason_node)
         if not isinstance(reason, str) or not reason.strip():
             raise self.fail(reason_node, f"{what}: reason must be a sentence")
         self.check_template(reason, reason_node, what)
-        return FileRule(
-            name=name,
-            when=when,
+        return Outcome(
             action=self.choice(then["action"][1], Action, f"{what}: action"),
             strategy=self.choice(then["strategy"][1], Strategy, f"{what}: strategy"),
             tone=self.choice(then["tone"][1], Tone, f"{what}: tone"),
             confidence=self.number(then["confidence"][1], f"{what}: confidence", 0.0, 1.0),
             reason_template=reason,
-            line=node.start_mark.line + 1,
         )
 
     def check_template(self, reason: str, node: Node, what: str) -> None:
@@ -295,7 +341,7 @@ class _Reader:
         return {k: self.number(v, f"{what}: {k}", -1e9, 1e9) for k, (_, v) in entries.items()}
 
 
-def _emotion(reader: _Reader, node: Node, what: str) -> Condition:
+def _emotion(reader: YamlReader, node: Node, what: str) -> Condition:
     entries = reader.mapping(node, what)
     reader.only(entries, ("labels", "at_least", "over", "turns"), what)
     if "labels" not in entries or "at_least" not in entries:
@@ -310,15 +356,15 @@ def _emotion(reader: _Reader, node: Node, what: str) -> Condition:
     )
 
 
-def _numeric(field: str) -> Callable[[_Reader, Node, str], Condition]:
-    def build(reader: _Reader, node: Node, what: str) -> Condition:
+def _numeric(field: str) -> Callable[[YamlReader, Node, str], Condition]:
+    def build(reader: YamlReader, node: Node, what: str) -> Condition:
         limits = reader.bounds(node, what, ("at_least", "below"))
         return Numeric(field, at_least=limits.get("at_least"), below=limits.get("below"))
 
     return build
 
 
-def _matches(reader: _Reader, node: Node, what: str) -> Condition:
+def _matches(reader: YamlReader, node: Node, what: str) -> Condition:
     pattern = reader.value(node)
     if not isinstance(pattern, str) or not pattern:
         raise reader.fail(node, f"{what} must be a regular expression in quotes")
@@ -328,14 +374,14 @@ def _matches(reader: _Reader, node: Node, what: str) -> Condition:
         raise reader.fail(node, f"{what}: not a valid regular expression ({exc})") from exc
 
 
-def _returning(reader: _Reader, node: Node, what: str) -> Condition:
+def _returning(reader: YamlReader, node: Node, what: str) -> Condition:
     value = reader.value(node)
     if not isinstance(value, bool):
         raise reader.fail(node, f"{what} must be true or false")
     return Returning(value)
 
 
-def _mood_streak(reader: _Reader, node: Node, what: str) -> Condition:
+def _mood_streak(reader: YamlReader, node: Node, what: str) -> Condition:
     entries = reader.mapping(node, what)
     reader.only(entries, ("mood", "at_least"), what)
     if "mood" not in entries or "at_least" not in entries:
@@ -347,7 +393,7 @@ def _mood_streak(reader: _Reader, node: Node, what: str) -> Condition:
     return MoodStreak(str(mood), reader.integer(entries["at_least"][1], what, 1, 3))
 
 
-def _turn(reader: _Reader, node: Node, what: str) -> Condition:
+def _turn(reader: YamlReader, node: Node, what: str) -> Condition:
     entries = reader.mapping(node, what)
     reader.only(entries, ("at_least", "at_most"), what)
     if not entries:
@@ -356,7 +402,7 @@ def _turn(reader: _Reader, node: Node, what: str) -> Condition:
     return TurnCount(at_least=values.get("at_least"), at_most=values.get("at_most"))
 
 
-def _hour(reader: _Reader, node: Node, what: str) -> Condition:
+def _hour(reader: YamlReader, node: Node, what: str) -> Condition:
     entries = reader.mapping(node, what)
     reader.only(entries, ("from", "to"), what)
     if set(entries) != {"from", "to"}:
@@ -367,8 +413,8 @@ def _hour(reader: _Reader, node: Node, what: str) -> Condition:
     )
 
 
-def _nested(kind: type[AllOf] | type[AnyOf]) -> Callable[[_Reader, Node, str], Condition]:
-    def build(reader: _Reader, node: Node, what: str) -> Condition:
+def _nested(kind: type[AllOf] | type[AnyOf]) -> Callable[[YamlReader, Node, str], Condition]:
+    def build(reader: YamlReader, node: Node, what: str) -> Condition:
         if not isinstance(node, SequenceNode) or not node.value:
             raise reader.fail(node, f"{what} must be a non-empty list of conditions")
         return kind(tuple(reader.condition(item, what) for item in node.value))
@@ -376,17 +422,17 @@ def _nested(kind: type[AllOf] | type[AnyOf]) -> Callable[[_Reader, Node, str], C
     return build
 
 
-def _not(reader: _Reader, node: Node, what: str) -> Condition:
+def _not(reader: YamlReader, node: Node, what: str) -> Condition:
     return Not(reader.condition(node, what))
 
 
-def _always(reader: _Reader, node: Node, what: str) -> Condition:
+def _always(reader: YamlReader, node: Node, what: str) -> Condition:
     if reader.value(node) is not True:
         raise reader.fail(node, f"{what} must be true (a rule that always holds)")
     return AllOf(())
 
 
-_BUILDERS: dict[str, Callable[[_Reader, Node, str], Condition]] = {
+_BUILDERS: dict[str, Callable[[YamlReader, Node, str], Condition]] = {
     "emotion": _emotion,
     "valence": _numeric("valence"),
     "arousal": _numeric("arousal"),

@@ -9,9 +9,11 @@ the path to the first token.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -64,6 +66,12 @@ FALLBACK_DECISION = Decision(
 )
 
 
+class FlowMachine(Protocol):
+    """A conversation flow (`policies.flows.Flow`): the state after a turn, given the one before."""
+
+    def advance(self, state: str | None, context: TurnContext) -> str: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stages:
     """The pluggable parts of the pipeline."""
@@ -73,6 +81,7 @@ class Stages:
     generator: Generator
     store: ConversationStore
     learner: Learner | None = None
+    flow: FlowMachine | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +151,13 @@ class TurnPipeline:
             turn, context, decision, publish, interrupt, clock, started
         )
         state.conversation.append(
-            Exchange(text=turn.text, reply=text, emotion=reading, strategy=decision.strategy)
+            Exchange(
+                text=turn.text,
+                reply=text,
+                emotion=reading,
+                strategy=decision.strategy,
+                flow_state=context.flow_state,
+            )
         )
         state.mood = context.mood
         record = TurnRecord(
@@ -158,6 +173,7 @@ class TurnPipeline:
             decision=decision,
             created_at=time.time(),
             features=features,
+            flow_state=context.flow_state,
         )
         try:
             await self._stages.store.record_turn(record)
@@ -215,6 +231,10 @@ class TurnPipeline:
             mood=update_mood(state.mood, reading),
             now=time.time(),
         )
+        if self._stages.flow is not None:
+            before = state.conversation[-1].flow_state if state.conversation else None
+            after = self._stages.flow.advance(before, context)
+            context = dataclasses.replace(context, flow_state=after)
         clock.lap("context")
         decision = self._decide(context)
         clock.lap("policy")

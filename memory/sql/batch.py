@@ -176,6 +176,7 @@ async def _insert_turns(
                 "interrupted": r.interrupted,
                 "generator": r.generator,
                 "created_at": r.created_at,
+                "flow_state": r.flow_state,
             }
             for r in turns
         ],

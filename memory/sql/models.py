@@ -111,6 +111,7 @@ class TurnRow(Base):
     interrupted: Mapped[bool] = mapped_column(Boolean())
     generator: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Double())
+    flow_state: Mapped[str | None] = mapped_column(String(48), nullable=True)
 
 
 class EmotionRow(Base):

@@ -182,6 +182,7 @@ class SqlConversationStore:
                 EmotionRow.intensity,
                 EmotionRow.model,
                 DecisionRow.strategy,
+                TurnRow.flow_state,
             )
             .join(UserRow, UserRow.id == TurnRow.user_id)
             .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
@@ -209,6 +210,7 @@ class SqlConversationStore:
                         model=row.model,
                     ),
                     strategy=None if row.strategy is None else Strategy(row.strategy),
+                    flow_state=row.flow_state,
                 )
                 for row in reversed(rows)
             )

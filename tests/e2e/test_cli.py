@@ -248,6 +248,6 @@ def test_the_data_commands_export_rotate_forget_and_purge(tmp_path: Path) -> Non
     assert json.loads(forgotten.stdout)["deleted"]["turns"] == 1
     assert _run("users", "forget", "bob", *data).returncode == 2
 
-    assert "-> 0002" in _run("db", "downgrade", *data).stdout
+    assert "-> 0003" in _run("db", "downgrade", *data).stdout
     assert "behind" in _run("db", "current", *data).stdout
-    assert "0002 -> 0003" in _run("db", "upgrade", *data).stdout
+    assert "0003 -> 0004" in _run("db", "upgrade", *data).stdout

@@ -54,13 +54,13 @@ async def test_upgrade_from_empty_builds_exactly_the_models(empty_engine: AsyncE
 async def test_downgrade_one_step_and_back(empty_engine: AsyncEngine) -> None:
     await upgrade_schema(empty_engine)
     await downgrade_schema(empty_engine)
-    assert await schema_revision(empty_engine) == "0002"
+    assert await schema_revision(empty_engine) == "0003"
     async with empty_engine.connect() as conn:
         columns = await conn.run_sync(
-            lambda sync: {c["name"] for c in inspect(sync).get_columns("decisions")}
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("turns")}
         )
-    assert "propensity" in columns
-    assert "features" not in columns
+    assert "generator" in columns
+    assert "flow_state" not in columns
     await upgrade_schema(empty_engine)
     assert await schema_revision(empty_engine) == head_revision()
 
