@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import structlog
 
 from agent.bus.base import EventBus
@@ -46,7 +47,8 @@ from memory.sql import (
 from memory.sql.policy_state import PolicyStateSync
 from memory.sql.retention import RetentionSweeper
 from memory.store import ConversationStore
-from policies.bandit import LinearBandit
+from policies.bandit import BanditPolicy, LinearBandit
+from policies.flows import load_flow
 from policies.learning import BanditLearner
 from policies.stack import policy_stack
 
@@ -131,6 +133,7 @@ async def _start_worker(
             )
         )
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
+    flow = load_flow() if settings.flow_file is None else load_flow(settings.flow_file)
     learner = BanditLearner(
         LinearBandit(),
         feedback_weight=settings.reward_feedback_weight,
@@ -147,8 +150,13 @@ async def _start_worker(
     )
     stages = Stages(
         recognizer=await _start_recognizer(stack, settings),
-        policy=policy_stack(rules_file=settings.rules_file, bandit=learner.bandit),
+        policy=policy_stack(
+            rules_file=settings.rules_file,
+            flow=flow,
+            bandit=BanditPolicy(learner.bandit, rng=np.random.default_rng()),
+        ),
         learner=learner,
+        flow=flow,
         generator=TemplateGenerator(token_delay=settings.token_delay),
         store=store,
     )

@@ -76,6 +76,11 @@ def _rules_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rules-file", type=Path, help="YAML rules replacing the shipped ones (docs/policies.md)"
     )
+    parser.add_argument(
+        "--flow-file",
+        type=Path,
+        help="YAML conversation flow replacing the shipped customer-service flow",
+    )
 
 
 def _mqtt(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +229,11 @@ def _parser() -> argparse.ArgumentParser:
         "doubly robust, beside the rewards the logged decisions earned.",
     )
     estimate.add_argument("--max-weight", type=float, help="clip importance weights (default: no)")
+    estimate.add_argument(
+        "--offline",
+        action="store_true",
+        help="also learn a bandit from the older half of the logs and judge both on the newer",
+    )
     estimate.add_argument("--tenant", help="whose decisions (default: default)")
     _database(estimate)
     _common(estimate)
@@ -398,7 +408,9 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "policy":
         from agent.policy_commands import evaluate_policy
 
-        evaluation = asyncio.run(evaluate_policy(settings, max_weight=args.max_weight))
+        evaluation = asyncio.run(
+            evaluate_policy(settings, max_weight=args.max_weight, offline=args.offline)
+        )
         print("\n".join(evaluation.lines()))
         if evaluation.skipped:
             print(f"({evaluation.skipped} logged decisions had no outcome yet and were skipped)")

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     # Policies: a YAML rule file replacing the shipped rules (docs/policies.md); the
     # learned bandit's reward weights and how often workers merge what they learned.
     rules_file: Path | None = None
+    # The conversation flow (a YAML state machine); unset: the shipped customer-service flow
+    flow_file: Path | None = None
     reward_feedback_weight: float = Field(default=1.0, ge=0.0)
     reward_valence_weight: float = Field(default=1.0, ge=0.0)
     policy_sync_interval: float = Field(default=30.0, gt=0)

@@ -2,8 +2,9 @@
 
 The logs are the decisions the bandit served (with their propensities and
 context features) and what followed them; the target is the bandit as it is
-stored now. Estimates: IPS, self-normalised IPS and doubly robust, beside the
-mean reward the logged decisions actually earned.
+stored now, and with ``--offline`` a bandit learned from the older half of the
+logs, judged on the newer half. Estimates: IPS, self-normalised IPS and doubly
+robust, beside the mean reward the logged decisions actually earned.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from agent.config import Settings
 from agent.errors import ConfigError
 from agent.values import Strategy
 from memory.sql import open_engine, upgrade_schema
-from memory.sql.decision_log import logged_outcomes
+from memory.sql.decision_log import LoggedOutcome, logged_outcomes
 from memory.sql.policy_state import load_policy_state
 from policies.bandit import LinearBandit, reward
 from policies.learning import feedback_polarity
@@ -26,6 +27,7 @@ from policies.offpolicy import (
     doubly_robust,
     fit_reward_model,
     ips,
+    learn_offline,
     snips,
 )
 
@@ -34,27 +36,27 @@ __all__ = ["Evaluation", "evaluate_policy"]
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    logged: Estimate
-    ips: Estimate
-    snips: Estimate
-    doubly_robust: Estimate
+    """Named estimates, one row each, and how many logs had no outcome."""
+
+    rows: tuple[tuple[str, Estimate], ...]
     skipped: int
 
     def lines(self) -> list[str]:
-        rows = [
-            ("logged decisions (their actual rewards)", self.logged),
-            ("stored bandit, IPS", self.ips),
-            ("stored bandit, self-normalised IPS", self.snips),
-            ("stored bandit, doubly robust", self.doubly_robust),
-        ]
-        head = f"{'':<42}{'value':>9}{'± 1.96 se':>11}{'n':>8}"
+        head = f"{'':<48}{'value':>9}{'± 1.96 se':>11}{'n':>8}"
         return [head] + [
-            f"{name:<42}{e.value:>9.4f}{1.96 * e.stderr:>11.4f}{e.n:>8}" for name, e in rows
+            f"{name:<48}{e.value:>9.4f}{1.96 * e.stderr:>11.4f}{e.n:>8}" for name, e in self.rows
         ]
 
 
-async def evaluate_policy(settings: Settings, *, max_weight: float | None) -> Evaluation:
-    """Estimate the stored bandit's value on the tenant's logged decisions."""
+async def evaluate_policy(
+    settings: Settings, *, max_weight: float | None, offline: bool = False
+) -> Evaluation:
+    """Estimate the stored bandit's value on the tenant's logged decisions.
+
+    With `offline`, also learn a bandit from the older half of the logs
+    (importance-weighted replay) and estimate both on the newer half, so the
+    learned one is judged on decisions it did not learn from.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_engine(settings.resolved_database_url())
     try:
@@ -65,7 +67,28 @@ async def evaluate_policy(settings: Settings, *, max_weight: float | None) -> Ev
         await engine.dispose()
     if state is None:
         raise ConfigError(f"no learned bandit stored for tenant {settings.tenant!r} yet")
-    target = LinearBandit.from_state(state)
+    stored = LinearBandit.from_state(state)
+    logs, skipped = _logs(outcomes, settings, stored.dim)
+    if len(logs) < (4 if offline else 1):
+        raise ConfigError(
+            f"too few logged bandit decisions with an outcome in tenant {settings.tenant!r} "
+            f"({len(logs)}; {skipped} without one); the bandit decides once it has learned "
+            "from 100 turns"
+        )
+    if not offline:
+        return Evaluation(
+            rows=_estimates("stored bandit", stored, logs, max_weight), skipped=skipped
+        )
+    half = len(logs) // 2
+    learned = learn_offline(logs[:half], stored.config, importance_weighted=True)
+    rows = _estimates("stored bandit, newer half", stored, logs[half:], max_weight)
+    rows += _estimates("learned offline from older half", learned, logs[half:], max_weight)[1:]
+    return Evaluation(rows=rows, skipped=skipped)
+
+
+def _logs(
+    outcomes: list[LoggedOutcome], settings: Settings, dim: int
+) -> tuple[list[LoggedDecision], int]:
     logs, skipped = [], 0
     for outcome in outcomes:
         value = reward(
@@ -75,7 +98,7 @@ async def evaluate_policy(settings: Settings, *, max_weight: float | None) -> Ev
             feedback_weight=settings.reward_feedback_weight,
             valence_weight=settings.reward_valence_weight,
         )
-        if value is None or len(outcome.features) != target.dim:
+        if value is None or len(outcome.features) != dim:
             skipped += 1
             continue
         logs.append(
@@ -86,23 +109,26 @@ async def evaluate_policy(settings: Settings, *, max_weight: float | None) -> Ev
                 reward=value,
             )
         )
-    if not logs:
-        raise ConfigError(
-            f"no logged bandit decision with an outcome in tenant {settings.tenant!r} "
-            f"({skipped} without one); the bandit decides once it has learned from 100 turns"
-        )
+    return logs, skipped
+
+
+def _estimates(
+    name: str, target: LinearBandit, logs: list[LoggedDecision], max_weight: float | None
+) -> tuple[tuple[str, Estimate], ...]:
+    """The logged rewards, then IPS, SNIPS and DR estimates of `target` on `logs`."""
     rewards = np.array([log.reward for log in logs])
-    logged = Estimate(
-        value=float(rewards.mean()),
-        stderr=float(rewards.std(ddof=1) / np.sqrt(len(logs))) if len(logs) > 1 else 0.0,
-        n=len(logs),
-    )
-    return Evaluation(
-        logged=logged,
-        ips=ips(logs, target.probabilities, max_weight=max_weight),
-        snips=snips(logs, target.probabilities),
-        doubly_robust=doubly_robust(
-            logs, target.probabilities, fit_reward_model(logs), max_weight=max_weight
+    stderr = float(rewards.std(ddof=1) / np.sqrt(len(logs))) if len(logs) > 1 else 0.0
+    return (
+        (
+            "logged decisions (their actual rewards)",
+            Estimate(float(rewards.mean()), stderr, len(logs)),
         ),
-        skipped=skipped,
+        (f"{name}, IPS", ips(logs, target.probabilities, max_weight=max_weight)),
+        (f"{name}, self-normalised IPS", snips(logs, target.probabilities)),
+        (
+            f"{name}, doubly robust",
+            doubly_robust(
+                logs, target.probabilities, fit_reward_model(logs), max_weight=max_weight
+            ),
+        ),
     )

@@ -518,11 +518,12 @@ class BanditPolicy:
     def decide(self, context: TurnContext, *, flow_state: str | None = None) -> Decision | None:
         """Draw a strategy for this turn, or abstain while the bandit is cold.
 
-        `flow_state` is the dialogue flow's state, which `TurnContext` does not carry.
+        `flow_state` overrides the context's flow state (`TurnContext.flow_state`).
         """
         if self._bandit.updates < self._min_updates:
             return None
-        choice = self._bandit.choose(context_features(context, flow_state=flow_state), self._rng)
+        flow = context.flow_state if flow_state is None else flow_state
+        choice = self._bandit.choose(context_features(context, flow_state=flow), self._rng)
         return Decision(
             action=Action.REPLY,
             strategy=choice.arm,

@@ -41,7 +41,7 @@ class BanditLearner:
         return self._bandit
 
     def features(self, context: TurnContext) -> tuple[float, ...]:
-        return tuple(float(v) for v in context_features(context))
+        return tuple(float(v) for v in context_features(context, flow_state=context.flow_state))
 
     def learn(
         self,

@@ -255,3 +255,30 @@ async def test_a_crisis_is_handed_off_with_a_safe_message(
     assert (decision["action"], decision["policy"]) == ("handoff", policy)
     assert text not in " ".join(decision["reasons"])
     assert phrase in messages[-1]["text"]
+
+
+async def test_feedback_and_the_next_turn_teach_the_shared_bandit(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, port=0, emotion_model="lexicon")
+    async with embedded(settings) as running, connect(_url(running)) as ws:
+        await _hello(ws, _token(running))
+        for turn_id, text in (("f1", "My parcel is late, I'm annoyed"), ("f2", "Thanks!")):
+            await ws.send(json.dumps({"type": "user_message", "id": turn_id, "text": text}))
+            await _until(ws, "reply_end", turn_id)
+        await ws.send(json.dumps({"type": "feedback", "turn_id": "f2", "score": 5}))
+        assert running.store is not None
+        for _ in range(500):  # feedback is learned from, then stored, off the socket's path
+            await running.store.flush()
+            if _count(tmp_path / "heartline.db", "feedback"):
+                break
+            await asyncio.sleep(0.01)
+    # Leaving merged what this worker learned into the stored, shared state.
+    with sqlite3.connect(tmp_path / "heartline.db") as db:
+        (state,) = db.execute("SELECT state FROM policy_states WHERE policy = 'bandit'").fetchone()
+    counts = [arm["count"] for arm in json.loads(state)["stats"]]
+    assert sum(counts) == 2  # f1 by the valence change at f2, f2 by the feedback
+
+
+def _count(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as db:
+        (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(count)

@@ -55,10 +55,17 @@ async def test_the_stored_bandit_is_evaluated_on_what_it_served(
     )
     evaluation = await evaluate_policy(settings, max_weight=None)
 
+    (_, logged), (_, by_ips), (_, by_snips), (_, by_dr) = evaluation.rows
     # 30 sessions x 3 turns, each with a next turn's valence or feedback as its outcome.
-    assert evaluation.logged.n == evaluation.ips.n == evaluation.doubly_robust.n == 90
+    assert logged.n == by_ips.n == by_dr.n == 90
     assert evaluation.skipped == 0
     # A cold bandit plays uniformly over 8 strategies: weight (1/8) / (1/2) on every log.
-    assert evaluation.ips.value == pytest.approx(evaluation.logged.value / 4, abs=1e-9)
-    assert evaluation.snips.value == pytest.approx(evaluation.logged.value, abs=1e-9)
+    assert by_ips.value == pytest.approx(logged.value / 4, abs=1e-9)
+    assert by_snips.value == pytest.approx(logged.value, abs=1e-9)
     assert len(evaluation.lines()) == 5
+
+    both = await evaluate_policy(settings, max_weight=10.0, offline=True)
+    names = [name for name, _ in both.rows]
+    assert names[0] == "logged decisions (their actual rewards)"
+    assert names[-1] == "learned offline from older half, doubly robust"
+    assert {estimate.n for _, estimate in both.rows} == {45}
