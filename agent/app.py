@@ -45,7 +45,7 @@ from memory.sql import (
     upgrade_schema,
 )
 from memory.sql.policy_state import PolicyStateSync
-from memory.sql.retention import RetentionSweeper
+from memory.sql.retention import retention_sweeper
 from memory.store import ConversationStore
 from policies.bandit import BanditPolicy, LinearBandit
 from policies.flows import load_flow
@@ -126,7 +126,7 @@ async def _start_worker(
     )
     if settings.retention_days is not None:
         await stack.enter_async_context(
-            RetentionSweeper(
+            retention_sweeper(
                 engine,
                 keep_for=settings.retention_days * 86_400.0,
                 interval=settings.purge_interval,

@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
+from memory.periodic import Periodic
 from memory.sql.engine import store_errors, upsert_adding, write_engine
 from memory.sql.models import PolicyStateRow
 
@@ -84,8 +85,9 @@ async def exchange_policy_state(
 class PolicyStateSync:
     """Merges a learner's state into the shared one every `interval` seconds while entered.
 
-    A failed merge is logged and tried again at the next interval; the last
-    merge runs on the way out (a bounded wait).
+    Entering merges once (so a worker starts from what the others learned);
+    a failed periodic merge is logged and tried again at the next interval;
+    leaving merges once more (a bounded wait).
     """
 
     def __init__(
@@ -98,24 +100,18 @@ class PolicyStateSync:
         interval: float = 30.0,
         final_timeout: float = 10.0,
     ) -> None:
-        if interval <= 0 or final_timeout <= 0:
-            raise ValueError("interval and final_timeout must be positive")
+        if final_timeout <= 0:
+            raise ValueError("final_timeout must be positive")
         self._engine = engine
         self._tenant = tenant
         self._policy = policy
         self._merge = merge
-        self._interval = interval
         self._final_timeout = final_timeout
-        self._group: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.sync, interval=interval, name="policy_state.sync")
 
     async def __aenter__(self) -> PolicyStateSync:
-        if self._group is not None:
-            raise RuntimeError("this PolicyStateSync is already running")
-        await self.sync()  # start from what the other workers learned
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._task = self._group.create_task(self._run(), name="heartline-policy-sync")
+        await self.sync()
+        await self._periodic.__aenter__()
         return self
 
     async def __aexit__(
@@ -124,12 +120,7 @@ class PolicyStateSync:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        group, task = self._group, self._task
-        assert group is not None, "__aexit__ without __aenter__"
-        assert task is not None
-        self._group = self._task = None
-        task.cancel()
-        await group.__aexit__(exc_type, exc, tb)
+        await self._periodic.__aexit__(exc_type, exc, tb)
         try:
             async with asyncio.timeout(self._final_timeout):
                 await self.sync()
@@ -141,11 +132,3 @@ class PolicyStateSync:
         return await exchange_policy_state(
             self._engine, tenant=self._tenant, policy=self._policy, merge=self._merge
         )
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sync()
-            except (StoreError, TimeoutError, ValueError) as error:
-                _log.warning("policy_state.sync_failed", policy=self._policy, error=str(error))

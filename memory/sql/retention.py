@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 import structlog
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent.errors import StoreError
 from memory.crypto import TextCipher
+from memory.periodic import Periodic
 from memory.sealing import MessageSealer
 from memory.sql.engine import store_errors, write_engine
 from memory.sql.models import TurnRow, UserRow
 from memory.sql.users import PurgeResult, purge_before
 
-__all__ = ["RetentionSweeper", "rotate_key"]
+__all__ = ["retention_sweeper", "rotate_key"]
 
 _log = structlog.get_logger(__name__)
 
@@ -79,53 +77,20 @@ async def rotate_key(
             progress(len(rows))
 
 
-class RetentionSweeper:
+def retention_sweeper(
+    engine: AsyncEngine, *, keep_for: float, interval: float = 3600.0
+) -> Periodic:
     """Purges rows older than `keep_for` seconds every `interval` seconds, while entered.
 
     Every worker may run one: purges are idempotent. A failed purge is logged
     and tried again at the next interval.
     """
+    if keep_for <= 0:
+        raise ValueError("keep_for must be positive")
 
-    def __init__(self, engine: AsyncEngine, *, keep_for: float, interval: float = 3600.0) -> None:
-        if keep_for <= 0 or interval <= 0:
-            raise ValueError("keep_for and interval must be positive")
-        self._engine = engine
-        self._keep_for = keep_for
-        self._interval = interval
-        self._group: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> RetentionSweeper:
-        if self._group is not None:
-            raise RuntimeError("this RetentionSweeper is already running")
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._task = self._group.create_task(self._run(), name="heartline-retention")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        group, task = self._group, self._task
-        assert group is not None, "__aexit__ without __aenter__"
-        assert task is not None
-        self._group = self._task = None
-        task.cancel()
-        await group.__aexit__(exc_type, exc, tb)
-
-    async def sweep(self) -> PurgeResult:
-        """One purge now."""
-        result = await purge_before(self._engine, time.time() - self._keep_for)
+    async def sweep() -> PurgeResult:
+        result = await purge_before(engine, time.time() - keep_for)
         _log.info("retention.purged", deleted=result.deleted, users_rebuilt=result.users_rebuilt)
         return result
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except (StoreError, TimeoutError) as exc:
-                _log.warning("retention.purge_failed", error=str(exc))
-            await asyncio.sleep(self._interval)
+    return Periodic(sweep, interval=interval, name="retention", immediately=True)

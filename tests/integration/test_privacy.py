@@ -17,7 +17,7 @@ from memory.sealing import MessageSealer
 from memory.sql import SqlConversationStore, SqlTurnLedger
 from memory.sql.models import Base, SessionRow, TurnRow, UserMoodRow
 from memory.sql.moods import rebuild_statements
-from memory.sql.retention import RetentionSweeper, rotate_key
+from memory.sql.retention import retention_sweeper, rotate_key
 from memory.sql.users import export_user, forget_user, purge_before
 from tests.support.records import count, turn
 
@@ -233,7 +233,7 @@ async def test_the_retention_sweeper_purges_while_it_runs(sql_engine: AsyncEngin
     async with SqlConversationStore(sql_engine) as store:
         await store.record_turn(turn("fresh", 1, user_id="dora", created_at=time.time()))
         await store.flush()
-    async with RetentionSweeper(sql_engine, keep_for=86_400.0, interval=0.05):
+    async with retention_sweeper(sql_engine, keep_for=86_400.0, interval=0.05):
         for _ in range(500):  # the first sweep runs at once; allow 10 s
             if await count(sql_engine, TurnRow) == 1:
                 break
