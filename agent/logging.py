@@ -20,10 +20,18 @@ from agent.privacy.redaction import redact
 __all__ = ["configure_logging", "redact_event"]
 
 
+# Where the service itself listens and connects: configuration, not anyone's data.
+_OPERATIONAL_KEYS = frozenset({"host", "path", "url"})
+
+
 def redact_event(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """A structlog processor: personal data in any string value becomes a placeholder."""
+    """A structlog processor: personal data in any string value becomes a placeholder.
+
+    The service's own addresses (`_OPERATIONAL_KEYS`) are left as they are, so
+    an operator still sees where it listens.
+    """
     for key, value in event.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in _OPERATIONAL_KEYS:
             event[key] = redact(value)
     return event
 

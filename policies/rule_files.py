@@ -101,7 +101,7 @@ class FileRule:
         return render_reason(
             self.reason_template,
             context,
-            score=f"{emotion.score(context):.2f}" if emotion else "",
+            score=f"{min(1.0, emotion.score(context)):.2f}" if emotion else "",
             streak=streak.streak(context) if streak else 0,
         )
 

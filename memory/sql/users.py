@@ -107,7 +107,14 @@ async def forget_user(engine: AsyncEngine, user: str, *, tenant: str) -> dict[st
                 return {}
             counts = {
                 table.__tablename__: await _count(conn, table, table.user_id == user_id)
-                for table in (SessionRow, TurnRow, FeedbackRow, UserLabelRow, SessionMoodRow)
+                for table in (
+                    SessionRow,
+                    TurnRow,
+                    FeedbackRow,
+                    UserMoodRow,
+                    UserLabelRow,
+                    SessionMoodRow,
+                )
             }
             mine = select(SessionRow.id).where(SessionRow.user_id == user_id)
             ledger = await conn.execute(delete(LedgerRow).where(LedgerRow.session_id.in_(mine)))

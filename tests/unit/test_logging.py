@@ -20,6 +20,11 @@ def test_every_string_value_is_redacted() -> None:
     }
 
 
+def test_the_services_own_address_stays_readable() -> None:
+    event = {"event": "gateway listening", "host": "10.1.2.3", "port": 8765}
+    assert redact_event(None, "info", dict(event)) == event
+
+
 def test_configured_logging_writes_redacted_json(capsys: pytest.CaptureFixture[str]) -> None:
     handlers = logging.getLogger().handlers[:]
     configure_logging("info", json=True)
