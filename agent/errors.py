@@ -11,6 +11,9 @@ The tree::
     ├── AuthError              a token is missing, malformed, expired or forged
     ├── WireError              a client frame the gateway refuses; carries a stable `code`
     ├── StoreError             the database failed
+    ├── GeneratorError         a reply generator (an LLM server) failed
+    │   ├── GeneratorUnavailable   before its first token: safe to fall back to another
+    │   └── GeneratorBroke         after its first token: part of the reply was sent
     └── StageError             a stage of the turn pipeline failed (recognizer, policy, generator)
 
 Timeouts stay `TimeoutError`; cancellation stays `asyncio.CancelledError`.
@@ -25,6 +28,9 @@ __all__ = [
     "BusOverflowError",
     "ConfigError",
     "EventDecodeError",
+    "GeneratorBroke",
+    "GeneratorError",
+    "GeneratorUnavailable",
     "HeartlineError",
     "StageError",
     "StoreError",
@@ -75,6 +81,19 @@ class WireError(HeartlineError):
 
 class StoreError(HeartlineError):
     """The database failed or holds something we cannot read."""
+
+
+class GeneratorError(HeartlineError):
+    """A reply generator failed; the message names the cause, never the user's words."""
+
+
+class GeneratorUnavailable(GeneratorError):
+    """The generator produced nothing: refused, unreachable, timed out before its first
+    token, or its circuit is open. Nothing reached the user, so another may answer."""
+
+
+class GeneratorBroke(GeneratorError):
+    """The generator failed after its first token: the user already has part of a reply."""
 
 
 class StageError(HeartlineError):

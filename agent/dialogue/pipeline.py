@@ -34,7 +34,7 @@ from agent.events import (
     ReplyStarted,
     UserTurn,
 )
-from agent.generation.base import GenerationRequest, Generator
+from agent.generation.base import GenerationRequest, Generator, answering_name
 from agent.language import detect_language
 from agent.values import (
     Action,
@@ -168,7 +168,7 @@ class TurnPipeline:
             text=turn.text,
             reply=text,
             interrupted=interrupted,
-            generator=self._stages.generator.name,
+            generator=answering_name(self._stages.generator, turn.turn_id),
             emotion=reading,
             decision=decision,
             created_at=time.time(),
@@ -288,7 +288,7 @@ class TurnPipeline:
                 turn_id=tid,
                 text=text,
                 interrupted=interrupted,
-                generator=generator,
+                generator=answering_name(self._stages.generator, tid),
                 ttft_ms=round(ttft_ms, 3),
                 total_ms=round(total_ms, 3),
                 stages=clock.marks,

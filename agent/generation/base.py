@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.language import Language
 from agent.values import Decision, EmotionReading, Exchange, HistorySummary
 
-__all__ = ["GenerationRequest", "Generator"]
+__all__ = ["GenerationRequest", "Generator", "NamesAnswerer", "answering_name"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,10 +30,24 @@ class Generator(Protocol):
     @property
     def name(self) -> str: ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         """Yield the reply in pieces as they are produced.
 
         Safe to cancel at any point: cancelling the consuming task (or closing
         the iterator) stops generation and releases what it holds upstream.
         """
         ...
+
+
+@runtime_checkable
+class NamesAnswerer(Protocol):
+    """A generator made of others (a fallback chain) says which of them answered a turn."""
+
+    def answered_by(self, turn_id: str) -> str | None: ...
+
+
+def answering_name(generator: Generator, turn_id: str) -> str:
+    """The name of the generator that answered `turn_id`, for `reply_end` and the store."""
+    if isinstance(generator, NamesAnswerer):
+        return generator.answered_by(turn_id) or generator.name
+    return generator.name

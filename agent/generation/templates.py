@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from agent.generation.base import GenerationRequest
 from agent.generation.template_text import ACTION_TEMPLATES, FEELING_WORDS, STRATEGY_TEMPLATES
@@ -59,7 +59,7 @@ class TemplateGenerator:
         chosen = variants[self._next_variant(request.session_id, len(variants))]
         return chosen.format(feeling=feeling or "")
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         for piece in split_for_streaming(self.compose(request), request.language):
             yield piece
             await asyncio.sleep(self._token_delay)
