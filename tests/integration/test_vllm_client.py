@@ -1,0 +1,564 @@
+"""The vLLM client against a local server that streams byte for byte like vLLM.
+
+Timeouts are tens of milliseconds here; `HANG` only keeps a broken test from
+hanging and nothing asserts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
+from agent.generation.base import GenerationRequest, Generator
+from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
+from agent.generation.sse import Usage
+from agent.generation.vllm import VllmGenerator, VllmSettings
+from agent.values import Action, Decision, EmotionReading, HistorySummary, Strategy, Tone
+from tests.support.fake_vllm import FakeVllm, Received, Script
+from tests.support.processes import free_port
+from tests.support.waiting import eventually
+
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+HANG = 10.0
+# How soon the server must see the connection closed after the client gives up.
+DISCONNECT_WITHIN = 1.0
+TEXT = "Hello, how are you?"
+
+
+def request(text: str = "where is my parcel") -> GenerationRequest:
+    return GenerationRequest(
+        session_id="s1",
+        turn_id="t1",
+        text=text,
+        language="en",
+        emotion=EmotionReading(
+            scores={"neutral": 1.0}, dominant="neutral", valence=0.0, arousal=0.0,
+            intensity=0.0, model="test",
+        ),
+        decision=Decision(
+            action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5,
+            policy="test",
+        ),
+        history=HistorySummary.first_time(),
+    )  # fmt: skip
+
+
+def messages(req: GenerationRequest) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Be kind."}, {"role": "user", "content": req.text}]
+
+
+def settings(base_url: str, **overrides: Any) -> VllmSettings:
+    values: dict[str, Any] = {
+        "base_url": base_url,
+        "model": MODEL,
+        "connect_timeout_s": 1.0,
+        "first_token_timeout_s": 0.2,
+        "between_tokens_timeout_s": 0.2,
+        "total_timeout_s": 5.0,
+        "retries": 2,
+        "retry_backoff_s": 0.01,
+        "breaker_failures": 3,
+        "breaker_reset_s": 0.3,
+    }
+    return VllmSettings(**(values | overrides))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeVllm]:
+    async with FakeVllm(model=MODEL) as fake:
+        yield fake
+
+
+async def collect(generator: Generator, req: GenerationRequest | None = None) -> list[str]:
+    pieces: list[str] = []
+    async with asyncio.timeout(HANG), aclosing(generator.stream(req or request())) as stream:
+        async for piece in stream:
+            pieces.append(piece)
+    return pieces
+
+
+async def collect_until_error(generator: Generator) -> tuple[list[str], BaseException]:
+    pieces: list[str] = []
+    try:
+        async with asyncio.timeout(HANG), aclosing(generator.stream(request())) as stream:
+            async for piece in stream:
+                pieces.append(piece)
+    except Exception as exc:
+        return pieces, exc
+    raise AssertionError(f"the stream ended without an error after {pieces}")
+
+
+def circuit(client: VllmGenerator) -> BreakerState:
+    """The breaker's state, read afresh (mypy would carry a narrowed property over)."""
+    return client.circuit
+
+
+async def hung_up(received: Received) -> None:
+    async with asyncio.timeout(DISCONNECT_WITHIN):
+        await received.disconnected.wait()
+
+
+# -- streaming ------------------------------------------------------------------
+
+
+async def test_a_stream_yields_the_text_and_records_the_usage(server: FakeVllm) -> None:
+    reported: list[Usage] = []
+    client = VllmGenerator(
+        settings(server.base_url), build_messages=messages, on_usage=reported.append
+    )
+    async with client:
+        pieces = await collect(client)
+    assert pieces == ["Hello", ",", " how", " are", " you", "?"]
+    usage = Usage(prompt_tokens=17, completion_tokens=7, total_tokens=24)
+    assert client.last_usage == usage
+    assert reported == [usage]
+    assert client.name == "vllm"
+
+
+async def test_the_request_is_a_streaming_chat_completion() -> None:
+    async with FakeVllm(model=MODEL, api_key="sekrit") as server:
+        client = VllmGenerator(
+            settings(server.base_url, api_key="sekrit", max_tokens=64, temperature=0.3),
+            build_messages=messages,
+        )
+        async with client:
+            await collect(client, request("my order is late"))
+    (received,) = server.requests
+    assert (received.method, received.path) == ("POST", "/v1/chat/completions")
+    assert received.headers["authorization"] == "Bearer sekrit"
+    assert received.headers["content-type"] == "application/json"
+    assert received.body == {
+        "model": MODEL,
+        "messages": [
+            {"role": "system", "content": "Be kind."},
+            {"role": "user", "content": "my order is late"},
+        ],
+        "max_completion_tokens": 64,
+        "temperature": 0.3,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+async def test_the_api_key_is_not_in_the_settings_repr() -> None:
+    assert "sekrit" not in repr(settings("http://127.0.0.1:1", api_key="sekrit"))
+
+
+async def test_streams_reuse_one_pooled_connection(server: FakeVllm) -> None:
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        for _ in range(3):
+            assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 3
+    assert server.connections == 1
+
+
+async def test_events_cut_into_tiny_http_chunks_decode_whole(server: FakeVllm) -> None:
+    server.default = Script(tokens=("你好", "，", "我在", "🙂"), fragment=3)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        assert await collect(client) == ["你好", "，", "我在", "🙂"]
+
+
+async def test_an_empty_reply_ends_without_pieces(server: FakeVllm) -> None:
+    server.default = Script(tokens=())
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        assert await collect(client) == []
+        assert client.last_usage == Usage(prompt_tokens=17, completion_tokens=1, total_tokens=18)
+
+
+async def test_slow_tokens_within_the_bounds_are_fine(server: FakeVllm) -> None:
+    server.default = Script(first_token_delay=0.1, token_delay=0.05)
+    config = settings(server.base_url, first_token_timeout_s=1.0, between_tokens_timeout_s=1.0)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 1
+
+
+async def test_the_fake_speaks_vllms_bytes(server: FakeVllm) -> None:
+    """The fake against a transcript written from vLLM's serving_chat.py, read raw."""
+    server.default = Script(tokens=("Hi", "!"))
+    body = (
+        b'{"model":"%s","messages":[{"role":"user","content":"hi"}],"stream":true,'
+        b'"stream_options":{"include_usage":true}}' % MODEL.encode()
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        async with asyncio.timeout(HANG):
+            head = await reader.readuntil(b"\r\n\r\n")
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n"))[:-2], 16):
+                chunks.append((await reader.readexactly(size + 2))[:-2])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status, _date, *headers = head.decode().split("\r\n")[:-2]
+    assert status == "HTTP/1.1 200 OK"
+    assert headers == [
+        "server: uvicorn",
+        "content-type: text/event-stream; charset=utf-8",
+        "transfer-encoding: chunked",
+    ]
+    prefix = (
+        '{"id":"chatcmpl-00000000000000000000000000000001","object":"chat.completion.chunk",'
+        f'"created":1732000000,"model":"{MODEL}","choices":'
+    )
+    assert [chunk.decode() for chunk in chunks] == [
+        f'data: {prefix}[{{"index":0,"delta":{{"role":"assistant","content":""}},'
+        '"logprobs":null,"finish_reason":null}]}\n\n',
+        f'data: {prefix}[{{"index":0,"delta":{{"content":"Hi"}},"logprobs":null,'
+        '"finish_reason":null}]}\n\n',
+        f'data: {prefix}[{{"index":0,"delta":{{"content":"!"}},"logprobs":null,'
+        '"finish_reason":null}]}\n\n',
+        f'data: {prefix}[{{"index":0,"delta":{{"content":""}},"logprobs":null,'
+        '"finish_reason":"stop","stop_reason":null}]}\n\n',
+        f'data: {prefix}[],"usage":{{"prompt_tokens":17,"total_tokens":20,'
+        '"completion_tokens":3}}\n\n',
+        "data: [DONE]\n\n",
+    ]
+
+
+# -- before the first token: retried, then GeneratorUnavailable ---------------------
+
+
+async def test_no_first_token_in_time_is_retried_then_unavailable(server: FakeVllm) -> None:
+    server.default = Script(first_token_delay=HANG)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="no first token in time"):
+            await collect(client)
+    assert len(server.requests) == 3  # retries + 1
+    for received in server.requests:
+        await hung_up(received)  # every abandoned attempt was closed
+
+
+async def test_a_stall_before_any_text_is_retried(server: FakeVllm) -> None:
+    server.script(Script(stall_after=0))
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_a_server_error_status_is_retried(server: FakeVllm, status: int) -> None:
+    server.script(Script(status=status), Script(status=status))
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 3
+
+
+async def test_retries_run_out_into_unavailable(server: FakeVllm) -> None:
+    server.default = Script(status=503, error_message="engine is sleeping")
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="HTTP 503 ServiceUnavailableError") as info:
+            await collect(client)
+    assert "engine is sleeping" not in str(info.value)  # server text stays out of errors
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+async def test_a_bad_request_is_not_retried(server: FakeVllm, legacy: bool) -> None:
+    server.default = Script(status=400, legacy_errors=legacy, error_message="too long")
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="HTTP 400 BadRequestError"):
+            await collect(client)
+    assert len(server.requests) == 1
+
+
+async def test_an_unknown_model_is_not_retried(server: FakeVllm) -> None:
+    config = settings(server.base_url, model="no-such-model")
+    async with VllmGenerator(config, build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="HTTP 404 NotFoundError"):
+            await collect(client)
+    assert len(server.requests) == 1
+
+
+async def test_a_wrong_api_key_is_not_retried() -> None:
+    async with FakeVllm(model=MODEL, api_key="right") as server:
+        config = settings(server.base_url, api_key="wrong")
+        async with VllmGenerator(config, build_messages=messages) as client:
+            with pytest.raises(GeneratorUnavailable, match="HTTP 401"):
+                await collect(client)
+        assert len(server.requests) == 1
+
+
+async def test_a_refused_connection_is_unavailable() -> None:
+    config = settings(f"http://127.0.0.1:{free_port()}")
+    async with VllmGenerator(config, build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="ConnectError"):
+            await collect(client)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        Script(truncate_after=0),
+        Script(truncate_after=0, abrupt=False),
+        Script(error_after=0),
+    ],
+    ids=["dropped", "ended-without-done", "error-event"],
+)
+async def test_a_broken_stream_before_the_first_token_is_retried(
+    server: FakeVllm, first: Script
+) -> None:
+    server.script(first)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 2
+
+
+# -- after the first token: GeneratorBroke, never retried ----------------------------
+
+
+async def test_silence_after_the_first_token_breaks_without_retry(server: FakeVllm) -> None:
+    server.default = Script(stall_after=2)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        pieces, error = await collect_until_error(client)
+    assert pieces == ["Hello", ","]
+    assert isinstance(error, GeneratorBroke)
+    assert "no token in time" in str(error)
+    assert len(server.requests) == 1
+    await hung_up(server.requests[0])
+
+
+@pytest.mark.parametrize("abrupt", [True, False], ids=["dropped", "ended-without-done"])
+async def test_a_truncated_stream_breaks(server: FakeVllm, abrupt: bool) -> None:
+    server.default = Script(truncate_after=3, abrupt=abrupt)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        pieces, error = await collect_until_error(client)
+    assert pieces == ["Hello", ",", " how"]
+    assert isinstance(error, GeneratorBroke)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+async def test_an_error_event_mid_stream_breaks(server: FakeVllm, legacy: bool) -> None:
+    server.default = Script(error_after=2, legacy_errors=legacy, error_message="CUDA OOM")
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        pieces, error = await collect_until_error(client)
+    assert pieces == ["Hello", ","]
+    assert isinstance(error, GeneratorBroke)
+    assert "error event InternalServerError 500" in str(error)
+    assert "CUDA" not in str(error)
+    assert len(server.requests) == 1
+
+
+async def test_the_total_deadline_breaks_an_endless_stream(server: FakeVllm) -> None:
+    server.default = Script(endless=True, token_delay=0.01)
+    config = settings(server.base_url, total_timeout_s=0.3)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        pieces, error = await collect_until_error(client)
+    assert isinstance(error, GeneratorBroke)
+    assert "total timeout" in str(error)
+    assert len(pieces) > 5
+    await hung_up(server.requests[0])
+
+
+# -- cancellation closes the upstream request ----------------------------------------
+
+
+async def test_cancelling_the_consumer_closes_the_upstream_request(server: FakeVllm) -> None:
+    server.default = Script(endless=True, token_delay=0.005)
+    got: list[str] = []
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+
+        async def consume() -> None:
+            async with aclosing(client.stream(request())) as stream:
+                async for piece in stream:
+                    got.append(piece)
+
+        task = asyncio.create_task(consume())
+        await eventually(lambda: len(got) >= 5, within=HANG)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (received,) = server.requests
+        await hung_up(received)
+        sent = received.tokens_sent
+        await asyncio.sleep(0.05)
+        assert received.tokens_sent == sent  # the server stopped producing
+        assert circuit(client) is BreakerState.CLOSED
+
+
+async def test_closing_the_iterator_closes_the_upstream_request(server: FakeVllm) -> None:
+    server.default = Script(endless=True, token_delay=0.005)
+    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+        stream = client.stream(request())
+        assert [await anext(stream) for _ in range(3)] == ["Hello", ",", " how"]
+        await stream.aclose()
+        await hung_up(server.requests[0])
+        # The pool is fine afterwards: a new request opens a new connection.
+        server.default = Script()
+        assert "".join(await collect(client)) == TEXT
+
+
+async def test_cancelling_before_the_first_token_closes_the_request(server: FakeVllm) -> None:
+    server.default = Script(first_token_delay=HANG)
+    config = settings(server.base_url, first_token_timeout_s=HANG)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        task = asyncio.create_task(collect(client))
+        await eventually(lambda: len(server.requests) == 1, within=HANG)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await hung_up(server.requests[0])
+    assert len(server.requests) == 1  # a cancellation is not retried
+
+
+# -- the circuit breaker ---------------------------------------------------------------
+
+
+async def test_the_circuit_opens_after_failures_and_recovers(server: FakeVllm) -> None:
+    server.default = Script(status=503)
+    config = settings(server.base_url, retries=0, breaker_failures=3, breaker_reset_s=0.3)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        for _ in range(3):
+            with pytest.raises(GeneratorUnavailable, match="HTTP 503"):
+                await collect(client)
+        assert circuit(client) is BreakerState.OPEN
+        for _ in range(5):
+            with pytest.raises(GeneratorUnavailable, match="circuit open"):
+                await collect(client)
+        assert len(server.requests) == 3  # nothing reached the server while open
+
+        server.default = Script()
+        await asyncio.sleep(0.3)
+        assert circuit(client) is BreakerState.HALF_OPEN
+        assert "".join(await collect(client)) == TEXT
+        assert circuit(client) is BreakerState.CLOSED
+        assert "".join(await collect(client)) == TEXT
+    assert len(server.requests) == 5
+
+
+async def test_a_failed_trial_opens_the_circuit_again(server: FakeVllm) -> None:
+    server.default = Script(status=500)
+    config = settings(server.base_url, retries=0, breaker_failures=2, breaker_reset_s=0.2)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        for _ in range(2):
+            with pytest.raises(GeneratorUnavailable, match="HTTP 500"):
+                await collect(client)
+        await asyncio.sleep(0.2)
+        with pytest.raises(GeneratorUnavailable, match="HTTP 500"):
+            await collect(client)  # the trial
+        with pytest.raises(GeneratorUnavailable, match="circuit open"):
+            await collect(client)
+    assert len(server.requests) == 3
+
+
+async def test_half_open_lets_one_trial_through(server: FakeVllm) -> None:
+    server.default = Script(status=503)
+    config = settings(
+        server.base_url,
+        first_token_timeout_s=2.0,
+        retries=0,
+        breaker_failures=1,
+        breaker_reset_s=0.1,
+    )
+    async with VllmGenerator(config, build_messages=messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="HTTP 503"):
+            await collect(client)
+        await asyncio.sleep(0.1)
+        server.default = Script(first_token_delay=0.1)  # within first_token_timeout_s
+        trial = asyncio.create_task(collect(client))
+        await eventually(lambda: len(server.requests) == 2, within=HANG)
+        with pytest.raises(GeneratorUnavailable, match="circuit open"):
+            await collect(client)
+        assert "".join(await trial) == TEXT
+        assert circuit(client) is BreakerState.CLOSED
+
+
+async def test_failures_mid_stream_count_towards_the_circuit(server: FakeVllm) -> None:
+    server.default = Script(truncate_after=1)
+    config = settings(server.base_url, breaker_failures=2)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        for _ in range(2):
+            _, error = await collect_until_error(client)
+            assert isinstance(error, GeneratorBroke)
+        with pytest.raises(GeneratorUnavailable, match="circuit open"):
+            await collect(client)
+
+
+async def test_bad_requests_do_not_open_the_circuit(server: FakeVllm) -> None:
+    server.default = Script(status=400)
+    config = settings(server.base_url, breaker_failures=2)
+    async with VllmGenerator(config, build_messages=messages) as client:
+        for _ in range(4):
+            with pytest.raises(GeneratorUnavailable, match="HTTP 400"):
+                await collect(client)
+        assert circuit(client) is BreakerState.CLOSED
+    assert len(server.requests) == 4
+
+
+# -- the breaker's core, with time passed in ---------------------------------------------
+
+
+def test_breaker_counts_consecutive_failures_only() -> None:
+    breaker = CircuitBreaker(failures_to_open=3, reset_after=10.0)
+    for _ in range(2):
+        breaker.record_failure(Admission.NORMAL, now=0.0)
+    breaker.record_success(Admission.NORMAL)
+    for _ in range(2):
+        breaker.record_failure(Admission.NORMAL, now=0.0)
+    assert breaker.state(0.0) is BreakerState.CLOSED
+    breaker.record_failure(Admission.NORMAL, now=1.0)
+    assert breaker.state(1.0) is BreakerState.OPEN
+    assert breaker.admit(10.9) is None
+    assert breaker.state(11.0) is BreakerState.HALF_OPEN
+
+
+def test_breaker_trial_slot_is_freed_by_a_cancelled_trial() -> None:
+    breaker = CircuitBreaker(failures_to_open=1, reset_after=1.0)
+    breaker.record_failure(Admission.NORMAL, now=0.0)
+    trial = breaker.admit(1.0)
+    assert trial is Admission.TRIAL
+    assert breaker.admit(1.0) is None  # one trial at a time
+    breaker.release(trial)
+    assert breaker.admit(1.0) is Admission.TRIAL
+
+
+def test_breaker_ignores_stale_calls_once_open() -> None:
+    breaker = CircuitBreaker(failures_to_open=1, reset_after=1.0)
+    early = breaker.admit(0.0)
+    assert early is Admission.NORMAL
+    breaker.record_failure(Admission.NORMAL, now=0.0)
+    breaker.record_success(early)  # let through before it opened: says nothing now
+    assert breaker.state(0.5) is BreakerState.OPEN
+
+
+# -- configuration and lifecycle ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"base_url": "127.0.0.1:8000"},
+        {"base_url": "http://127.0.0.1:8000/v1"},
+        {"model": ""},
+        {"first_token_timeout_s": 0.0},
+        {"total_timeout_s": float("inf")},
+        {"retries": -1},
+        {"pool_size": 0},
+        {"temperature": 3.0},
+    ],
+)
+def test_bad_settings_say_what_to_fix(overrides: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"base_url": "http://127.0.0.1:8000", "model": MODEL}
+    with pytest.raises(ConfigError):
+        VllmSettings(**(values | overrides))
+
+
+async def test_the_client_must_be_entered_and_is_not_reentrant(server: FakeVllm) -> None:
+    client = VllmGenerator(settings(server.base_url), build_messages=messages)
+    with pytest.raises(RuntimeError, match="enter"):
+        await collect(client)
+    async with client:
+        with pytest.raises(RuntimeError, match="reentrant"):
+            await client.__aenter__()
+    async with client:  # reusable
+        assert "".join(await collect(client)) == TEXT
