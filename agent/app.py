@@ -33,7 +33,7 @@ from agent.gateway import (
     load_or_create_secret,
     serve_gateway,
 )
-from agent.generation import TemplateGenerator
+from agent.generation.setup import start_generator
 from agent.metrics import Metrics
 from agent.probes import serve_probes
 from memory.ledger import InMemoryTurnLedger, TurnLedger
@@ -157,7 +157,18 @@ async def _start_worker(
         ),
         learner=learner,
         flow=flow,
-        generator=TemplateGenerator(token_delay=settings.token_delay),
+        generator=await start_generator(
+            stack,
+            choice=settings.generator,
+            token_delay=settings.token_delay,
+            vllm_url=settings.vllm_url,
+            model=settings.model,
+            api_key=None
+            if settings.vllm_api_key is None
+            else settings.vllm_api_key.get_secret_value(),
+            first_token_timeout=settings.first_token_timeout,
+            system_prompt=settings.system_prompt_file,
+        ),
         store=store,
     )
     manager_settings = ManagerSettings(

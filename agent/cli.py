@@ -72,6 +72,22 @@ def _emotion_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emotion-precision", choices=PRECISIONS, help=_PRECISION_HELP)
 
 
+def _generation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--generator",
+        choices=["templates", "vllm"],
+        help="templates (offline, default) or an LLM behind vLLM's OpenAI-compatible API",
+    )
+    parser.add_argument("--vllm-url", help="the vLLM server's root URL, e.g. http://gpu:8000")
+    parser.add_argument("--model", help="the model name the vLLM server serves")
+    parser.add_argument(
+        "--first-token-timeout",
+        type=float,
+        help="seconds to wait for the LLM's first token before the templates answer (8)",
+    )
+    parser.add_argument("--system-prompt-file", type=Path, help="replaces the shipped persona")
+
+
 def _rules_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rules-file", type=Path, help="YAML rules replacing the shipped ones (docs/policies.md)"
@@ -107,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     _database(serve)
     _emotion_model(serve)
     _rules_file(serve)
+    _generation(serve)
     serve.add_argument(
         "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
     )
@@ -132,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     _database(worker)
     _emotion_model(worker)
     _rules_file(worker)
+    _generation(worker)
     worker.add_argument("--group", dest="worker_group", help="shared-subscription group")
     worker.add_argument(
         "--probe-port",
