@@ -157,18 +157,7 @@ async def _start_worker(
         ),
         learner=learner,
         flow=flow,
-        generator=await start_generator(
-            stack,
-            choice=settings.generator,
-            token_delay=settings.token_delay,
-            vllm_url=settings.vllm_url,
-            model=settings.model,
-            api_key=None
-            if settings.vllm_api_key is None
-            else settings.vllm_api_key.get_secret_value(),
-            first_token_timeout=settings.first_token_timeout,
-            system_prompt=settings.system_prompt_file,
-        ),
+        generator=await start_generator(stack, settings),
         store=store,
     )
     manager_settings = ManagerSettings(

@@ -75,9 +75,11 @@ def _emotion_model(parser: argparse.ArgumentParser) -> None:
 def _generation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--generator",
-        choices=["templates", "vllm"],
-        help="templates (offline, default) or an LLM behind vLLM's OpenAI-compatible API",
+        choices=["templates", "vllm", "local"],
+        help="templates (offline, default), an LLM behind vLLM's OpenAI-compatible API, "
+        "or a local transformers model (--local-model)",
     )
+    parser.add_argument("--local-model", type=Path, help="a transformers causal LM directory")
     parser.add_argument("--vllm-url", help="the vLLM server's root URL, e.g. http://gpu:8000")
     parser.add_argument("--model", help="the model name the vLLM server serves")
     parser.add_argument(

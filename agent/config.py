@@ -71,15 +71,18 @@ class Settings(BaseSettings):
     reward_feedback_weight: float = Field(default=1.0, ge=0.0)
     reward_valence_weight: float = Field(default=1.0, ge=0.0)
     policy_sync_interval: float = Field(default=30.0, gt=0)
-    # Generation: templates (offline), or an LLM behind vLLM's OpenAI-compatible API with
-    # the templates as the fallback. The first-token timeout bounds how long a user waits
-    # before the fallback answers; the system prompt file replaces the shipped persona.
-    generator: Literal["templates", "vllm"] = "templates"
+    # Generation: templates (offline), or an LLM (behind vLLM's OpenAI-compatible API, or
+    # a local transformers model) with the templates as the fallback. The first-token
+    # timeout bounds how long a user waits before the fallback answers; the system
+    # prompt file replaces the shipped persona.
+    generator: Literal["templates", "vllm", "local"] = "templates"
     vllm_url: str | None = None
     model: str | None = None
     vllm_api_key: SecretStr | None = None
     first_token_timeout: float = Field(default=8.0, gt=0, le=120)
     system_prompt_file: Path | None = None
+    # A transformers causal LM directory, for `local` (CPU development, small models)
+    local_model: Path | None = None
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits
     frame_limit_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
