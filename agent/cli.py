@@ -88,6 +88,11 @@ def _generation(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the LLM's first token before the templates answer (8)",
     )
     parser.add_argument("--system-prompt-file", type=Path, help="replaces the shipped persona")
+    parser.add_argument(
+        "--faq-file",
+        type=Path,
+        help="a YAML or CSV knowledge file of questions and answers (docs/generation.md)",
+    )
 
 
 def _rules_file(parser: argparse.ArgumentParser) -> None:

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     system_prompt_file: Path | None = None
     # A transformers causal LM directory, for `local` (CPU development, small models)
     local_model: Path | None = None
+    # Questions and answers the offline layer answers from (docs/generation.md); unset: none
+    faq_file: Path | None = None
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits
     frame_limit_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)

@@ -23,7 +23,7 @@ from contextlib import aclosing
 import structlog
 
 from agent.errors import GeneratorUnavailable
-from agent.generation.base import GenerationRequest, Generator
+from agent.generation.base import GenerationRequest, Generator, answering_name
 
 __all__ = ["FallbackGenerator"]
 
@@ -42,14 +42,15 @@ class FallbackGenerator:
             raise ValueError("first_token_timeout must be positive")
         self._chain = tuple(chain)
         self._first_token_timeout = first_token_timeout
-        self._answered: OrderedDict[str, str] = OrderedDict()
+        self._answered: OrderedDict[str, Generator] = OrderedDict()
 
     @property
     def name(self) -> str:
         return "+".join(generator.name for generator in self._chain)
 
     def answered_by(self, turn_id: str) -> str | None:
-        return self._answered.get(turn_id)
+        generator = self._answered.get(turn_id)
+        return None if generator is None else answering_name(generator, turn_id)
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         for generator in self._chain[:-1]:
@@ -67,17 +68,17 @@ class FallbackGenerator:
                         error=str(exc) or type(exc).__name__,
                     )
                     continue
-                self._remember(request.turn_id, generator.name)
+                self._remember(request.turn_id, generator)
                 yield first
                 async for piece in pieces:
                     yield piece
                 return
         last = self._chain[-1]
-        self._remember(request.turn_id, last.name)
+        self._remember(request.turn_id, last)
         async for piece in last.stream(request):
             yield piece
 
-    def _remember(self, turn_id: str, name: str) -> None:
-        self._answered[turn_id] = name
+    def _remember(self, turn_id: str, generator: Generator) -> None:
+        self._answered[turn_id] = generator
         while len(self._answered) > _REMEMBERED:
             self._answered.popitem(last=False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from agent.config import Settings
 from agent.errors import ConfigError
 from agent.generation.base import Generator
 from agent.generation.fallback import FallbackGenerator
+from agent.generation.faq import FaqGenerator, load_faq
 from agent.generation.guard import OutputGuard
 from agent.generation.guarded import GuardedGenerator
 from agent.generation.local import LocalModelGenerator, LocalModelSettings
@@ -27,13 +29,19 @@ _CHAIN_MARGIN_S = 0.5
 async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generator:
     """The configured generator; an LLM client or model is entered on `stack`.
 
+    The offline layer is the templates, answering from the FAQ knowledge file
+    first when one is configured.
+
     ``vllm`` (a served LLM) and ``local`` (a transformers model by path, for
     development): the LLM's prompt is built from the decision, the reading,
     the history and the conversation, its reply goes through the output
     guard, and the templates answer whenever it gives no first token within
     the first-token timeout.
     """
-    templates = TemplateGenerator(token_delay=settings.token_delay)
+    templates: Generator = TemplateGenerator(token_delay=settings.token_delay)
+    if settings.faq_file is not None:
+        index = await asyncio.to_thread(load_faq, settings.faq_file)
+        templates = FaqGenerator(index, templates, token_delay=settings.token_delay)
     if settings.generator == "templates":
         return templates
     prompts = PromptBuilder(

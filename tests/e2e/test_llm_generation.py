@@ -13,6 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from agent.app import Running, embedded
 from agent.config import load_settings
+from agent.generation.faq import EXAMPLE_KNOWLEDGE
 from tests.support.fake_vllm import FakeVllm, Script
 
 MODEL = "test-model"
@@ -98,3 +99,16 @@ async def test_the_templates_answer_within_the_first_token_timeout(
     assert messages[-1]["generator"] == "template"
     assert messages[-1]["text"]
     assert elapsed < 1.0 + 1.0  # the timeout, its margin and the template reply
+
+
+async def test_the_faq_answers_when_the_llm_cannot(llm: FakeVllm, tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, port=0, emotion_model="lexicon", generator="vllm",
+        vllm_url=llm.base_url, model=MODEL, first_token_timeout=1.0,
+        faq_file=EXAMPLE_KNOWLEDGE,
+    )  # fmt: skip
+    llm.script(Script(status=503), Script(status=503))
+    async with embedded(settings) as app, await _session(app) as ws:
+        messages = await _turn(ws, "t1", "I forgot my password, how do I get back in?")
+    assert messages[-1]["generator"] == "faq"
+    assert "password" in messages[-1]["text"].lower()
