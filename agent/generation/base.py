@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from agent.language import Language
 from agent.values import Decision, EmotionReading, Exchange, HistorySummary
 
-__all__ = ["GenerationRequest", "Generator", "NamesAnswerer", "answering_name"]
+__all__ = [
+    "GenerationRequest",
+    "Generator",
+    "MessageBuilder",
+    "NamesAnswerer",
+    "answering_name",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +30,10 @@ class GenerationRequest:
     decision: Decision
     history: HistorySummary
     conversation: tuple[Exchange, ...] = ()
+
+
+MessageBuilder = Callable[[GenerationRequest], list[dict[str, str]]]
+"""Turns a request into the chat messages given to a model (`role`, `content`)."""
 
 
 class Generator(Protocol):

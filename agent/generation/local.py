@@ -65,16 +65,13 @@ from transformers import (
 )
 
 from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
-from agent.generation.base import GenerationRequest
+from agent.generation.base import GenerationRequest, MessageBuilder
 
-__all__ = ["LocalModelGenerator", "LocalModelSettings", "MessageBuilder"]
+__all__ = ["LocalModelGenerator", "LocalModelSettings"]
 
 _log = structlog.get_logger(__name__)
 
 _THREAD_NAME: Final = "heartline-local-generate"
-
-MessageBuilder = Callable[[GenerationRequest], list[dict[str, str]]]
-"""Turns a request into the chat messages given to the model (`role`, `content`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,11 +50,11 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
-from agent.generation.base import GenerationRequest
+from agent.generation.base import GenerationRequest, MessageBuilder
 from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
 from agent.generation.sse import DONE, SseParser, StreamError, Usage, decode_chunk
 
-__all__ = ["MessageBuilder", "VllmGenerator", "VllmSettings"]
+__all__ = ["VllmGenerator", "VllmSettings"]
 
 _log = structlog.get_logger(__name__)
 
@@ -67,9 +67,6 @@ _MAX_ERROR_BODY: Final = 64 * 1024
 # connection goes back to the pool (vLLM ends it at once).
 _DRAIN_TIMEOUT_S: Final = 0.5
 _KEEPALIVE_S: Final = 4.0
-
-MessageBuilder = Callable[[GenerationRequest], list[dict[str, str]]]
-"""Turns a request into the chat messages sent to the model (`role`, `content`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
