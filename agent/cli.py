@@ -75,13 +75,17 @@ def _emotion_model(parser: argparse.ArgumentParser) -> None:
 def _generation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--generator",
-        choices=["templates", "vllm", "local"],
+        choices=["templates", "vllm", "vllm-engine", "local"],
         help="templates (offline, default), an LLM behind vLLM's OpenAI-compatible API, "
+        "vLLM's engine in this process (--model; needs heartline[vllm] and a GPU), "
         "or a local transformers model (--local-model)",
     )
     parser.add_argument("--local-model", type=Path, help="a transformers causal LM directory")
     parser.add_argument("--vllm-url", help="the vLLM server's root URL, e.g. http://gpu:8000")
-    parser.add_argument("--model", help="the model name the vLLM server serves")
+    parser.add_argument(
+        "--model",
+        help="the model name the vLLM server serves; for vllm-engine, a Hugging Face id or folder",
+    )
     parser.add_argument(
         "--first-token-timeout",
         type=float,

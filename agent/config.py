@@ -71,11 +71,11 @@ class Settings(BaseSettings):
     reward_feedback_weight: float = Field(default=1.0, ge=0.0)
     reward_valence_weight: float = Field(default=1.0, ge=0.0)
     policy_sync_interval: float = Field(default=30.0, gt=0)
-    # Generation: templates (offline), or an LLM (behind vLLM's OpenAI-compatible API, or
-    # a local transformers model) with the templates as the fallback. The first-token
-    # timeout bounds how long a user waits before the fallback answers; the system
-    # prompt file replaces the shipped persona.
-    generator: Literal["templates", "vllm", "local"] = "templates"
+    # Generation: templates (offline), or an LLM (behind vLLM's OpenAI-compatible API,
+    # vLLM's engine in this process, or a local transformers model) with the templates
+    # as the fallback. The first-token timeout bounds how long a user waits before the
+    # fallback answers; the system prompt file replaces the shipped persona.
+    generator: Literal["templates", "vllm", "vllm-engine", "local"] = "templates"
     vllm_url: str | None = None
     model: str | None = None
     vllm_api_key: SecretStr | None = None

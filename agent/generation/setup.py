@@ -16,6 +16,7 @@ from agent.generation.local import LocalModelGenerator, LocalModelSettings
 from agent.generation.prompts import DEFAULT_SYSTEM_PROMPT, PromptBuilder, PromptSettings
 from agent.generation.templates import TemplateGenerator
 from agent.generation.vllm import VllmGenerator, VllmSettings
+from agent.generation.vllm_engine import VllmEngineGenerator, VllmEngineSettings
 
 __all__ = ["start_generator"]
 
@@ -32,11 +33,11 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
     The offline layer is the templates, answering from the FAQ knowledge file
     first when one is configured.
 
-    ``vllm`` (a served LLM) and ``local`` (a transformers model by path, for
-    development): the LLM's prompt is built from the decision, the reading,
-    the history and the conversation, its reply goes through the output
-    guard, and the templates answer whenever it gives no first token within
-    the first-token timeout.
+    ``vllm`` (a served LLM), ``vllm-engine`` (vLLM in this process, on a GPU)
+    and ``local`` (a transformers model by path, for development): the LLM's
+    prompt is built from the decision, the reading, the history and the
+    conversation, its reply goes through the output guard, and the templates
+    answer whenever it gives no first token within the first-token timeout.
     """
     templates: Generator = TemplateGenerator(token_delay=settings.token_delay)
     if settings.faq_file is not None:
@@ -55,6 +56,17 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
         llm = await stack.enter_async_context(
             LocalModelGenerator(
                 LocalModelSettings(path=settings.local_model, first_token_timeout_s=timeout),
+                build_messages=prompts.messages,
+            )
+        )
+    elif settings.generator == "vllm-engine":
+        if not settings.model:
+            raise ConfigError(
+                "--generator vllm-engine needs --model (a Hugging Face id or a model folder)"
+            )
+        llm = await stack.enter_async_context(
+            VllmEngineGenerator(
+                VllmEngineSettings(model=settings.model, first_token_timeout_s=timeout),
                 build_messages=prompts.messages,
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import os
 import signal
@@ -69,6 +70,18 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("heartline: invalid settings (port")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_serve_with_the_vllm_engine_but_no_vllm_says_how_to_install_it(tmp_path: Path) -> None:
+    args = ["--generator", "vllm-engine", "--port", "0", "--data-dir", str(tmp_path)]
+    without_model = _run("serve", *args)
+    assert without_model.returncode == 2
+    assert "--generator vllm-engine needs --model" in without_model.stderr
+    without_vllm = _run("serve", *args, "--model", "Qwen/Qwen2.5-0.5B-Instruct")
+    assert without_vllm.returncode == 2
+    assert "pip install 'heartline[vllm]'" in without_vllm.stderr
+    assert "Traceback" not in without_vllm.stderr
 
 
 @pytest.fixture
