@@ -59,15 +59,28 @@ class PolicyEnsemble:
             key=lambda i: (decided[i][0].priority, decided[i][1].confidence, -i),
         )
         winner = decided[best][1]
+        # A member may relay another's decision (`Escalations` relays the rules'): the
+        # same decision is named once, and never as overruled by itself.
         overruled = tuple(
-            f"overruled {d.policy}: {d.strategy.value} ({d.confidence:.2f})"
-            for i, (_, d) in enumerate(decided)
-            if i != best
+            dict.fromkeys(
+                _overruled(d)
+                for _, d in decided
+                if (d.policy, d.action, d.strategy)
+                != (winner.policy, winner.action, winner.strategy)
+            )
         )
         history = (context.history.describe(),) if context.history.returning else ()
         return dataclasses.replace(
             winner, reasons=winner.reasons + history + overruled, abstained=tuple(abstained)
         )
+
+
+def _overruled(decision: Decision) -> str:
+    action = "" if decision.action is Action.REPLY else f"{decision.action.value}, "
+    return (
+        f"overruled {decision.policy}: {action}{decision.strategy.value}"
+        f" ({decision.confidence:.2f})"
+    )
 
 
 class FallbackPolicy:

@@ -13,22 +13,30 @@ from agent.values import (
     Tone,
     TurnContext,
 )
-from policies import FallbackPolicy, Member, PolicyEnsemble
+from policies import FallbackPolicy, Member, Policy, PolicyEnsemble
 
 
 class Fixed:
     """A policy that always says the same thing, or abstains."""
 
-    def __init__(self, name: str, strategy: Strategy | None, confidence: float = 0.5) -> None:
+    def __init__(
+        self,
+        name: str,
+        strategy: Strategy | None,
+        confidence: float = 0.5,
+        *,
+        action: Action = Action.REPLY,
+    ) -> None:
         self.name = name
         self._strategy = strategy
         self._confidence = confidence
+        self._action = action
 
     def decide(self, context: TurnContext) -> Decision | None:
         if self._strategy is None:
             return None
         return Decision(
-            action=Action.REPLY,
+            action=self._action,
             strategy=self._strategy,
             tone=Tone.NEUTRAL,
             confidence=self._confidence,
@@ -58,6 +66,48 @@ def test_priority_beats_confidence() -> None:
     assert decision is not None
     assert (decision.policy, decision.strategy) == ("high", Strategy.APOLOGIZE)
     assert decision.reasons == ("high says so", "overruled low: celebrate (0.99)")
+
+
+class Relay:
+    """A policy that passes another's decision on under its own name, as `Escalations` does."""
+
+    def __init__(self, name: str, policy: Policy) -> None:
+        self.name = name
+        self._policy = policy
+
+    def decide(self, context: TurnContext) -> Decision | None:
+        return self._policy.decide(context)
+
+
+def test_a_relayed_decision_is_named_once_and_never_overruled_by_itself() -> None:
+    rules = Fixed("rules", Strategy.DE_ESCALATE, 0.9, action=Action.HANDOFF)
+    ensemble = PolicyEnsemble(
+        [
+            Member(Relay("escalations", rules), priority=70),
+            Member(Fixed("bandit", Strategy.APOLOGIZE, 0.6), priority=60),
+            Member(rules, priority=50),
+            Member(Fixed("fallback", Strategy.INFORM, 0.3), priority=0),
+        ]
+    )
+    decision = ensemble.decide(_context())
+    assert decision is not None
+    assert decision.reasons == (
+        "rules says so",
+        "overruled bandit: apologize (0.60)",
+        "overruled fallback: inform (0.30)",
+    )
+
+
+def test_an_overruled_handoff_names_its_action() -> None:
+    ensemble = PolicyEnsemble(
+        [
+            Member(Fixed("safety", Strategy.EMPATHIZE, 1.0), priority=100),
+            Member(Fixed("rules", Strategy.DE_ESCALATE, 0.9, action=Action.HANDOFF), priority=50),
+        ]
+    )
+    decision = ensemble.decide(_context())
+    assert decision is not None
+    assert decision.reasons[-1] == "overruled rules: handoff, de-escalate (0.90)"
 
 
 def test_equal_priorities_go_by_confidence_then_order() -> None:
