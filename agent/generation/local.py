@@ -44,7 +44,6 @@ device that is not there) are `ConfigError`s raised by `async with`.
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -66,6 +65,7 @@ from transformers import (
 
 from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, MessageBuilder
+from agent.generation.checks import require_positive, require_temperature
 
 __all__ = ["LocalModelGenerator", "LocalModelSettings"]
 
@@ -88,20 +88,16 @@ class LocalModelSettings:
     stop_timeout_s: float = 5.0  # how long closing a stream waits for its thread to end
 
     def __post_init__(self) -> None:
-        positive = {
-            "max_new_tokens": self.max_new_tokens,
-            "first_token_timeout_s": self.first_token_timeout_s,
-            "between_tokens_timeout_s": self.between_tokens_timeout_s,
-            "stop_timeout_s": self.stop_timeout_s,
-        }
-        for name, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"local {name} must be a positive finite number, got {value}")
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(
-                f"local temperature must be between 0 and 2, got {self.temperature}; "
-                "use 0 for greedy decoding"
-            )
+        require_positive(
+            "local",
+            {
+                "max_new_tokens": self.max_new_tokens,
+                "first_token_timeout_s": self.first_token_timeout_s,
+                "between_tokens_timeout_s": self.between_tokens_timeout_s,
+                "stop_timeout_s": self.stop_timeout_s,
+            },
+        )
+        require_temperature("local", self.temperature)
         try:
             torch.device(self.device)
         except RuntimeError as exc:

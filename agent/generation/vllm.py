@@ -52,6 +52,7 @@ from structlog.typing import FilteringBoundLogger
 from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, MessageBuilder
 from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
+from agent.generation.checks import require_positive, require_temperature
 from agent.generation.sse import DONE, SseParser, StreamError, Usage, decode_chunk
 
 __all__ = ["VllmGenerator", "VllmSettings"]
@@ -104,25 +105,24 @@ class VllmSettings:
             )
         if not self.model:
             raise ConfigError("vllm model is empty; set it to the model `vllm serve` was given")
-        positive = {
-            "connect_timeout_s": self.connect_timeout_s,
-            "first_token_timeout_s": self.first_token_timeout_s,
-            "between_tokens_timeout_s": self.between_tokens_timeout_s,
-            "total_timeout_s": self.total_timeout_s,
-            "breaker_reset_s": self.breaker_reset_s,
-            "max_tokens": self.max_tokens,
-            "pool_size": self.pool_size,
-            "breaker_failures": self.breaker_failures,
-        }
-        for name, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(f"vllm {name} must be a positive finite number, got {value}")
+        require_positive(
+            "vllm",
+            {
+                "connect_timeout_s": self.connect_timeout_s,
+                "first_token_timeout_s": self.first_token_timeout_s,
+                "between_tokens_timeout_s": self.between_tokens_timeout_s,
+                "total_timeout_s": self.total_timeout_s,
+                "breaker_reset_s": self.breaker_reset_s,
+                "max_tokens": self.max_tokens,
+                "pool_size": self.pool_size,
+                "breaker_failures": self.breaker_failures,
+            },
+        )
         if self.retries < 0 or not (
             self.retry_backoff_s >= 0 and math.isfinite(self.retry_backoff_s)
         ):
             raise ConfigError("vllm retries and retry_backoff_s must be >= 0; use 2 and 0.1")
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(f"vllm temperature must be between 0 and 2, got {self.temperature}")
+        require_temperature("vllm", self.temperature)
 
 
 class _Outcome(enum.Enum):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-import math
 import secrets
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from structlog.typing import FilteringBoundLogger
 
 from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, MessageBuilder
+from agent.generation.checks import require_positive, require_temperature
 from agent.generation.sse import Usage
 
 __all__ = ["INSTALL_HINT", "VllmEngineGenerator", "VllmEngineSettings"]
@@ -81,18 +81,16 @@ class VllmEngineSettings:
     def __post_init__(self) -> None:
         if not self.model:
             raise ConfigError("vllm-engine model is empty; give a Hugging Face id or a folder")
-        positive = {
-            "max_tokens": self.max_tokens,
-            "first_token_timeout_s": self.first_token_timeout_s,
-            "between_tokens_timeout_s": self.between_tokens_timeout_s,
-            "total_timeout_s": self.total_timeout_s,
-            "abort_timeout_s": self.abort_timeout_s,
-        }
-        for name, value in positive.items():
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigError(
-                    f"vllm-engine {name} must be a positive finite number, got {value}"
-                )
+        require_positive(
+            "vllm-engine",
+            {
+                "max_tokens": self.max_tokens,
+                "first_token_timeout_s": self.first_token_timeout_s,
+                "between_tokens_timeout_s": self.between_tokens_timeout_s,
+                "total_timeout_s": self.total_timeout_s,
+                "abort_timeout_s": self.abort_timeout_s,
+            },
+        )
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(
                 "vllm-engine gpu_memory_utilization must be in (0, 1], got "
@@ -103,10 +101,7 @@ class VllmEngineSettings:
                 f"vllm-engine max_model_len ({self.max_model_len}) must exceed max_tokens "
                 f"({self.max_tokens})"
             )
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(
-                f"vllm-engine temperature must be between 0 and 2, got {self.temperature}"
-            )
+        require_temperature("vllm-engine", self.temperature)
 
     def engine_arguments(self) -> dict[str, Any]:
         """The keyword arguments of vLLM's `AsyncEngineArgs`."""

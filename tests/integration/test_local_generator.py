@@ -28,7 +28,7 @@ from agent.config import load_settings
 from agent.errors import ConfigError, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, Generator
 from agent.generation.local import LocalModelGenerator, LocalModelSettings
-from agent.values import Action, Decision, EmotionReading, HistorySummary, Strategy, Tone
+from tests.support.generation import plain_messages, plain_request
 
 WORDS = (
     "system", "user", "assistant", ":", "be", "kind", "where", "is", "my", "parcel", "hello",
@@ -75,31 +75,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("tiny-gpt2"))
 
 
-def request(text: str = "where is my parcel") -> GenerationRequest:
-    return GenerationRequest(
-        session_id="s1",
-        turn_id="t1",
-        text=text,
-        language="en",
-        emotion=EmotionReading(
-            scores={"neutral": 1.0}, dominant="neutral", valence=0.0, arousal=0.0,
-            intensity=0.0, model="test",
-        ),
-        decision=Decision(
-            action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5,
-            policy="test",
-        ),
-        history=HistorySummary.first_time(),
-    )  # fmt: skip
-
-
-def messages(req: GenerationRequest) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "be kind"}, {"role": "user", "content": req.text}]
-
-
 def generator(
     path: Path,
-    build_messages: Callable[[GenerationRequest], list[dict[str, str]]] = messages,
+    build_messages: Callable[[GenerationRequest], list[dict[str, str]]] = plain_messages,
     **overrides: Any,
 ) -> LocalModelGenerator:
     return LocalModelGenerator(
@@ -108,7 +86,7 @@ def generator(
 
 
 async def collect(model: Generator, req: GenerationRequest | None = None) -> list[str]:
-    async with asyncio.timeout(HANG), aclosing(model.stream(req or request())) as stream:
+    async with asyncio.timeout(HANG), aclosing(model.stream(req or plain_request())) as stream:
         return [piece async for piece in stream]
 
 
@@ -145,7 +123,7 @@ async def test_the_event_loop_keeps_running_while_it_generates(model_dir: Path) 
     async with generator(model_dir, max_new_tokens=200) as model, asyncio.TaskGroup() as tasks:
         ticker = tasks.create_task(tick())
         arrivals: list[float] = []
-        async with asyncio.timeout(HANG), aclosing(model.stream(request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
             async for _ in stream:
                 arrivals.append(loop.time())
         ticker.cancel()
@@ -163,7 +141,7 @@ async def test_the_event_loop_keeps_running_while_it_generates(model_dir: Path) 
 async def test_closing_the_stream_stops_the_generation(model_dir: Path) -> None:
     async with generator(model_dir, max_new_tokens=CONTEXT) as model:
         started = time.perf_counter()
-        async with asyncio.timeout(HANG), aclosing(model.stream(request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
             first = await anext(stream)
             assert generating()
         stopped = time.perf_counter() - started
@@ -171,7 +149,7 @@ async def test_closing_the_stream_stops_the_generation(model_dir: Path) -> None:
         assert not generating()  # closing waited for the thread
         # A thousand tokens take seconds; the first and the stop take a fraction of one.
         assert stopped < 1.0
-        async with asyncio.timeout(HANG), aclosing(model.stream(request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
             assert await anext(stream)  # the model is free for the next turn
         assert not generating()
 
@@ -181,7 +159,7 @@ async def test_cancelling_the_consumer_stops_the_generation(model_dir: Path) -> 
         got_first = asyncio.Event()
 
         async def consume() -> None:
-            async with aclosing(model.stream(request())) as stream:
+            async with aclosing(model.stream(plain_request())) as stream:
                 async for _ in stream:
                     got_first.set()
 
@@ -199,7 +177,7 @@ async def test_a_second_stream_waits_its_turn_within_the_first_token_timeout(
     model_dir: Path,
 ) -> None:
     async with generator(model_dir, max_new_tokens=CONTEXT, first_token_timeout_s=1.0) as model:
-        async with asyncio.timeout(HANG), aclosing(model.stream(request())) as first:
+        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as first:
             await anext(first)
             with pytest.raises(GeneratorUnavailable, match="busy"):
                 await collect(model)
@@ -224,7 +202,7 @@ async def test_a_failing_chat_template_is_unavailable(tmp_path: Path) -> None:
 async def test_a_prompt_longer_than_the_context_is_unavailable(model_dir: Path) -> None:
     async with generator(model_dir) as model:
         with pytest.raises(GeneratorUnavailable, match="model's context 1024"):
-            await collect(model, request(" ".join(["parcel"] * CONTEXT)))
+            await collect(model, plain_request(" ".join(["parcel"] * CONTEXT)))
 
 
 async def test_no_first_token_in_time_is_unavailable(model_dir: Path) -> None:

@@ -18,8 +18,8 @@ from agent.generation.base import GenerationRequest, Generator
 from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
 from agent.generation.sse import Usage
 from agent.generation.vllm import VllmGenerator, VllmSettings
-from agent.values import Action, Decision, EmotionReading, HistorySummary, Strategy, Tone
 from tests.support.fake_vllm import FakeVllm, Received, Script
+from tests.support.generation import plain_messages, plain_request
 from tests.support.processes import free_port
 from tests.support.waiting import eventually
 
@@ -28,28 +28,6 @@ HANG = 10.0
 # How soon the server must see the connection closed after the client gives up.
 DISCONNECT_WITHIN = 1.0
 TEXT = "Hello, how are you?"
-
-
-def request(text: str = "where is my parcel") -> GenerationRequest:
-    return GenerationRequest(
-        session_id="s1",
-        turn_id="t1",
-        text=text,
-        language="en",
-        emotion=EmotionReading(
-            scores={"neutral": 1.0}, dominant="neutral", valence=0.0, arousal=0.0,
-            intensity=0.0, model="test",
-        ),
-        decision=Decision(
-            action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5,
-            policy="test",
-        ),
-        history=HistorySummary.first_time(),
-    )  # fmt: skip
-
-
-def messages(req: GenerationRequest) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "Be kind."}, {"role": "user", "content": req.text}]
 
 
 def settings(base_url: str, **overrides: Any) -> VllmSettings:
@@ -76,7 +54,7 @@ async def server() -> AsyncIterator[FakeVllm]:
 
 async def collect(generator: Generator, req: GenerationRequest | None = None) -> list[str]:
     pieces: list[str] = []
-    async with asyncio.timeout(HANG), aclosing(generator.stream(req or request())) as stream:
+    async with asyncio.timeout(HANG), aclosing(generator.stream(req or plain_request())) as stream:
         async for piece in stream:
             pieces.append(piece)
     return pieces
@@ -85,7 +63,7 @@ async def collect(generator: Generator, req: GenerationRequest | None = None) ->
 async def collect_until_error(generator: Generator) -> tuple[list[str], BaseException]:
     pieces: list[str] = []
     try:
-        async with asyncio.timeout(HANG), aclosing(generator.stream(request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(generator.stream(plain_request())) as stream:
             async for piece in stream:
                 pieces.append(piece)
     except Exception as exc:
@@ -109,7 +87,7 @@ async def hung_up(received: Received) -> None:
 async def test_a_stream_yields_the_text_and_records_the_usage(server: FakeVllm) -> None:
     reported: list[Usage] = []
     client = VllmGenerator(
-        settings(server.base_url), build_messages=messages, on_usage=reported.append
+        settings(server.base_url), build_messages=plain_messages, on_usage=reported.append
     )
     async with client:
         pieces = await collect(client)
@@ -124,10 +102,10 @@ async def test_the_request_is_a_streaming_chat_completion() -> None:
     async with FakeVllm(model=MODEL, api_key="sekrit") as server:
         client = VllmGenerator(
             settings(server.base_url, api_key="sekrit", max_tokens=64, temperature=0.3),
-            build_messages=messages,
+            build_messages=plain_messages,
         )
         async with client:
-            await collect(client, request("my order is late"))
+            await collect(client, plain_request("my order is late"))
     (received,) = server.requests
     assert (received.method, received.path) == ("POST", "/v1/chat/completions")
     assert received.headers["authorization"] == "Bearer sekrit"
@@ -150,7 +128,7 @@ async def test_the_api_key_is_not_in_the_settings_repr() -> None:
 
 
 async def test_streams_reuse_one_pooled_connection(server: FakeVllm) -> None:
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         for _ in range(3):
             assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 3
@@ -159,13 +137,13 @@ async def test_streams_reuse_one_pooled_connection(server: FakeVllm) -> None:
 
 async def test_events_cut_into_tiny_http_chunks_decode_whole(server: FakeVllm) -> None:
     server.default = Script(tokens=("你好", "，", "我在", "🙂"), fragment=3)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         assert await collect(client) == ["你好", "，", "我在", "🙂"]
 
 
 async def test_an_empty_reply_ends_without_pieces(server: FakeVllm) -> None:
     server.default = Script(tokens=())
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         assert await collect(client) == []
         assert client.last_usage == Usage(prompt_tokens=17, completion_tokens=1, total_tokens=18)
 
@@ -173,7 +151,7 @@ async def test_an_empty_reply_ends_without_pieces(server: FakeVllm) -> None:
 async def test_slow_tokens_within_the_bounds_are_fine(server: FakeVllm) -> None:
     server.default = Script(first_token_delay=0.1, token_delay=0.05)
     config = settings(server.base_url, first_token_timeout_s=1.0, between_tokens_timeout_s=1.0)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 1
 
@@ -230,7 +208,7 @@ async def test_the_fake_speaks_vllms_bytes(server: FakeVllm) -> None:
 
 async def test_no_first_token_in_time_is_retried_then_unavailable(server: FakeVllm) -> None:
     server.default = Script(first_token_delay=HANG)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="no first token in time"):
             await collect(client)
     assert len(server.requests) == 3  # retries + 1
@@ -240,7 +218,7 @@ async def test_no_first_token_in_time_is_retried_then_unavailable(server: FakeVl
 
 async def test_a_stall_before_any_text_is_retried(server: FakeVllm) -> None:
     server.script(Script(stall_after=0))
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 2
 
@@ -248,14 +226,14 @@ async def test_a_stall_before_any_text_is_retried(server: FakeVllm) -> None:
 @pytest.mark.parametrize("status", [500, 503, 429])
 async def test_a_server_error_status_is_retried(server: FakeVllm, status: int) -> None:
     server.script(Script(status=status), Script(status=status))
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 3
 
 
 async def test_retries_run_out_into_unavailable(server: FakeVllm) -> None:
     server.default = Script(status=503, error_message="engine is sleeping")
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="HTTP 503 ServiceUnavailableError") as info:
             await collect(client)
     assert "engine is sleeping" not in str(info.value)  # server text stays out of errors
@@ -265,7 +243,7 @@ async def test_retries_run_out_into_unavailable(server: FakeVllm) -> None:
 @pytest.mark.parametrize("legacy", [False, True])
 async def test_a_bad_request_is_not_retried(server: FakeVllm, legacy: bool) -> None:
     server.default = Script(status=400, legacy_errors=legacy, error_message="too long")
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="HTTP 400 BadRequestError"):
             await collect(client)
     assert len(server.requests) == 1
@@ -273,7 +251,7 @@ async def test_a_bad_request_is_not_retried(server: FakeVllm, legacy: bool) -> N
 
 async def test_an_unknown_model_is_not_retried(server: FakeVllm) -> None:
     config = settings(server.base_url, model="no-such-model")
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="HTTP 404 NotFoundError"):
             await collect(client)
     assert len(server.requests) == 1
@@ -282,7 +260,7 @@ async def test_an_unknown_model_is_not_retried(server: FakeVllm) -> None:
 async def test_a_wrong_api_key_is_not_retried() -> None:
     async with FakeVllm(model=MODEL, api_key="right") as server:
         config = settings(server.base_url, api_key="wrong")
-        async with VllmGenerator(config, build_messages=messages) as client:
+        async with VllmGenerator(config, build_messages=plain_messages) as client:
             with pytest.raises(GeneratorUnavailable, match="HTTP 401"):
                 await collect(client)
         assert len(server.requests) == 1
@@ -290,7 +268,7 @@ async def test_a_wrong_api_key_is_not_retried() -> None:
 
 async def test_a_refused_connection_is_unavailable() -> None:
     config = settings(f"http://127.0.0.1:{free_port()}")
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="ConnectError"):
             await collect(client)
 
@@ -308,7 +286,7 @@ async def test_a_broken_stream_before_the_first_token_is_retried(
     server: FakeVllm, first: Script
 ) -> None:
     server.script(first)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 2
 
@@ -318,7 +296,7 @@ async def test_a_broken_stream_before_the_first_token_is_retried(
 
 async def test_silence_after_the_first_token_breaks_without_retry(server: FakeVllm) -> None:
     server.default = Script(stall_after=2)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         pieces, error = await collect_until_error(client)
     assert pieces == ["Hello", ","]
     assert isinstance(error, GeneratorBroke)
@@ -330,7 +308,7 @@ async def test_silence_after_the_first_token_breaks_without_retry(server: FakeVl
 @pytest.mark.parametrize("abrupt", [True, False], ids=["dropped", "ended-without-done"])
 async def test_a_truncated_stream_breaks(server: FakeVllm, abrupt: bool) -> None:
     server.default = Script(truncate_after=3, abrupt=abrupt)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         pieces, error = await collect_until_error(client)
     assert pieces == ["Hello", ",", " how"]
     assert isinstance(error, GeneratorBroke)
@@ -340,7 +318,7 @@ async def test_a_truncated_stream_breaks(server: FakeVllm, abrupt: bool) -> None
 @pytest.mark.parametrize("legacy", [False, True])
 async def test_an_error_event_mid_stream_breaks(server: FakeVllm, legacy: bool) -> None:
     server.default = Script(error_after=2, legacy_errors=legacy, error_message="CUDA OOM")
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
         pieces, error = await collect_until_error(client)
     assert pieces == ["Hello", ","]
     assert isinstance(error, GeneratorBroke)
@@ -352,7 +330,7 @@ async def test_an_error_event_mid_stream_breaks(server: FakeVllm, legacy: bool) 
 async def test_the_total_deadline_breaks_an_endless_stream(server: FakeVllm) -> None:
     server.default = Script(endless=True, token_delay=0.01)
     config = settings(server.base_url, total_timeout_s=0.3)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         pieces, error = await collect_until_error(client)
     assert isinstance(error, GeneratorBroke)
     assert "total timeout" in str(error)
@@ -366,10 +344,10 @@ async def test_the_total_deadline_breaks_an_endless_stream(server: FakeVllm) -> 
 async def test_cancelling_the_consumer_closes_the_upstream_request(server: FakeVllm) -> None:
     server.default = Script(endless=True, token_delay=0.005)
     got: list[str] = []
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
 
         async def consume() -> None:
-            async with aclosing(client.stream(request())) as stream:
+            async with aclosing(client.stream(plain_request())) as stream:
                 async for piece in stream:
                     got.append(piece)
 
@@ -388,8 +366,8 @@ async def test_cancelling_the_consumer_closes_the_upstream_request(server: FakeV
 
 async def test_closing_the_iterator_closes_the_upstream_request(server: FakeVllm) -> None:
     server.default = Script(endless=True, token_delay=0.005)
-    async with VllmGenerator(settings(server.base_url), build_messages=messages) as client:
-        stream = client.stream(request())
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
+        stream = client.stream(plain_request())
         assert [await anext(stream) for _ in range(3)] == ["Hello", ",", " how"]
         await stream.aclose()
         await hung_up(server.requests[0])
@@ -401,7 +379,7 @@ async def test_closing_the_iterator_closes_the_upstream_request(server: FakeVllm
 async def test_cancelling_before_the_first_token_closes_the_request(server: FakeVllm) -> None:
     server.default = Script(first_token_delay=HANG)
     config = settings(server.base_url, first_token_timeout_s=HANG)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         task = asyncio.create_task(collect(client))
         await eventually(lambda: len(server.requests) == 1, within=HANG)
         task.cancel()
@@ -417,7 +395,7 @@ async def test_cancelling_before_the_first_token_closes_the_request(server: Fake
 async def test_the_circuit_opens_after_failures_and_recovers(server: FakeVllm) -> None:
     server.default = Script(status=503)
     config = settings(server.base_url, retries=0, breaker_failures=3, breaker_reset_s=0.3)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         for _ in range(3):
             with pytest.raises(GeneratorUnavailable, match="HTTP 503"):
                 await collect(client)
@@ -439,7 +417,7 @@ async def test_the_circuit_opens_after_failures_and_recovers(server: FakeVllm) -
 async def test_a_failed_trial_opens_the_circuit_again(server: FakeVllm) -> None:
     server.default = Script(status=500)
     config = settings(server.base_url, retries=0, breaker_failures=2, breaker_reset_s=0.2)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         for _ in range(2):
             with pytest.raises(GeneratorUnavailable, match="HTTP 500"):
                 await collect(client)
@@ -460,7 +438,7 @@ async def test_half_open_lets_one_trial_through(server: FakeVllm) -> None:
         breaker_failures=1,
         breaker_reset_s=0.1,
     )
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         with pytest.raises(GeneratorUnavailable, match="HTTP 503"):
             await collect(client)
         await asyncio.sleep(0.1)
@@ -476,7 +454,7 @@ async def test_half_open_lets_one_trial_through(server: FakeVllm) -> None:
 async def test_failures_mid_stream_count_towards_the_circuit(server: FakeVllm) -> None:
     server.default = Script(truncate_after=1)
     config = settings(server.base_url, breaker_failures=2)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         for _ in range(2):
             _, error = await collect_until_error(client)
             assert isinstance(error, GeneratorBroke)
@@ -487,7 +465,7 @@ async def test_failures_mid_stream_count_towards_the_circuit(server: FakeVllm) -
 async def test_bad_requests_do_not_open_the_circuit(server: FakeVllm) -> None:
     server.default = Script(status=400)
     config = settings(server.base_url, breaker_failures=2)
-    async with VllmGenerator(config, build_messages=messages) as client:
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
         for _ in range(4):
             with pytest.raises(GeneratorUnavailable, match="HTTP 400"):
                 await collect(client)
@@ -554,7 +532,7 @@ def test_bad_settings_say_what_to_fix(overrides: dict[str, Any]) -> None:
 
 
 async def test_the_client_must_be_entered_and_is_not_reentrant(server: FakeVllm) -> None:
-    client = VllmGenerator(settings(server.base_url), build_messages=messages)
+    client = VllmGenerator(settings(server.base_url), build_messages=plain_messages)
     with pytest.raises(RuntimeError, match="enter"):
         await collect(client)
     async with client:

@@ -27,12 +27,12 @@ import pytest
 import pytest_asyncio
 
 from agent.errors import ConfigError, GeneratorUnavailable
-from agent.generation.base import GenerationRequest
 from agent.generation.vllm_engine import INSTALL_HINT, VllmEngineGenerator, VllmEngineSettings
-from agent.values import Action, Decision, EmotionReading, HistorySummary, Strategy, Tone
+from tests.support.generation import plain_messages, plain_request
 from tests.support.waiting import eventually
 
 MODEL_VARIABLE = "TEST_VLLM_MODEL"
+STORY = "Tell me a short story about a lighthouse."
 HANG = 120.0  # keeps a broken test from hanging; nothing asserts on it
 MAX_MODEL_LEN = 1024
 
@@ -47,28 +47,6 @@ on_gpu = [
 ]
 
 
-def request(text: str = "Tell me a short story about a lighthouse.") -> GenerationRequest:
-    return GenerationRequest(
-        session_id="s1",
-        turn_id="t1",
-        text=text,
-        language="en",
-        emotion=EmotionReading(
-            scores={"neutral": 1.0}, dominant="neutral", valence=0.0, arousal=0.0,
-            intensity=0.0, model="test",
-        ),
-        decision=Decision(
-            action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5,
-            policy="test",
-        ),
-        history=HistorySummary.first_time(),
-    )  # fmt: skip
-
-
-def messages(req: GenerationRequest) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "Be kind."}, {"role": "user", "content": req.text}]
-
-
 # -- everywhere --------------------------------------------------------------
 
 
@@ -77,14 +55,14 @@ async def test_without_vllm_entering_says_how_to_install_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` fails, installed or not
     generator = VllmEngineGenerator(
-        VllmEngineSettings(model="Qwen/Qwen2.5-0.5B-Instruct"), build_messages=messages
+        VllmEngineSettings(model="Qwen/Qwen2.5-0.5B-Instruct"), build_messages=plain_messages
     )
     with pytest.raises(ConfigError, match=re.escape("install heartline[vllm] on a GPU host")):
         async with generator:
             pass
     assert INSTALL_HINT.startswith("install heartline[vllm] on a GPU host")
     with pytest.raises(RuntimeError, match="enter VllmEngineGenerator"):
-        await anext(generator.stream(request()))
+        await anext(generator.stream(plain_request(STORY)))
 
 
 def test_importing_the_module_imports_no_vllm() -> None:
@@ -143,7 +121,7 @@ async def engine() -> AsyncIterator[VllmEngineGenerator]:
         first_token_timeout_s=30.0,
         between_tokens_timeout_s=10.0,
     )
-    async with VllmEngineGenerator(settings, build_messages=messages) as generator:
+    async with VllmEngineGenerator(settings, build_messages=plain_messages) as generator:
         yield generator
 
 
@@ -158,7 +136,7 @@ class TestOnAGpu:
 
     async def test_the_reply_streams_in_pieces(self, engine: VllmEngineGenerator) -> None:
         pieces: list[str] = []
-        async with asyncio.timeout(HANG), aclosing(engine.stream(request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(engine.stream(plain_request(STORY))) as stream:
             async for piece in stream:
                 pieces.append(piece)
         assert len(pieces) > 1
@@ -174,7 +152,7 @@ class TestOnAGpu:
     async def test_cancelling_aborts_the_request(
         self, engine: VllmEngineGenerator, how: str
     ) -> None:
-        long = request("Count from 1 to 1000, one number per line.")
+        long = plain_request("Count from 1 to 1000, one number per line.")
         first = asyncio.Event()
 
         async def consume() -> None:
@@ -199,7 +177,7 @@ class TestOnAGpu:
     async def test_a_prompt_too_long_for_the_model_is_unavailable(
         self, engine: VllmEngineGenerator
     ) -> None:
-        too_long = request("lighthouse " * (4 * MAX_MODEL_LEN))
+        too_long = plain_request("lighthouse " * (4 * MAX_MODEL_LEN))
         with pytest.raises(GeneratorUnavailable, match="vllm-engine"):
             async with asyncio.timeout(HANG), aclosing(engine.stream(too_long)) as stream:
                 await anext(stream)
@@ -207,7 +185,7 @@ class TestOnAGpu:
 
     async def test_the_engine_serves_turns_side_by_side(self, engine: VllmEngineGenerator) -> None:
         async def reply(text: str) -> str:
-            async with aclosing(engine.stream(request(text))) as stream:
+            async with aclosing(engine.stream(plain_request(text))) as stream:
                 return "".join([piece async for piece in stream])
 
         async with asyncio.timeout(HANG):

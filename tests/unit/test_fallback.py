@@ -11,25 +11,7 @@ import pytest
 from agent.errors import GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, answering_name
 from agent.generation.fallback import FallbackGenerator
-from agent.values import Action, Decision, EmotionReading, HistorySummary, Strategy, Tone
-
-
-def _request(turn_id: str = "t1") -> GenerationRequest:
-    return GenerationRequest(
-        session_id="s1",
-        turn_id=turn_id,
-        text="where is my parcel",
-        language="en",
-        emotion=EmotionReading(
-            scores={"neutral": 1.0}, dominant="neutral", valence=0.0, arousal=0.0,
-            intensity=0.0, model="test",
-        ),
-        decision=Decision(
-            action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5,
-            policy="test",
-        ),
-        history=HistorySummary.first_time(),
-    )  # fmt: skip
+from tests.support.generation import plain_request
 
 
 class Scripted:
@@ -65,7 +47,7 @@ class Scripted:
 
 
 async def _reply(chain: FallbackGenerator, turn_id: str = "t1") -> str:
-    return "".join([piece async for piece in chain.stream(_request(turn_id))])
+    return "".join([piece async for piece in chain.stream(plain_request(turn_id=turn_id))])
 
 
 async def test_the_first_generator_answers_when_it_can() -> None:
@@ -104,7 +86,7 @@ async def test_a_failure_after_the_first_token_is_not_hidden() -> None:
 async def test_closing_the_chain_closes_the_answering_stream() -> None:
     primary = Scripted("llm", ("a", "b", "c"))
     chain = FallbackGenerator([primary, Scripted("templates", ("T",))])
-    pieces = chain.stream(_request())
+    pieces = chain.stream(plain_request())
     assert await anext(pieces) == "a"
     await pieces.aclose()
     assert primary.closed
