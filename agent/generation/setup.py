@@ -9,7 +9,8 @@ from agent.config import Settings
 from agent.errors import ConfigError
 from agent.generation.base import Generator
 from agent.generation.fallback import FallbackGenerator
-from agent.generation.faq import FaqGenerator, load_faq
+from agent.generation.faq import FaqGenerator
+from agent.generation.faq_index import load_faq
 from agent.generation.guard import OutputGuard
 from agent.generation.guarded import GuardedGenerator
 from agent.generation.local import LocalModelGenerator, LocalModelSettings

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from agent.app import Running, embedded
 from agent.config import load_settings
-from agent.generation.faq import EXAMPLE_KNOWLEDGE
+from agent.generation.faq_knowledge import EXAMPLE_KNOWLEDGE
 from tests.support.fake_vllm import FakeVllm, Script
 
 MODEL = "test-model"

@@ -15,15 +15,9 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.generation.base import GenerationRequest, Generator, answering_name
-from agent.generation.faq import (
-    DEFAULT_THRESHOLDS,
-    EXAMPLE_KNOWLEDGE,
-    FaqGenerator,
-    FaqIndex,
-    MiniLMEncoder,
-    load_faq,
-    read_knowledge,
-)
+from agent.generation.faq import FaqGenerator
+from agent.generation.faq_index import DEFAULT_THRESHOLDS, FaqIndex, MiniLMEncoder, load_faq
+from agent.generation.faq_knowledge import EXAMPLE_KNOWLEDGE, read_knowledge
 from agent.generation.template_text import ACTION_TEMPLATES
 from agent.generation.templates import TemplateGenerator
 from agent.language import Language
