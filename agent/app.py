@@ -47,7 +47,8 @@ from memory.sql import (
 from memory.sql.policy_state import PolicyStateSync
 from memory.sql.retention import retention_sweeper
 from memory.store import ConversationStore
-from policies.bandit import BanditPolicy, LinearBandit
+from policies.bandit import LinearBandit
+from policies.bandit_policy import BanditPolicy
 from policies.flows import load_flow
 from policies.learning import BanditLearner
 from policies.stack import policy_stack

@@ -19,7 +19,7 @@ from agent.values import Strategy
 from memory.sql import open_engine, upgrade_schema
 from memory.sql.decision_log import LoggedOutcome, logged_outcomes
 from memory.sql.policy_state import load_policy_state
-from policies.bandit import LinearBandit, reward
+from policies.bandit import LinearBandit
 from policies.learning import feedback_polarity
 from policies.offpolicy import (
     Estimate,
@@ -30,6 +30,7 @@ from policies.offpolicy import (
     learn_offline,
     snips,
 )
+from policies.reward import reward
 
 __all__ = ["Evaluation", "evaluate_policy"]
 

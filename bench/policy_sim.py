@@ -5,7 +5,7 @@ in rounds shuffled by `--seed` (each once per round), and episode ``i`` gives ev
 user generator seeded ``[seed, i]``, so the personas, their starting moods and
 conversation lengths match and the policies can be compared episode by episode.
 The users are `policies.simulation.PERSONAS` (hidden emotional dynamics and
-strategy preferences); rewards are `policies.bandit.reward` per reply, summed
+strategy preferences); rewards are `policies.reward.reward` per reply, summed
 per episode; valence gain is the user's final minus initial hidden valence.
 
 Policies: ``random`` (a uniformly random strategy); ``rules-only``, the shipped
@@ -40,7 +40,8 @@ import numpy as np
 from _stats import machine_summary
 from tqdm import tqdm
 
-from policies.bandit import BanditPolicy, LinearBandit
+from policies.bandit import LinearBandit
+from policies.bandit_policy import BanditPolicy
 from policies.base import Policy
 from policies.features import FloatArray
 from policies.simulation import (

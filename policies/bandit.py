@@ -24,7 +24,8 @@ exactly (`LinearBandit.absorb`); `to_state` / `from_state` persist them as
 JSON-ready data that round-trips bit for bit.
 
 Everything here is pure: randomness comes only from the `numpy.random.Generator`
-a caller passes in (or gives `BanditPolicy`), so a seed reproduces every choice.
+a caller passes in (or gives `policies.bandit_policy.BanditPolicy`), so a seed
+reproduces every choice.
 """
 
 from __future__ import annotations
@@ -38,37 +39,18 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import ConfigError
-from agent.values import Action, Decision, Strategy, Tone, TurnContext
-from policies.features import FEATURE_NAMES, FloatArray, context_features
+from agent.values import Strategy
+from policies.features import FEATURE_NAMES, FloatArray
 
 IntArray = npt.NDArray[np.int64]
 
-__all__ = [
-    "DEFAULT_TONES",
-    "STATE_VERSION",
-    "BanditConfig",
-    "BanditPolicy",
-    "Choice",
-    "LinearBandit",
-    "reward",
-]
+__all__ = ["STATE_VERSION", "BanditConfig", "Choice", "LinearBandit"]
 
 STATE_VERSION = 1
 
 # Scores this close to the top count as tied, so both `choose` and
 # `probabilities` split the greedy mass the same way among them.
 _TIE = 1e-9
-
-DEFAULT_TONES: Mapping[Strategy, Tone] = {
-    Strategy.EMPATHIZE: Tone.WARM,
-    Strategy.APOLOGIZE: Tone.WARM,
-    Strategy.REASSURE: Tone.CALM,
-    Strategy.INFORM: Tone.NEUTRAL,
-    Strategy.CLARIFY: Tone.NEUTRAL,
-    Strategy.ENCOURAGE: Tone.WARM,
-    Strategy.CELEBRATE: Tone.UPBEAT,
-    Strategy.DE_ESCALATE: Tone.CALM,
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -431,121 +413,3 @@ def _matrix(raw: object, shape: tuple[int, ...], where: str) -> FloatArray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{where}: has a non-finite number")
     return array
-
-
-def reward(
-    feedback: int | None,
-    valence_before: float,
-    valence_after: float | None,
-    *,
-    feedback_weight: float = 1.0,
-    valence_weight: float = 1.0,
-) -> float | None:
-    """The reward of one turn, in [-1, 1], or None when there is nothing to learn from.
-
-    Two signals, each scaled to [-1, 1]: explicit `feedback` (-1 or +1, None
-    when the user gave none) as is, and the change in the user's valence from
-    this turn to their next, ``(valence_after - valence_before) / 2`` (valences
-    are in [-1, 1]; `valence_after` is None when there was no next turn). The
-    reward is the weighted mean of the signals present, so it keeps the same
-    scale whichever signals arrived; the weights set their relative importance.
-    A signal with weight 0 is ignored; None when no weighted signal is present.
-    """
-    for name, w in (("feedback_weight", feedback_weight), ("valence_weight", valence_weight)):
-        if not (math.isfinite(w) and w >= 0.0):
-            raise ValueError(f"reward: {name} must be finite and ≥ 0")
-    for name, v in (("valence_before", valence_before), ("valence_after", valence_after)):
-        if v is not None and not -1.0 <= v <= 1.0:
-            raise ValueError(f"reward: {name} must be in [-1, 1]")
-    if feedback is not None and feedback not in (-1, 1):
-        raise ValueError("reward: feedback must be -1, +1 or None")
-    total = weights = 0.0
-    if feedback is not None and feedback_weight > 0.0:
-        total += feedback_weight * feedback
-        weights += feedback_weight
-    if valence_after is not None and valence_weight > 0.0:
-        total += valence_weight * (valence_after - valence_before) / 2.0
-        weights += valence_weight
-    return total / weights if weights > 0.0 else None
-
-
-class BanditPolicy:
-    """The `Policy` face of a `LinearBandit`: strategy by the bandit, with its propensity.
-
-    Randomness: the policy draws from the `rng` it was given, so it is pure
-    given that generator's state and a seed reproduces every decision; give
-    each worker its own generator (e.g. ``np.random.default_rng([seed, worker])``).
-
-    It abstains while the bandit has had fewer than `min_updates` updates in
-    all, so a cold bandit (which would pick uniformly at random) never speaks
-    for the agent; put it below the rules in an ensemble, and keep updating it
-    from every rewarded turn (whoever decided it) or warm it with
-    `policies.offpolicy.learn_offline`.
-
-    A decision's `confidence` is its propensity: the probability the policy
-    gave this strategy, not a probability that it will work.
-    """
-
-    name = "bandit"
-
-    def __init__(
-        self,
-        bandit: LinearBandit,
-        *,
-        rng: np.random.Generator,
-        min_updates: int = 100,
-        tones: Mapping[Strategy, Tone] = DEFAULT_TONES,
-    ) -> None:
-        if bandit.features != FEATURE_NAMES:
-            raise ConfigError(
-                "bandit policy: the bandit was built for other features than "
-                "policies.features.FEATURE_NAMES; train a new one or load a matching state"
-            )
-        missing = [arm.value for arm in bandit.arms if arm not in tones]
-        if missing:
-            raise ConfigError(f"bandit policy: `tones` has no tone for {', '.join(missing)}")
-        if min_updates < 0:
-            raise ConfigError("bandit policy: `min_updates` must be ≥ 0")
-        self._bandit = bandit
-        self._rng = rng
-        self._min_updates = min_updates
-        self._tones = dict(tones)
-
-    @property
-    def bandit(self) -> LinearBandit:
-        return self._bandit
-
-    def decide(self, context: TurnContext, *, flow_state: str | None = None) -> Decision | None:
-        """Draw a strategy for this turn, or abstain while the bandit is cold.
-
-        `flow_state` overrides the context's flow state (`TurnContext.flow_state`).
-        """
-        if self._bandit.updates < self._min_updates:
-            return None
-        flow = context.flow_state if flow_state is None else flow_state
-        choice = self._bandit.choose(context_features(context, flow_state=flow), self._rng)
-        return Decision(
-            action=Action.REPLY,
-            strategy=choice.arm,
-            tone=self._tones[choice.arm],
-            confidence=choice.propensity,
-            policy=self.name,
-            reasons=(_reason(choice),),
-            propensity=choice.propensity,
-        )
-
-
-def _reason(choice: Choice) -> str:
-    ranked = sorted(choice.scores.items(), key=lambda item: -item[1])
-    best, best_score = ranked[0]
-    mine = choice.scores[choice.arm]
-    if not choice.greedy:
-        return (
-            f"exploring: {choice.arm.value} (p {choice.propensity:.3f}) "
-            f"instead of {best.value} scored {best_score:.2f}"
-        )
-    others = [(arm, score) for arm, score in ranked if arm is not choice.arm]
-    if not others:
-        return f"learned: {choice.arm.value} is the only strategy"
-    runner, runner_score = others[0]
-    return f"learned: {choice.arm.value} scored {mine:.2f} over {runner.value} {runner_score:.2f}"

@@ -4,7 +4,7 @@ Every rewarded turn updates the bandit, whichever policy decided it: each
 strategy's regression is conditional on the context, so turns the rules
 served teach it too. Rewards combine explicit feedback (a 1-5 score: 4-5
 count +1, 1-2 count -1, 3 nothing) and the change in valence by
-`policies.bandit.reward`, with configurable weights.
+`policies.reward.reward`, with configurable weights.
 
 Workers share one state (`merge_shared`): a worker keeps a copy of the
 state it last synchronised with, and adds only what it learned since (the
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from agent.values import Strategy, TurnContext
-from policies.bandit import LinearBandit, reward
+from policies.bandit import LinearBandit
 from policies.features import context_features
+from policies.reward import reward
 
 __all__ = ["BanditLearner", "feedback_polarity"]
 

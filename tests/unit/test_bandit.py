@@ -9,14 +9,10 @@ import pytest
 from agent.emotion.labels import reading_from
 from agent.errors import ConfigError
 from agent.values import Action, HistorySummary, Strategy, Tone, TurnContext
-from policies.bandit import (
-    DEFAULT_TONES,
-    BanditConfig,
-    BanditPolicy,
-    LinearBandit,
-    reward,
-)
+from policies.bandit import BanditConfig, LinearBandit
+from policies.bandit_policy import DEFAULT_TONES, BanditPolicy
 from policies.features import FloatArray, context_features
+from policies.reward import reward
 
 D = 6
 NAMES = tuple(f"x{i}" for i in range(D))

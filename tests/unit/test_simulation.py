@@ -6,7 +6,8 @@ import pytest
 
 from agent.emotion.conversation import update_mood
 from agent.values import Action, ConversationMood, HistorySummary, Strategy, TurnContext
-from policies.bandit import BanditPolicy, LinearBandit
+from policies.bandit import LinearBandit
+from policies.bandit_policy import BanditPolicy
 from policies.features import context_features
 from policies.simulation import (
     MODEL_NAME,
