@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
+from agent.errors import GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, Generator
-from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
+from agent.generation.breaker import BreakerState
 from agent.generation.sse import Usage
 from agent.generation.vllm import VllmGenerator, VllmSettings
 from tests.support.fake_vllm import FakeVllm, Received, Script
@@ -473,62 +473,7 @@ async def test_bad_requests_do_not_open_the_circuit(server: FakeVllm) -> None:
     assert len(server.requests) == 4
 
 
-# -- the breaker's core, with time passed in ---------------------------------------------
-
-
-def test_breaker_counts_consecutive_failures_only() -> None:
-    breaker = CircuitBreaker(failures_to_open=3, reset_after=10.0)
-    for _ in range(2):
-        breaker.record_failure(Admission.NORMAL, now=0.0)
-    breaker.record_success(Admission.NORMAL)
-    for _ in range(2):
-        breaker.record_failure(Admission.NORMAL, now=0.0)
-    assert breaker.state(0.0) is BreakerState.CLOSED
-    breaker.record_failure(Admission.NORMAL, now=1.0)
-    assert breaker.state(1.0) is BreakerState.OPEN
-    assert breaker.admit(10.9) is None
-    assert breaker.state(11.0) is BreakerState.HALF_OPEN
-
-
-def test_breaker_trial_slot_is_freed_by_a_cancelled_trial() -> None:
-    breaker = CircuitBreaker(failures_to_open=1, reset_after=1.0)
-    breaker.record_failure(Admission.NORMAL, now=0.0)
-    trial = breaker.admit(1.0)
-    assert trial is Admission.TRIAL
-    assert breaker.admit(1.0) is None  # one trial at a time
-    breaker.release(trial)
-    assert breaker.admit(1.0) is Admission.TRIAL
-
-
-def test_breaker_ignores_stale_calls_once_open() -> None:
-    breaker = CircuitBreaker(failures_to_open=1, reset_after=1.0)
-    early = breaker.admit(0.0)
-    assert early is Admission.NORMAL
-    breaker.record_failure(Admission.NORMAL, now=0.0)
-    breaker.record_success(early)  # let through before it opened: says nothing now
-    assert breaker.state(0.5) is BreakerState.OPEN
-
-
-# -- configuration and lifecycle ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"base_url": "127.0.0.1:8000"},
-        {"base_url": "http://127.0.0.1:8000/v1"},
-        {"model": ""},
-        {"first_token_timeout_s": 0.0},
-        {"total_timeout_s": float("inf")},
-        {"retries": -1},
-        {"pool_size": 0},
-        {"temperature": 3.0},
-    ],
-)
-def test_bad_settings_say_what_to_fix(overrides: dict[str, Any]) -> None:
-    values: dict[str, Any] = {"base_url": "http://127.0.0.1:8000", "model": MODEL}
-    with pytest.raises(ConfigError):
-        VllmSettings(**(values | overrides))
+# -- lifecycle ------------------------------------------------------------
 
 
 async def test_the_client_must_be_entered_and_is_not_reentrant(server: FakeVllm) -> None:
