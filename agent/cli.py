@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before torch loads: OpenMP threads that spin while waiting stall badly when the
     # cores are shared with the event loop or other processes.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Hugging Face's own progress bars (loading weights) would break the log's lines;
+    # Heartline's long jobs draw their own.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     args = build_parser().parse_args(argv)
     try:
         _run(args)
