@@ -1,10 +1,20 @@
 """The output guard: blocklisted content and personal data never reach the client.
 
 A generator streams a reply in pieces that split words, numbers and e-mail addresses
-anywhere. The guard holds text back only until the end of the current sentence, then
-lets it through with personal data redacted (`agent.privacy.redaction.redact`), or,
-when it holds blocklisted content, replaces the whole sentence with a neutral one in
-the reply's language. A reply still streams sentence by sentence.
+anywhere. The guard lets text through with personal data redacted
+(`agent.privacy.redaction.redact`) and replaces blocklisted content with a neutral
+sentence in the reply's language, at one of two paces:
+
+- ``release="word"`` (the default): each word goes as soon as nothing still to come can
+  change it: the unfinished last word, a run of numbers that may still grow into a phone,
+  card or IBAN, and the start of a blocklisted phrase are held back
+  (`agent.generation.holdback`); everything before is final. The client sees the first
+  words of a reply as they are generated. A blocklisted phrase replaces itself and the
+  rest of its sentence; the start of that sentence has already gone.
+- ``release="sentence"``: text is held until the end of its sentence, and a sentence
+  with blocklisted content is replaced whole. The client sees the first sentence once it
+  is complete. Compiled blocklist patterns need this pace: a pattern cannot say whether
+  the text so far is the start of a match.
 
 Where a sentence ends (`SentenceSplitter`):
 
@@ -15,13 +25,15 @@ Where a sentence ends (`SentenceSplitter`):
   unless glued to a full-width letter or digit (as in a full-width e-mail address);
 - right after a newline.
 
-No pattern of the redaction module spans any of these, so redacting sentence by sentence
-finds what redacting the whole reply would. A sentence that runs past `max_hold`
-characters is let through in part: the guard cuts it after a space (or a Chinese comma)
-where the cut splits no personal data and no blocklisted phrase it can see, and keeps
-back at least `keep` characters, so a phrase or an address that is still arriving is
-never split either. What is let through depends only on the text, never on how it was
-chunked: the splitter decides as it would, fed one character at a time.
+No pattern of the redaction module spans any of these, and no cut, word or sentence,
+splits personal data or a phrase that the guard can see, so redacting piece by piece
+finds what redacting the whole reply would (property-tested with every kind of personal
+data and random chunking). A sentence that runs past `max_hold` characters is let
+through in part: the guard cuts it after a space (or a Chinese comma) where the cut
+splits no personal data and no blocklisted phrase it can see, and keeps back at least
+`keep` characters, so a phrase or an address that is still arriving is never split
+either. Sentence by sentence, what is let through depends only on the text, never on
+how it was chunked: the splitter decides as it would, fed one character at a time.
 
 `SentenceSplitter` and `ReplyFilter` are sans-I/O (text in, text out); `OutputGuard.guard`
 is the thin asynchronous layer over a generator's stream.
@@ -33,8 +45,16 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Literal
 
 from agent.errors import ConfigError
+from agent.generation.holdback import (
+    FULLWIDTH,
+    PAUSES,
+    PhrasePrefixes,
+    breaks_after,
+    personal_data_tail,
+)
 from agent.language import Language
 from agent.privacy.redaction import find_pii, redact
 
@@ -56,10 +76,6 @@ _BOUNDARY = re.compile(
     r"|(?<![\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])[。！？]"  # full-width: at once
     r"|\n"
 )
-# Where a sentence that ran too long may be cut besides after whitespace.
-_PAUSES = frozenset("，、；：")
-# Full-width ASCII (and the ideographic space) read as ASCII; one character for one.
-_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 # How far back a cut stays from the newest text: longer than any address, phone or IBAN
 # the redaction module finds in practice.
 _PII_REACH = 64
@@ -89,6 +105,7 @@ class SentenceSplitter:
         max_hold: int = 200,
         keep: int = _PII_REACH,
         protect: Callable[[str], Iterable[Span]] | None = None,
+        hold_back: Callable[[str], int] | None = None,
     ) -> None:
         if max_hold < _MIN_HOLD or not 1 <= keep <= max_hold // 2:
             raise ConfigError(
@@ -98,6 +115,7 @@ class SentenceSplitter:
         self._max_hold = max_hold
         self._keep = keep
         self._protect = protect
+        self._hold_back = hold_back
         self._buffer = ""  # the last character let go (context), then the held text
         self._start = 0  # where the held text begins in `_buffer`
 
@@ -124,6 +142,11 @@ class SentenceSplitter:
                 pos += cut
             else:
                 break
+        if self._hold_back is not None and pos < len(buffer):
+            held = buffer[pos:]
+            if cut := self._word_cut(held, self._hold_back):
+                segments.append(Segment(held[:cut], ends_sentence=False))
+                pos += cut
         context = max(pos - 1, 0)
         self._buffer, self._start = buffer[context:], pos - context
         return segments
@@ -134,6 +157,14 @@ class SentenceSplitter:
         self._buffer, self._start = "", 0
         return Segment(held, ends_sentence=True) if held else None
 
+    def _word_cut(self, held: str, hold_back: Callable[[str], int]) -> int:
+        """The end of the held text's last word that nothing still to come can change; 0: none."""
+        spans = list(self._protect(held)) if self._protect is not None else []
+        for cut in range(len(held) - hold_back(held), 0, -1):
+            if breaks_after(held[cut - 1]) and not any(a < cut < b for a, b in spans):
+                return cut
+        return 0
+
     def _cut(self, window: str) -> int:
         """Where to cut a window of `max_hold + 1` characters that holds no sentence end."""
         limit = len(window) - self._keep
@@ -143,7 +174,7 @@ class SentenceSplitter:
             return any(start < cut < end for start, end in spans)
 
         for cut in range(limit, 0, -1):
-            if (window[cut - 1].isspace() or window[cut - 1] in _PAUSES) and not splits(cut):
+            if (window[cut - 1].isspace() or window[cut - 1] in PAUSES) and not splits(cut):
                 return cut
         cut = limit
         while covering := [start for start, end in spans if start < cut < end]:
@@ -189,14 +220,15 @@ class ReplyFilter:
 
 
 class OutputGuard:
-    """Redacts personal data in generated text and replaces blocklisted sentences.
+    """Redacts personal data in generated text and replaces blocklisted content.
 
     `blocklist` holds phrases, matched case-insensitively (full-width letters as ASCII,
     any whitespace between words) and as whole words where they begin or end with an
     ASCII letter or digit; Chinese phrases match anywhere. Compiled patterns are used as
-    given. A phrase cannot span a sentence end. `replacements` is the sentence that
-    stands in for a blocked one, per language. Reusable and safe to share: each reply
-    gets its own `ReplyFilter`.
+    given (with ``release="sentence"`` only). A phrase cannot span a sentence end.
+    `replacements` is the sentence that stands in for blocked text, per language.
+    `release` is the pace described in the module docstring. Reusable and safe to
+    share: each reply gets its own `ReplyFilter`.
     """
 
     def __init__(
@@ -205,6 +237,7 @@ class OutputGuard:
         blocklist: Iterable[str | re.Pattern[str]] = (),
         replacements: Mapping[Language, str] = DEFAULT_REPLACEMENTS,
         max_hold: int = 200,
+        release: Literal["word", "sentence"] = "word",
     ) -> None:
         phrases: list[str] = []
         self._patterns: list[re.Pattern[str]] = []
@@ -215,6 +248,14 @@ class OutputGuard:
                 phrases.append(entry)
             else:
                 raise ConfigError("the blocklist holds an empty phrase; remove it")
+        if release == "word" and self._patterns:
+            raise ConfigError(
+                "a compiled blocklist pattern cannot be matched on a reply word by word; "
+                "give plain phrases or use release='sentence'"
+            )
+        if release not in ("word", "sentence"):
+            raise ConfigError(f"release must be 'word' or 'sentence', got {release!r}")
+        self._prefixes = PhrasePrefixes(phrases) if release == "word" else None
         if phrases:
             alternatives = sorted(phrases, key=len, reverse=True)
             self._patterns.insert(
@@ -231,7 +272,12 @@ class OutputGuard:
 
     def splitter(self) -> SentenceSplitter:
         """A splitter whose cuts spare personal data and blocklisted phrases."""
-        return SentenceSplitter(max_hold=self._max_hold, keep=self._keep, protect=self._spans)
+        return SentenceSplitter(
+            max_hold=self._max_hold,
+            keep=self._keep,
+            protect=self._spans,
+            hold_back=None if self._prefixes is None else self._hold_back,
+        )
 
     def filter(self, language: Language) -> ReplyFilter:
         """A fresh sans-I/O filter for one reply."""
@@ -266,7 +312,7 @@ class OutputGuard:
         return redact(sentence)
 
     def is_blocked(self, text: str) -> bool:
-        scan = text.translate(_FULLWIDTH)
+        scan = text.translate(FULLWIDTH)
         return any(pattern.search(scan) for pattern in self._patterns)
 
     def replace(self, sentence: str, language: Language) -> str:
@@ -274,9 +320,13 @@ class OutputGuard:
         lead = sentence[: len(sentence) - len(sentence.lstrip())]
         return lead + self._replacements[language]
 
+    def _hold_back(self, held: str) -> int:
+        assert self._prefixes is not None
+        return max(personal_data_tail(held), self._prefixes.tail(held))
+
     def _spans(self, text: str) -> list[Span]:
         spans = [(match.start, match.end) for match in find_pii(text)]
-        scan = text.translate(_FULLWIDTH)
+        scan = text.translate(FULLWIDTH)
         for pattern in self._patterns:
             spans += (
                 match.span() for match in pattern.finditer(scan) if match.end() > match.start()
@@ -285,7 +335,7 @@ class OutputGuard:
 
 
 def _phrase_pattern(phrase: str) -> str:
-    words = phrase.translate(_FULLWIDTH).split()
+    words = phrase.translate(FULLWIDTH).split()
     body = r"\s+".join(map(re.escape, words))
     left = r"(?<![0-9A-Za-z])" if _is_ascii_alnum(words[0][0]) else ""
     right = r"(?![0-9A-Za-z])" if _is_ascii_alnum(words[-1][-1]) else ""

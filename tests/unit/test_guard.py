@@ -1,4 +1,4 @@
-"""The output guard: redaction and blocklist on a stream, sentence by sentence.
+"""The output guard: redaction and blocklist on a stream, word by word or sentence by sentence.
 
 The sans-I/O parts (`SentenceSplitter`, `ReplyFilter`) are tested without an event loop;
 the async wrapper for streaming, closing and cancellation.
@@ -25,6 +25,7 @@ from agent.generation.guard import (
 )
 from agent.language import Language
 from agent.privacy.redaction import find_pii, redact
+from tests.support.pii import FILLER, LEFT, PII, RIGHT
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 EN = DEFAULT_REPLACEMENTS["en"]
@@ -76,11 +77,70 @@ def test_sentence_ends_inside_addresses_and_numbers_are_not_sentence_ends() -> N
     assert _filter(OutputGuard(), text) == redact(text)
 
 
+# Word by word (the default)
+
+
+def test_words_go_as_soon_as_nothing_can_change_them() -> None:
+    reply = OutputGuard().filter("en")
+    assert reply.feed("Hello there, how") == "Hello there, "
+    assert reply.feed(" are you") == "how are "
+    assert reply.feed("?") == ""  # "you?" may be the start of an address
+    assert reply.feed(" Fine") == "you? "
+    assert reply.finish() == "Fine"
+
+
+def test_a_number_is_held_until_it_cannot_grow_into_personal_data() -> None:
+    reply = OutputGuard().filter("en")
+    assert reply.feed("Call me at +1 415") == "Call me at "
+    assert reply.feed(" 555 0132") == ""
+    assert reply.feed(" to") == ""  # "to…" might still be part of it ("0132 T0…")
+    assert reply.feed("day ") == "[PHONE] today "
+    assert reply.finish() == ""
+
+
+def test_an_iban_with_a_group_of_letters_is_held_whole() -> None:
+    chunks = ["My IBAN is GB82 ", "WEST ", "1234 5698 ", "7654 32 ", "thanks"]
+    assert _filter(OutputGuard(), chunks) == "My IBAN is [IBAN] thanks"
+
+
+def test_chinese_goes_character_by_character_but_a_number_whole() -> None:
+    reply = OutputGuard().filter("zh")
+    assert reply.feed("我的电话是1380013") == "我的电话是"
+    assert reply.feed("8000，谢谢") == "[PHONE]，谢谢"
+
+
+def test_the_start_of_a_blocklisted_phrase_is_held() -> None:
+    reply = OutputGuard(blocklist=["shut up"]).filter("en")
+    assert reply.feed("Please shut") == "Please "
+    assert reply.feed(" the door.") == "shut the "
+    assert reply.feed(" Shut   up now. Ok.") == f"door. {EN} "
+    assert reply.finish() == "Ok."
+
+
+def test_a_blocklisted_phrase_replaces_the_rest_of_its_sentence() -> None:
+    guard = OutputGuard(blocklist=["stupid"])
+    text = "Thanks for waiting. That was a Stupid question! Here is the answer."
+    assert _filter(guard, list(text)) == f"Thanks for waiting. That was a {EN} Here is the answer."
+
+
+async def test_the_first_words_arrive_before_the_sentence_ends() -> None:
+    never = asyncio.Event()
+
+    async def upstream() -> AsyncIterator[str]:
+        yield "Hello"
+        yield " there, how"
+        await never.wait()
+
+    async with aclosing(OutputGuard().guard(upstream(), "en")) as stream:
+        async with asyncio.timeout(1):
+            assert await anext(stream) == "Hello there, "
+
+
 # Blocklist
 
 
 def test_a_blocklisted_sentence_is_replaced_and_the_rest_kept() -> None:
-    guard = OutputGuard(blocklist=["stupid"])
+    guard = OutputGuard(blocklist=["stupid"], release="sentence")
     text = "Thanks for waiting. That was a Stupid question! Here is the answer."
     expected = f"Thanks for waiting. {EN} Here is the answer."
     assert _filter(guard, text) == expected
@@ -88,7 +148,7 @@ def test_a_blocklisted_sentence_is_replaced_and_the_rest_kept() -> None:
 
 
 def test_a_chinese_blocklisted_sentence_gets_a_chinese_replacement() -> None:
-    guard = OutputGuard(blocklist=["很傻"])
+    guard = OutputGuard(blocklist=["很傻"], release="sentence")
     assert (
         _filter(guard, ["你好。这个问", "题很", "傻。我们继续吧。"], "zh")
         == f"你好。{ZH}我们继续吧。"
@@ -115,12 +175,14 @@ def test_blocklist_matching(text: str, blocked: bool) -> None:
 
 
 def test_compiled_patterns_are_used_as_given() -> None:
-    guard = OutputGuard(blocklist=[re.compile(r"\bpromo code \w+", re.IGNORECASE)])
+    guard = OutputGuard(
+        blocklist=[re.compile(r"\bpromo code \w+", re.IGNORECASE)], release="sentence"
+    )
     assert guard.check_sentence(" Use PROMO CODE X1!", "en") == f" {EN}"
 
 
 def test_replaced_sentences_in_a_row_become_one_replacement() -> None:
-    guard = OutputGuard(blocklist=["darn"])
+    guard = OutputGuard(blocklist=["darn"], release="sentence")
     text = "Darn it. Darn again! Darn, darn. Anyway, here we go."
     assert _filter(guard, text) == f"{EN} Anyway, here we go."
 
@@ -132,7 +194,9 @@ def test_the_rest_of_a_blocked_sentence_cut_by_max_hold_is_replaced_too() -> Non
 
 
 def test_custom_replacements() -> None:
-    guard = OutputGuard(blocklist=["darn"], replacements={"en": "(removed)", "zh": "（已删除）"})
+    guard = OutputGuard(
+        blocklist=["darn"], replacements={"en": "(removed)", "zh": "（已删除）"}, release="sentence"
+    )
     assert _filter(guard, "Oh darn. Fine.") == "(removed) Fine."
     assert _filter(guard, "darn。好的。", "zh") == "（已删除）好的。"
 
@@ -144,6 +208,8 @@ def test_custom_replacements() -> None:
         {"replacements": {"en": "Removed."}},
         {"replacements": {"en": "Removed.", "zh": ""}},
         {"max_hold": 4},
+        {"blocklist": [re.compile("x")]},  # a pattern cannot be matched word by word
+        {"release": "paragraph"},
     ],
 )
 def test_bad_configuration_is_refused(kwargs: dict[str, object]) -> None:
@@ -169,7 +235,7 @@ async def test_the_first_sentence_arrives_before_the_upstream_finishes() -> None
         await never.wait()
         yield " are you?"
 
-    async with aclosing(OutputGuard().guard(upstream(), "en")) as stream:
+    async with aclosing(OutputGuard(release="sentence").guard(upstream(), "en")) as stream:
         async with asyncio.timeout(1):
             assert await anext(stream) == "Hello there."
 
@@ -182,7 +248,7 @@ async def test_a_chinese_sentence_goes_at_its_full_stop() -> None:
         yield "。今天"
         await never.wait()
 
-    async with aclosing(OutputGuard().guard(upstream(), "zh")) as stream:
+    async with aclosing(OutputGuard(release="sentence").guard(upstream(), "zh")) as stream:
         async with asyncio.timeout(1):
             assert await anext(stream) == "你好。"
 
@@ -233,7 +299,7 @@ async def test_closing_the_guard_closes_the_upstream() -> None:
             closed.set()
 
     stream = OutputGuard().guard(upstream(), "en")
-    assert await anext(stream) == "One."
+    assert await anext(stream) == "One. "
     await stream.aclose()
     assert closed.is_set()
 
@@ -278,7 +344,7 @@ async def test_an_upstream_error_propagates() -> None:
 
     with pytest.raises(RuntimeError, match="model died"):
         await consume()
-    assert pieces == ["Fine so far."]
+    assert pieces == ["Fine so far. "]
 
 
 # Properties
@@ -327,7 +393,7 @@ _text_with_pii = st.builds(
 )
 def test_output_does_not_depend_on_chunking(chunked: tuple[str, list[str]], hold: int) -> None:
     text, chunks = chunked
-    guard = OutputGuard(blocklist=["darn", "坏"], max_hold=hold)
+    guard = OutputGuard(blocklist=["darn", "坏"], max_hold=hold, release="sentence")
     whole = _filter(guard, [text])
     assert _filter(guard, chunks) == whole
     assert _filter(guard, list(text)) == whole
@@ -364,3 +430,35 @@ def test_personal_data_is_redacted_as_in_the_whole_text(chunked: tuple[str, list
     output = _filter(OutputGuard(), chunks)
     assert output == redact(text)
     assert find_pii(output) == []
+
+
+_pii_in_text = st.builds(
+    lambda before, left, pii, right, after: f"{before} {left}{pii[0]}{right} {after}",
+    FILLER,
+    LEFT,
+    st.one_of(*PII.values()),
+    RIGHT,
+    FILLER,
+)
+
+
+@PROPERTY
+@given(_chunked(st.lists(_pii_in_text, min_size=1, max_size=3).map(" ".join)))
+def test_word_by_word_every_kind_of_personal_data_is_redacted_as_in_the_whole_text(
+    chunked: tuple[str, list[str]],
+) -> None:
+    text, chunks = chunked
+    output = _filter(OutputGuard(), chunks)
+    assert output == redact(text)
+    assert _filter(OutputGuard(), list(text)) == output
+
+
+@PROPERTY
+@given(_chunked(_noisy))
+def test_word_by_word_no_blocklisted_phrase_gets_through(chunked: tuple[str, list[str]]) -> None:
+    text, chunks = chunked
+    guard = OutputGuard(blocklist=["darn", "坏", "ab  xy"])
+    output = _filter(guard, chunks)
+    assert not guard.is_blocked(output.replace(EN, " "))
+    segments = _segments(guard.splitter(), chunks)
+    assert "".join(segment.text for segment in segments) == text
