@@ -81,6 +81,12 @@ def _generation(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--system-prompt-file", type=Path, help="replaces the shipped persona")
     parser.add_argument(
+        "--guard-release",
+        choices=["word", "sentence"],
+        help="how the output guard lets an LLM's reply go: word by word (default) or a "
+        "whole sentence at a time",
+    )
+    parser.add_argument(
         "--faq-file",
         type=Path,
         help="a YAML or CSV knowledge file of questions and answers (docs/generation.md)",

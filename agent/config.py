@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     local_model: Path | None = None
     # Questions and answers the offline layer answers from (docs/generation.md); unset: none
     faq_file: Path | None = None
+    # How the output guard lets an LLM's reply go: word by word (as soon as nothing
+    # still to come can change a word) or a whole sentence at a time
+    guard_release: Literal["word", "sentence"] = "word"
     token_delay: float = Field(default=0.0, ge=0.0, le=1.0)
     # Gateway limits
     frame_limit_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)

@@ -4,17 +4,18 @@ Starts the tests' fake vLLM server (tests/support/fake_vllm.py, vLLM's server-se
 byte for byte) answering every request with a reply of `--tokens` tokens, the first after
 `--first-token-ms` and each next one `--token-ms` later, and Heartline in this process
 (`embedded`, `generator="vllm"` pointed at the fake, emotion model `lexicon` or
-`--emotion-model`). Then, alternating, `--pairs` times each:
+`--emotion-model`, output guard pace `--guard-release`). Then, alternating, `--pairs`
+times each:
 
 (a) upstream, measured directly: an httpx streaming POST /v1/chat/completions with the
     prompt Heartline would build for the turn; the time to the first content delta, and
-    to the point where the reply's first sentence is complete (the next character after
-    its end has arrived), which is when Heartline's output guard lets it go;
+    (a') to the delta after which an output guard of the same pace, fed the same deltas,
+    first lets text go: the first complete word, or the first complete sentence;
 (b) through Heartline: a `user_message` over the WebSocket; the time from sending it to
     the first `reply_delta`, with `reply_end`'s `ttft_ms` and stage times.
 
 Printed: both TTFTs side by side (p50/p95/p99), the overhead b - a at each percentile and
-per pair, and where it goes, per pair: the guard holding the first sentence, the
+per pair, and where it goes, per pair: the guard holding the first text back, the
 WebSocket, gateway and bus outside the worker, the pipeline stages before the generator
 (queue, emotion, publish, context, policy), and the generator chain itself (prompt
 building, HTTP client, SSE parsing, fallback and guard code); prompt building
@@ -25,6 +26,7 @@ clients and Heartline share one event loop, one request at a time.
     .venv/bin/python bench/generation_overhead.py
     .venv/bin/python bench/generation_overhead.py --pairs 500 --emotion-model auto
     .venv/bin/python bench/generation_overhead.py --first-token-ms 200 --token-ms 20
+    .venv/bin/python bench/generation_overhead.py --guard-release sentence
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from agent.app import Running, embedded
 from agent.config import load_settings
 from agent.generation.base import GenerationRequest
-from agent.generation.guard import SentenceSplitter
+from agent.generation.guard import OutputGuard
 from agent.generation.prompts import PromptBuilder, PromptSettings
 from agent.logging import configure_logging
 from agent.values import Action, Decision, EmotionReading, Exchange, HistorySummary, Strategy, Tone
@@ -91,10 +93,10 @@ _DECISION = Decision(
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """One direct request: milliseconds to the first content delta and to the first sentence."""
+    """One direct request: milliseconds to the first content delta and to the guard's first text."""
 
     first_ms: float
-    sentence_ms: float
+    released_ms: float  # when an output guard would first let text go
     prompt_ms: float  # building its messages, before the request (not in the two above)
 
 
@@ -112,7 +114,10 @@ class Turn:
 
 
 async def upstream_request(
-    client: httpx.AsyncClient, builder: PromptBuilder, request: GenerationRequest
+    client: httpx.AsyncClient,
+    builder: PromptBuilder,
+    guard: OutputGuard,
+    request: GenerationRequest,
 ) -> Upstream:
     """The prompt Heartline would send, straight to the server; read to the end."""
     started = time.perf_counter()
@@ -126,13 +131,13 @@ async def upstream_request(
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    splitter = SentenceSplitter()
-    first = sentence = math.nan
+    reply = guard.filter(request.language)
+    first = released = math.nan
     started = time.perf_counter()
     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if not line.startswith("data: {") or not math.isnan(sentence):
+            if not line.startswith("data: {") or not math.isnan(released):
                 continue
             choices = json.loads(line.removeprefix("data: "))["choices"]
             text = choices[0]["delta"].get("content") if choices else None
@@ -141,9 +146,9 @@ async def upstream_request(
             now = (time.perf_counter() - started) * 1000
             if math.isnan(first):
                 first = now
-            if splitter.feed(text):
-                sentence = now
-    return Upstream(first_ms=first, sentence_ms=sentence, prompt_ms=prompt_ms)
+            if reply.feed(text):
+                released = now
+    return Upstream(first_ms=first, released_ms=released, prompt_ms=prompt_ms)
 
 
 async def heartline_turn(ws: ClientConnection, turn_id: str, text: str) -> Turn:
@@ -197,6 +202,7 @@ async def measure(
 ) -> tuple[list[Upstream], list[Turn]]:
     """`--warmup` then `--pairs` pairs, each (a) then (b); the warm-up is dropped."""
     builder = PromptBuilder(PromptSettings())
+    guard = OutputGuard(release=args.guard_release)
     reply = "".join(fake.default.tokens)
     upstream: list[Upstream] = []
     turns: list[Turn] = []
@@ -218,7 +224,7 @@ async def measure(
                 assert ws is not None
                 text = TEXTS[n % len(TEXTS)]
                 request = synthetic_request(text, conversation)
-                a = await upstream_request(client, builder, request)
+                a = await upstream_request(client, builder, guard, request)
                 b = await heartline_turn(ws, f"t{n}", text)
                 conversation.append(Exchange(text=text, reply=reply))
                 if n >= args.warmup:
@@ -251,38 +257,38 @@ def report(upstream: list[Upstream], turns: list[Turn]) -> None:
     answered = [(a, b) for a, b in zip(upstream, turns, strict=True) if b.generator == "vllm"]
     fallbacks = len(turns) - len(answered)
     first = [a.first_ms for a, _ in answered]
-    sentence = [a.sentence_ms for a, _ in answered]
+    released = [a.released_ms for a, _ in answered]
     client = [b.client_ms for _, b in answered]
     server = [b.ttft_ms for _, b in answered]
     print_percentile_table(
         "Time to first token, side by side (a: upstream directly, b: through Heartline)",
         [
             ("(a) upstream: first content delta", first),
-            ("(a') upstream: first sentence done", sentence),
+            ("(a') upstream: guard's first text", released),
             ("(b) Heartline: first reply_delta", client),
             ("    Heartline reply_end.ttft_ms", server),
         ],
     )
     overhead = [b - a for b, a in zip(client, first, strict=True)]
-    beyond_guard = [b - a for b, a in zip(client, sentence, strict=True)]
+    beyond_guard = [b - a for b, a in zip(client, released, strict=True)]
     print_differences(
         "Overhead at each percentile, pX(b) - pX(a)",
-        [("b - a (first token)", client, first), ("b - a' (first sentence)", client, sentence)],
+        [("b - a (first token)", client, first), ("b - a' (guard's first text)", client, released)],
     )
     print_percentile_table(
         "Overhead per pair (b_i - a_i; a_i is the request just before)",
-        [("b - a (first token)", overhead), ("b - a' (first sentence)", beyond_guard)],
+        [("b - a (first token)", overhead), ("b - a' (guard's first text)", beyond_guard)],
     )
 
     # b - a = guard hold + outside the worker + stages before the generator + generator chain
     parts: dict[str, list[float]] = {
-        "guard holds the first sentence": [a.sentence_ms - a.first_ms for a, _ in answered],
+        "guard holds the first text back": [a.released_ms - a.first_ms for a, _ in answered],
         "outside the worker (ws, gateway)": [b.client_ms - b.ttft_ms for _, b in answered],
         "stages before the generator": [
             b.ttft_ms - b.stages.get("first_token", 0.0) for _, b in answered
         ],
         "generator chain (first_token - a')": [
-            b.stages.get("first_token", 0.0) - a.sentence_ms for a, b in answered
+            b.stages.get("first_token", 0.0) - a.released_ms for a, b in answered
         ],
     }
     stages = {
@@ -319,6 +325,7 @@ async def run(args: argparse.Namespace) -> None:
                 data_dir=Path(folder),
                 port=0,
                 emotion_model=args.emotion_model,
+                guard_release=args.guard_release,
                 generator="vllm",
                 vllm_url=fake.base_url,
                 model=MODEL,
@@ -332,7 +339,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 print(
                     f"heartline: embedded, generator vllm, emotion model {args.emotion_model},"
-                    f" sessions of {args.session_turns} turns"
+                    f" guard {args.guard_release}, sessions of {args.session_turns} turns"
                 )
                 print(f"pairs: {args.pairs} after {args.warmup} warm-up, (a) and (b) alternating")
                 upstream, turns = await measure(args, fake, app)
@@ -352,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--emotion-model", default="lexicon", help="lexicon (default), auto, neural, ..."
+    )
+    parser.add_argument(
+        "--guard-release", choices=["word", "sentence"], default="word", help="guard pace (word)"
     )
     parser.add_argument("--session-turns", type=int, default=10, help="turns per session (10)")
     parser.add_argument("--log-level", default="warning", help="Heartline's log level")

@@ -91,4 +91,4 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
             )
         )
     chain = FallbackGenerator([llm, templates], first_token_timeout=timeout + _CHAIN_MARGIN_S)
-    return GuardedGenerator(chain, OutputGuard())
+    return GuardedGenerator(chain, OutputGuard(release=settings.guard_release))
