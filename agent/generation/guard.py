@@ -185,8 +185,9 @@ class SentenceSplitter:
 class ReplyFilter:
     """One reply's guard, sans-I/O: `feed` it chunks and `finish` it; each returns safe text.
 
-    A blocklisted sentence becomes the replacement sentence, and so does the rest of it
-    when `max_hold` cut it; several replaced sentences in a row become one replacement.
+    A blocklisted piece becomes the replacement sentence, and so does the rest of its
+    sentence when it was let go in parts (word by word, or cut by `max_hold`); several
+    replaced sentences in a row become one replacement.
     """
 
     def __init__(self, guard: OutputGuard, language: Language) -> None:
