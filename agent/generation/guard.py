@@ -50,9 +50,9 @@ from typing import Literal
 from agent.errors import ConfigError
 from agent.generation.holdback import (
     FULLWIDTH,
-    PAUSES,
     PhrasePrefixes,
     breaks_after,
+    is_separator,
     personal_data_tail,
 )
 from agent.language import Language
@@ -174,7 +174,7 @@ class SentenceSplitter:
             return any(start < cut < end for start, end in spans)
 
         for cut in range(limit, 0, -1):
-            if (window[cut - 1].isspace() or window[cut - 1] in PAUSES) and not splits(cut):
+            if is_separator(window[cut - 1]) and not splits(cut):
                 return cut
         cut = limit
         while covering := [start for start, end in spans if start < cut < end]:
@@ -249,13 +249,13 @@ class OutputGuard:
                 phrases.append(entry)
             else:
                 raise ConfigError("the blocklist holds an empty phrase; remove it")
+        if release not in ("word", "sentence"):
+            raise ConfigError(f"release must be 'word' or 'sentence', got {release!r}")
         if release == "word" and self._patterns:
             raise ConfigError(
                 "a compiled blocklist pattern cannot be matched on a reply word by word; "
                 "give plain phrases or use release='sentence'"
             )
-        if release not in ("word", "sentence"):
-            raise ConfigError(f"release must be 'word' or 'sentence', got {release!r}")
         self._prefixes = PhrasePrefixes(phrases) if release == "word" else None
         if phrases:
             alternatives = sorted(phrases, key=len, reverse=True)

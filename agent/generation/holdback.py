@@ -26,10 +26,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["PhrasePrefixes", "breaks_after", "personal_data_tail"]
+__all__ = ["PhrasePrefixes", "breaks_after", "is_separator", "personal_data_tail"]
 
 # Where a word ends besides whitespace.
-PAUSES = frozenset("，、；：")
+_PAUSES = frozenset("，、；：")
 # Full-width ASCII (and the ideographic space) read as ASCII; one character for one.
 FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
@@ -43,13 +43,14 @@ def _ideograph(char: str) -> bool:
     return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
 
 
-def _separator(char: str) -> bool:
-    return char.isspace() or char in PAUSES
+def is_separator(char: str) -> bool:
+    """Whitespace or a Chinese pause: where a sentence that ran too long may be cut."""
+    return char.isspace() or char in _PAUSES
 
 
 def breaks_after(char: str) -> bool:
     """Whether a word ends after `char`: the places where the guard may cut."""
-    return _separator(char) or _ideograph(char)
+    return is_separator(char) or _ideograph(char)
 
 
 def _number_like(word: str) -> bool:
@@ -70,7 +71,7 @@ def personal_data_tail(text: str) -> int:
     hold_from = start
     while True:
         word_end = start
-        while word_end > 0 and _separator(text[word_end - 1]):
+        while word_end > 0 and is_separator(text[word_end - 1]):
             word_end -= 1
         word_start = word_end
         while word_start > 0 and not breaks_after(text[word_start - 1]):
