@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,6 @@ import pytest
 from agent.gateway import TokenAuthority
 from memory.crypto import TextCipher
 from memory.sql import SqlConversationStore, open_engine, upgrade_schema
-from tests.support.processes import free_port
 from tests.support.records import turn
 
 HEARTLINE = [sys.executable, "-m", "agent.cli"]
@@ -86,9 +86,8 @@ def test_serve_with_the_vllm_engine_but_no_vllm_says_how_to_install_it(tmp_path:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[str]]]:
-    port = free_port()
     with subprocess.Popen(
-        [*HEARTLINE, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        [*HEARTLINE, "serve", "--port", "0", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -96,7 +95,9 @@ def server(tmp_path: Path) -> Iterator[tuple[int, Path, subprocess.Popen[str]]]:
         try:
             assert process.stdout is not None
             banner = [process.stdout.readline() for _ in range(4)]
-            assert any(f"ws://127.0.0.1:{port}/ws" in line for line in banner), banner
+            listening = re.search(r"ws://127\.0\.0\.1:(\d+)/ws", "".join(banner))
+            assert listening, banner
+            port = int(listening.group(1))
             assert any(line.startswith("Demo token") for line in banner), banner
             yield port, tmp_path, process
         finally:

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from agent.gateway import TokenAuthority
 from tests.fixtures.mqtt import PrivateBroker
 from tests.support.http import http_get
-from tests.support.processes import RoleProcess, free_ports
+from tests.support.processes import RoleProcess
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +54,14 @@ async def cluster(
         "HEARTLINE_DATA_DIR": str(logs / "data"),
         **extra_env,
     }
-    *worker_ports, gateway_port = free_ports(3)
     workers = [
-        RoleProcess(f"worker{n}", ["worker", "--probe-port", str(port)], env, logs)
-        for n, port in enumerate(worker_ports)
+        RoleProcess(f"worker{n}", ["worker", "--probe-port", "0"], env, logs) for n in range(2)
     ]
-    gateway = RoleProcess("gateway", ["gateway", "--port", str(gateway_port)], env, logs)
+    gateway = RoleProcess("gateway", ["gateway", "--port", "0"], env, logs)
     roles = [*workers, gateway]
     try:
-        for role, port in zip(roles, [*worker_ports, gateway_port], strict=True):
-            await role.wait_ready(port)
+        worker_ports = [await worker.wait_ready("probes listening") for worker in workers]
+        gateway_port = await gateway.wait_ready("gateway listening")
         yield Cluster(gateway_port, worker_ports, workers, TokenAuthority(secret.encode()))
     finally:
         codes = {role.name: role.stop() for role in roles}

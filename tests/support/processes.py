@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,24 +15,33 @@ from pathlib import Path
 
 from tests.support.http import http_get
 
-__all__ = ["RoleProcess", "free_port", "free_ports"]
+__all__ = ["RoleProcess", "free_port"]
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def free_port() -> int:
-    (port,) = free_ports(1)
-    return port
+    """A free port below the kernel's range for outgoing connections.
+
+    A port from that range may be taken by any client socket (the server's own connection to
+    the broker included) between choosing it and binding it, or while a server restarts.
+    """
+    below = _ephemeral_ports_start()
+    while True:
+        port = random.randrange(10_000, below)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports: every socket stays bound until all are chosen."""
-    sockets = [socket.socket() for _ in range(count)]
+def _ephemeral_ports_start() -> int:
     try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 class RoleProcess:
@@ -48,20 +59,40 @@ class RoleProcess:
             stderr=subprocess.STDOUT,
         )
 
-    async def wait_ready(self, port: int, within: float = 30.0) -> None:
-        """Until `/readyz` on `port` answers 200; fails if the process exits first."""
+    async def wait_ready(self, listening: str, within: float = 30.0) -> int:
+        """The port the process logged with the event `listening`, once `/readyz` there is 200.
+
+        Roles started with port 0 bind whatever is free, so no other socket can take the
+        port between choosing it and binding it; the log line says which one they got.
+        Fails if the process exits first.
+        """
         deadline = time.monotonic() + within
+        port: int | None = None
         while True:
             if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
+                raise AssertionError(f"{self.name} exited: {self._tail()}")
+            port = port or self._logged_port(listening)
             try:
-                if (await http_get(port, "/readyz"))[0] == 200:
-                    return
+                if port is not None and (await http_get(port, "/readyz"))[0] == 200:
+                    return port
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} not ready: {self.log_path.read_text()[-2000:]}")
+                raise AssertionError(f"{self.name} not ready: {self._tail()}")
             await asyncio.sleep(0.1)
+
+    def _logged_port(self, event: str) -> int | None:
+        for line in self.log_path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line still being written, or plain output
+            if isinstance(record, dict) and record.get("event") == event:
+                return int(record["port"])
+        return None
+
+    def _tail(self) -> str:
+        return self.log_path.read_text()[-2000:]
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait, and return the exit code (SIGKILL if it hangs)."""
