@@ -149,6 +149,7 @@ async def _start_worker(
             interval=settings.policy_sync_interval,
         )
     )
+    generator = await start_generator(stack, settings)  # first: a missing LLM fails fast
     stages = Stages(
         recognizer=await _start_recognizer(stack, settings),
         policy=policy_stack(
@@ -158,7 +159,7 @@ async def _start_worker(
         ),
         learner=learner,
         flow=flow,
-        generator=await start_generator(stack, settings),
+        generator=generator,
         store=store,
     )
     manager_settings = ManagerSettings(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -98,6 +98,22 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    @model_validator(mode="after")
+    def _generator_is_complete(self) -> Self:
+        """Refuse an LLM generator without what it needs before anything starts or loads."""
+        if self.generator == "local" and self.local_model is None:
+            raise ValueError("--generator local needs --local-model (a model directory)")
+        if self.generator == "vllm-engine" and not self.model:
+            raise ValueError(
+                "--generator vllm-engine needs --model (a Hugging Face id or a model folder)"
+            )
+        if self.generator == "vllm" and not (self.vllm_url and self.model):
+            raise ValueError(
+                "--generator vllm needs --vllm-url (the server root, e.g. "
+                "http://gpu-host:8000) and --model (the name `vllm serve` was given)"
+            )
+        return self
+
     def sqlite_url(self) -> str:
         return f"sqlite+aiosqlite:///{self.data_dir / 'heartline.db'}"
 
@@ -129,9 +145,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if len(errors) == 1 and not errors[0]["loc"] and errors[0]["type"] == "value_error":
+            raise ConfigError(str(errors[0]["ctx"]["error"])) from exc  # whole-settings check
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_url=False)
+            for error in errors
         )
         raise ConfigError(
             f"invalid settings ({problems}); check the flags and HEARTLINE_* variables"

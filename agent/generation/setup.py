@@ -6,7 +6,6 @@ import asyncio
 from contextlib import AsyncExitStack
 
 from agent.config import Settings
-from agent.errors import ConfigError
 from agent.generation.base import Generator
 from agent.generation.fallback import FallbackGenerator
 from agent.generation.faq import FaqGenerator
@@ -52,8 +51,7 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
     timeout = settings.first_token_timeout
     llm: Generator
     if settings.generator == "local":
-        if settings.local_model is None:
-            raise ConfigError("--generator local needs --local-model (a model directory)")
+        assert settings.local_model is not None  # Settings refuses `local` without it
         llm = await stack.enter_async_context(
             LocalModelGenerator(
                 LocalModelSettings(path=settings.local_model, first_token_timeout_s=timeout),
@@ -61,10 +59,7 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
             )
         )
     elif settings.generator == "vllm-engine":
-        if not settings.model:
-            raise ConfigError(
-                "--generator vllm-engine needs --model (a Hugging Face id or a model folder)"
-            )
+        assert settings.model  # Settings refuses `vllm-engine` without it
         llm = await stack.enter_async_context(
             VllmEngineGenerator(
                 VllmEngineSettings(model=settings.model, first_token_timeout_s=timeout),
@@ -72,11 +67,8 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
             )
         )
     else:
-        if not settings.vllm_url or not settings.model:
-            raise ConfigError(
-                "--generator vllm needs --vllm-url (the server root, e.g. "
-                "http://gpu-host:8000) and --model (the name `vllm serve` was given)"
-            )
+        assert settings.vllm_url  # Settings refuses `vllm` without either
+        assert settings.model
         key = settings.vllm_api_key
         llm = await stack.enter_async_context(
             VllmGenerator(

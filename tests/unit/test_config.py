@@ -33,3 +33,23 @@ def test_a_misspelt_variable_is_refused_with_a_suggestion(monkeypatch: pytest.Mo
     monkeypatch.setenv("HEARTLINE_DATABASE_ULR", "sqlite://")
     with pytest.raises(ConfigError, match="did you mean HEARTLINE_DATABASE_URL"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"generator": "local"}, "^--generator local needs --local-model"),
+        ({"generator": "vllm-engine"}, "^--generator vllm-engine needs --model"),
+        ({"generator": "vllm", "model": "m"}, "^--generator vllm needs --vllm-url"),
+        ({"generator": "vllm", "vllm_url": "http://gpu:8000"}, "^--generator vllm needs"),
+    ],
+)
+def test_an_llm_generator_without_its_model_is_refused(given: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(**given)
+
+
+def test_an_llm_generator_with_its_model_is_taken() -> None:
+    served = load_settings(generator="vllm", vllm_url="http://gpu:8000", model="m")
+    assert (served.vllm_url, served.model) == ("http://gpu:8000", "m")
+    assert load_settings(generator="local", local_model=Path("model")).local_model == Path("model")
