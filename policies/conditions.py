@@ -56,13 +56,22 @@ def expand_labels(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _score(reading: EmotionReading, labels: Sequence[str]) -> float:
-    return sum(reading.score(label) for label in labels)
+    """The chance that at least one of `labels` is present (noisy-or of their scores).
+
+    A sum would overstate a group read by a multi-label model, whose scores are
+    independent: five sadness-group labels near 0.1 each are not sadness 0.5. For a
+    single-label model (scores summing to one) noisy-or is the sum or a little less.
+    """
+    absent = 1.0
+    for label in labels:
+        absent *= 1.0 - min(1.0, reading.score(label))
+    return 1.0 - absent
 
 
 @dataclass(frozen=True, slots=True)
 class EmotionAtLeast:
-    """The summed score of `labels` reaches `threshold` (and, with `over`, at least
-    the summed score of those labels) on this turn and the `turns - 1` before it."""
+    """The score of `labels` (noisy-or) reaches `threshold` (and, with `over`, at least
+    the score of those labels) on this turn and the `turns - 1` before it."""
 
     labels: tuple[str, ...]
     threshold: float

@@ -1,5 +1,9 @@
+import pytest
+
 from agent.emotion import LexiconRecognizer
+from agent.emotion.labels import LABELS, reading_from
 from agent.values import Action, Exchange, HistorySummary, SessionMood, Strategy, Trend, TurnContext
+from policies.conditions import EmotionAtLeast, expand_labels
 from policies.stack import policy_stack
 
 _reader = LexiconRecognizer()
@@ -110,3 +114,20 @@ def test_history_describes_itself() -> None:
         "returning user (1 session, 1 turn), sad in the last session, mood recovering, "
         "usual valence +0.25"
     )
+
+
+def _scored(**scores: float) -> TurnContext:
+    reading = reading_from(dict.fromkeys(LABELS, 0.0) | scores, model="test")
+    return TurnContext(text="-", emotion=reading, history=HistorySummary.first_time())
+
+
+def test_a_group_scores_the_chance_that_any_of_its_labels_is_present() -> None:
+    sadness = expand_labels(["sadness"])
+    condition = EmotionAtLeast(labels=sadness, threshold=0.4)
+    five_weak = _scored(neutral=0.6, **dict.fromkeys(sadness, 0.08))  # 0.40 summed
+    assert condition.score(five_weak) == pytest.approx(1 - 0.92**5)
+    assert not condition.holds(five_weak)
+    assert condition.holds(_scored(sadness=0.45, neutral=0.5))
+    # two labels of a group together reach more than either alone
+    angry = EmotionAtLeast(labels=expand_labels(["anger", "disgust"]), threshold=0.7)
+    assert angry.holds(_scored(anger=0.5, disgust=0.45))
