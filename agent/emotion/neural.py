@@ -27,6 +27,7 @@ from agent.emotion.minilm import (
     load_minilm,
     mean_pool,
     pad_batch,
+    read_weights,
 )
 from agent.emotion.precision import Precision, dtype_for
 from agent.errors import ConfigError
@@ -135,7 +136,7 @@ class EmotionNetwork(nn.Module):
 def load_network(path: Path) -> tuple[WordPieceTokenizer, EmotionNetwork, ArtifactConfig]:
     """Rebuild the trained network from an artifact directory, LoRA deltas merged in."""
     config = _read_config(path / CONFIG_FILE)
-    weights = _read_weights(path / WEIGHTS_FILE)
+    weights = read_weights(path / WEIGHTS_FILE, remedy="re-export the neural emotion model")
     tokenizer, encoder = load_minilm(config.max_length)
     network = EmotionNetwork(encoder, encoder.shape.hidden_size, len(config.labels))
     with torch.no_grad():
@@ -318,18 +319,6 @@ def _threshold_table(path: Path, table: Any, names: Sequence[str], key: str) -> 
     if not all(isinstance(v, int | float) and 0.0 < v < 1.0 for v in values):
         raise ConfigError(f"{path}: every {key} threshold must be a number between 0 and 1")
     return np.asarray(values, dtype=np.float32)
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing; re-export the neural emotion model")
-    try:
-        return load_file(path)
-    except (OSError, SafetensorError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
 def _merge_lora(
