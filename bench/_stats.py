@@ -11,15 +11,18 @@ import platform
 import resource
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import psutil
 
 __all__ = [
     "QUANTILES",
+    "ProcessUsage",
     "format_ms",
     "machine_summary",
     "percentile",
     "print_percentile_table",
+    "process_usage",
     "raise_open_file_limit",
 ]
 
@@ -64,6 +67,33 @@ def print_percentile_table(
         cells = "".join(f"{format_ms(percentile(samples, q)):>10}" for q in QUANTILES)
         top = format_ms(max(samples)) if samples else "-"
         print(f"  {name:<{label_width}}{len(samples):>7}{cells}{top:>10}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessUsage:
+    """CPU seconds (user + system) and resident bytes of some processes, their children included."""
+
+    cpu_s: float
+    rss: int
+
+
+def process_usage(pids: Iterable[int]) -> ProcessUsage:
+    """What `pids` and every descendant have used so far; processes that ended count 0."""
+    cpu, rss = 0.0, 0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                times = process.cpu_times()
+                cpu += times.user + times.system
+                rss += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    return ProcessUsage(cpu, rss)
 
 
 def raise_open_file_limit(wanted: int) -> int:

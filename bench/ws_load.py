@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _servers import HOST, ServerHandle, distributed_servers, embedded_server
-from _stats import machine_summary, print_percentile_table, raise_open_file_limit
+from _stats import (
+    ProcessUsage,
+    machine_summary,
+    print_percentile_table,
+    process_usage,
+    raise_open_file_limit,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -242,6 +248,9 @@ async def _progress(run: LoadRun, started: float, every: float) -> None:
 class Timing:
     connect_s: float
     turns_s: float
+    # The server's processes over the turn phase (None for --url: their pids are unknown)
+    server_cpu_s: float | None = None
+    server_rss: int | None = None
 
 
 async def _warm_up(handle: ServerHandle, args: argparse.Namespace) -> None:
@@ -269,11 +278,25 @@ async def load(handle: ServerHandle, args: argparse.Namespace) -> tuple[LoadRun,
             group.create_task(client(run, index, handle.url, handle.token_for(index), args))
         await run.connected.opened.wait()
         connected = time.perf_counter()
+        before = _usage(handle)
         await run.finished.opened.wait()
         finished = time.perf_counter()
+        after = _usage(handle)
         reporter.cancel()
     last_ready = max(run.ready_at, default=connected)
-    return run, Timing(connect_s=last_ready - started, turns_s=finished - connected)
+    timing = Timing(connect_s=last_ready - started, turns_s=finished - connected)
+    if before is not None and after is not None:
+        timing = Timing(
+            connect_s=timing.connect_s,
+            turns_s=timing.turns_s,
+            server_cpu_s=after.cpu_s - before.cpu_s,
+            server_rss=after.rss,
+        )
+    return run, timing
+
+
+def _usage(handle: ServerHandle) -> ProcessUsage | None:
+    return process_usage(handle.pids.values()) if handle.pids else None
 
 
 # Report
@@ -309,6 +332,14 @@ def report(run: LoadRun, timing: Timing, *, label: str, settings: str) -> None:
     print(f"connect + ready, all {len(run.ready_at)} sessions: {timing.connect_s * 1000:.0f} ms")
     rate = len(samples) / timing.turns_s if timing.turns_s > 0 else float("nan")
     print(f"turn phase wall time: {timing.turns_s:.2f} s, {rate:.1f} turns/s")
+    if timing.server_cpu_s is not None and timing.server_rss is not None and samples:
+        busy = timing.server_cpu_s / timing.turns_s * 100.0
+        per_turn = timing.server_cpu_s / len(samples) * 1000.0
+        rss_mib = timing.server_rss / 2**20
+        print(
+            f"server CPU over the turn phase: {timing.server_cpu_s:.2f} s ({busy:.0f} % of one"
+            f" core), {per_turn:.2f} ms per turn; RSS at the end {rss_mib:.0f} MiB"
+        )
     print_percentile_table(
         "latency",
         [
