@@ -3,6 +3,12 @@
 One topic per session and direction keeps a session's events in order (MQTT
 orders messages per topic and publisher) and lets a gateway subscribe to just
 the sessions it serves.
+
+* ``turn``, ``feedback``, ``cancel``: from the gateway holding a session to the workers;
+* ``reply``: to that gateway, from the workers (and an operator's takeover);
+* ``watch``: what happens in a session, for operator consoles on every gateway;
+* ``handoff``: handoffs to tell the help desk about, for the workers;
+* ``workers/<id>``: each worker's presence; ``emotion/...``: emotion analysis requests.
 """
 
 from __future__ import annotations
@@ -10,13 +16,21 @@ from __future__ import annotations
 __all__ = [
     "ALL_CANCELS",
     "ALL_FEEDBACK",
+    "ALL_HANDOFFS",
     "ALL_TURNS",
+    "ALL_WATCH",
+    "ALL_WORKERS",
+    "EMOTION_REQUESTS",
     "PREFIX",
     "cancel",
+    "emotion_results",
     "feedback",
+    "handoff",
     "reply",
     "session_of",
     "turn",
+    "watch",
+    "worker",
 ]
 
 PREFIX = "hl/v1"
@@ -24,6 +38,10 @@ PREFIX = "hl/v1"
 ALL_TURNS = f"{PREFIX}/turn/+"
 ALL_FEEDBACK = f"{PREFIX}/feedback/+"
 ALL_CANCELS = f"{PREFIX}/cancel/+"
+ALL_WATCH = f"{PREFIX}/watch/+"
+ALL_HANDOFFS = f"{PREFIX}/handoff/+"
+ALL_WORKERS = f"{PREFIX}/workers/+"
+EMOTION_REQUESTS = f"{PREFIX}/emotion/requests"
 
 
 def turn(session_id: str) -> str:
@@ -40,6 +58,22 @@ def feedback(session_id: str) -> str:
 
 def cancel(session_id: str) -> str:
     return f"{PREFIX}/cancel/{session_id}"
+
+
+def watch(session_id: str) -> str:
+    return f"{PREFIX}/watch/{session_id}"
+
+
+def handoff(session_id: str) -> str:
+    return f"{PREFIX}/handoff/{session_id}"
+
+
+def worker(worker_id: str) -> str:
+    return f"{PREFIX}/workers/{worker_id}"
+
+
+def emotion_results(gateway_id: str) -> str:
+    return f"{PREFIX}/emotion/results/{gateway_id}"
 
 
 def session_of(topic: str) -> str:

@@ -47,7 +47,7 @@ from agent.gateway.protocol import (
     parse_frame,
     ready_message,
 )
-from agent.gateway.session import SessionCore
+from agent.gateway.session import ReplyEvent, SessionCore
 from agent.metrics import Metrics
 
 __all__ = ["serve_connection"]
@@ -317,7 +317,10 @@ class _Session:
                     continue
                 finally:
                     self._reply_wait = None
-                message = core.server_message(delivery.event, now=self._wall_clock())
+                event = delivery.event
+                if not isinstance(event, ReplyEvent):
+                    continue
+                message = core.server_message(event, now=self._wall_clock())
                 if message is not None:
                     await self._outbox.put(message)
         except BusClosedError:

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agent.errors import WireError
-from agent.events import Cancel, Event, Feedback, ReplyEnded, TurnFailed, UserTurn
+from agent.events import (
+    Cancel,
+    DecisionMade,
+    EmotionRead,
+    Feedback,
+    Handoff,
+    ReplyDelta,
+    ReplyEnded,
+    ReplyStarted,
+    TurnFailed,
+    UserTurn,
+)
 from agent.gateway.protocol import (
     ErrorCode,
     FeedbackMessage,
@@ -22,7 +33,12 @@ from agent.gateway.protocol import (
     event_message,
 )
 
-__all__ = ["SessionCore"]
+__all__ = ["ReplyEvent", "SessionCore"]
+
+ReplyEvent = (
+    EmotionRead | DecisionMade | ReplyStarted | ReplyDelta | ReplyEnded | Handoff | TurnFailed
+)
+"""The events a worker publishes about a turn on the session's reply topic."""
 
 
 class _Recent:
@@ -117,7 +133,7 @@ class SessionCore:
             score=message.score,
         )
 
-    def server_message(self, event: Event, *, now: float) -> ServerMessage | None:
+    def server_message(self, event: ReplyEvent, *, now: float) -> ServerMessage | None:
         """The message to forward for a reply-topic event, or None to drop it.
 
         A turn is over once it ended: later events of it (a worker that took

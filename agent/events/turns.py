@@ -1,48 +1,51 @@
-"""Typed, versioned events and their strict JSON codec.
+"""The events of a turn: the user's message, what the worker makes of it, the reply.
 
-Every event carries `type` (which class) and `v` (the schema version). `decode`
-accepts exactly the current version of a known type with no unknown or missing
-fields and raises `EventDecodeError` for anything else, so a consumer can drop a
-bad payload and carry on.
+They travel on a session's turn, reply, feedback and cancel topics (`agent.topics`).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Final, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from agent.emotion.labels import LABELS
-from agent.errors import EventDecodeError
 from agent.values import Decision, EmotionReading
 
 __all__ = [
     "EVENT_VERSION",
+    "MAX_TEXT_CHARS",
+    "STRICT",
+    "AgentName",
     "Cancel",
     "DecisionMade",
     "EmotionRead",
-    "Event",
     "Feedback",
     "Handoff",
+    "Id",
     "ReplyDelta",
     "ReplyEnded",
     "ReplyStarted",
+    "Tenant",
+    "Text",
     "TurnFailed",
+    "UserId",
     "UserTurn",
-    "decode",
-    "encode",
+    "Version",
 ]
 
 EVENT_VERSION: Final = 1
 MAX_TEXT_CHARS = 16_000
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 # Ids end up in MQTT topic levels, so they may not contain '/', '+' or '#'.
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 UserId = Annotated[str, Field(min_length=1, max_length=128)]
+Tenant = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# A person who speaks for the service: a human agent taking a session over.
+AgentName = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Millis = Annotated[float, Field(ge=0.0)]
 Version = Literal[1]
@@ -62,13 +65,15 @@ Signals = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class UserTurn:
     """A user's message, numbered by the gateway within its session (`seq` from 1).
 
     `signals` are emotion scores per GoEmotions label that the client measured
     itself (a voice or face model); the pipeline fuses them with the text
-    reading (`agent.emotion.fusion`).
+    reading (`agent.emotion.fusion`). `human_agent` names the person who has
+    taken the session over: the worker reads and keeps the turn, and the bot
+    does not answer it.
     """
 
     type: Literal["user_turn"] = "user_turn"
@@ -80,9 +85,11 @@ class UserTurn:
     text: Text
     sent_at: float
     signals: Signals | None = None
+    tenant: Tenant = "default"
+    human_agent: AgentName | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class EmotionRead:
     type: Literal["emotion_read"] = "emotion_read"
     v: Version = EVENT_VERSION
@@ -91,7 +98,7 @@ class EmotionRead:
     reading: EmotionReading
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class DecisionMade:
     type: Literal["decision"] = "decision"
     v: Version = EVENT_VERSION
@@ -100,7 +107,7 @@ class DecisionMade:
     decision: Decision
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class ReplyStarted:
     type: Literal["reply_started"] = "reply_started"
     v: Version = EVENT_VERSION
@@ -109,7 +116,7 @@ class ReplyStarted:
     generator: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class ReplyDelta:
     type: Literal["reply_delta"] = "reply_delta"
     v: Version = EVENT_VERSION
@@ -119,7 +126,7 @@ class ReplyDelta:
     text: Text
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class ReplyEnded:
     """The reply is over: its full text, whether barge-in cut it, and its timings.
 
@@ -139,7 +146,7 @@ class ReplyEnded:
     stages: dict[str, Millis] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class Handoff:
     type: Literal["handoff"] = "handoff"
     v: Version = EVENT_VERSION
@@ -148,7 +155,7 @@ class Handoff:
     reason: Annotated[str, Field(max_length=500)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class TurnFailed:
     """A turn could not be answered; `code` is stable and safe to show a client."""
 
@@ -160,7 +167,7 @@ class TurnFailed:
     message: Annotated[str, Field(max_length=500)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class Feedback:
     """The user's rating of one reply: 1 (worst) to 5 (best); thumbs are 1 and 5."""
 
@@ -170,9 +177,10 @@ class Feedback:
     user_id: UserId
     turn_id: Id
     score: Annotated[int, Field(ge=1, le=5)]
+    tenant: Tenant = "default"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, config=_STRICT)
+@dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class Cancel:
     """Stop the reply to `turn_id`, streaming or not yet started."""
 
@@ -181,37 +189,3 @@ class Cancel:
     session_id: Id
     turn_id: Id
     reason: Literal["barge_in", "client"]
-
-
-Event = (
-    UserTurn
-    | EmotionRead
-    | DecisionMade
-    | ReplyStarted
-    | ReplyDelta
-    | ReplyEnded
-    | Handoff
-    | TurnFailed
-    | Feedback
-    | Cancel
-)
-
-
-@functools.cache
-def _adapter() -> TypeAdapter[Event]:
-    return TypeAdapter(Annotated[Event, Field(discriminator="type")])
-
-
-def encode(event: Event) -> bytes:
-    """Serialise an event to compact JSON."""
-    return _adapter().dump_json(event)
-
-
-def decode(payload: bytes | str) -> Event:
-    """Parse and validate one event; raise `EventDecodeError` on anything invalid."""
-    try:
-        return _adapter().validate_json(payload)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise EventDecodeError(f"invalid event at {where}: {first['msg']}") from exc
