@@ -94,6 +94,22 @@ class Settings(BaseSettings):
     messages_per_second: float = Field(default=10.0, gt=0)
     message_burst: int = Field(default=20, ge=1)
     idle_timeout: float = Field(default=300.0, gt=0)
+    # HTTP: the largest request body read; how long an HTTP API user's conversation
+    # stays open without a request before the next request starts a new session
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    chat_session_idle: float = Field(default=1800.0, gt=0)
+    # API keys of the OpenAI-compatible API, each for a tenant: "TENANT=KEY,..."
+    # (keys of at least 24 characters; docs/http-api.md)
+    api_keys: SecretStr | None = None
+    # Workers say they are alive this often; gateways count a worker as gone after
+    # three intervals without a word, and refuse turns at once while none is there
+    worker_beat_interval: float = Field(default=2.0, gt=0, le=60)
+    # Handoffs to a help desk: a webhook URL and the secret its requests are signed with
+    # (HMAC-SHA256), how long one attempt may take and how many attempts, with backoff
+    handoff_webhook_url: str | None = None
+    handoff_webhook_secret: SecretStr | None = None
+    handoff_webhook_timeout: float = Field(default=5.0, gt=0, le=120)
+    handoff_webhook_attempts: int = Field(default=8, ge=1, le=100)
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -106,6 +122,11 @@ class Settings(BaseSettings):
         if self.generator == "vllm-engine" and not self.model:
             raise ValueError(
                 "--generator vllm-engine needs --model (a Hugging Face id or a model folder)"
+            )
+        if self.handoff_webhook_url is not None and self.handoff_webhook_secret is None:
+            raise ValueError(
+                "--handoff-webhook-url needs --handoff-webhook-secret (HEARTLINE_HANDOFF_"
+                "WEBHOOK_SECRET), the shared secret its requests are signed with"
             )
         if self.generator == "vllm" and not (self.vllm_url and self.model):
             raise ValueError(
