@@ -14,7 +14,7 @@ from agent.errors import StoreError
 from agent.privacy.redaction import redact
 from memory.crypto import TextCipher, is_encrypted
 
-__all__ = ["MessageSealer"]
+__all__ = ["MessageSealer", "TenantSealers"]
 
 
 class MessageSealer:
@@ -58,3 +58,22 @@ class MessageSealer:
     def associated(self, user: str, column: str) -> str:
         """What a stored value is bound to: stable ids, never row numbers."""
         return f"{self._tenant}/{user}/{column}"
+
+
+class TenantSealers:
+    """One `MessageSealer` per tenant, all with the same keyring, made on first use.
+
+    A store that serves several tenants seals each record's text with its own
+    tenant's sealer, so ciphertext stays bound to the tenant that wrote it.
+    Tenants are a configured few, so the cache is not bounded.
+    """
+
+    def __init__(self, cipher: TextCipher | None = None) -> None:
+        self._cipher = cipher
+        self._sealers: dict[str, MessageSealer] = {}
+
+    def for_tenant(self, tenant: str) -> MessageSealer:
+        sealer = self._sealers.get(tenant)
+        if sealer is None:
+            sealer = self._sealers[tenant] = MessageSealer(tenant=tenant, cipher=self._cipher)
+        return sealer

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memory.crypto import TextCipher
 from memory.periodic import Periodic
-from memory.sealing import MessageSealer
+from memory.sealing import TenantSealers
 from memory.sql.engine import store_errors, write_engine
 from memory.sql.models import TurnRow, UserRow
 from memory.sql.users import PurgeResult, purge_before
@@ -36,7 +36,7 @@ async def rotate_key(
     how many turns each batch read.
     """
     after, rewritten = 0, 0
-    sealers: dict[str, MessageSealer] = {}
+    sealers = TenantSealers(cipher)
     query = (
         select(TurnRow.id, TurnRow.text, TurnRow.reply, UserRow.tenant, UserRow.external_id)
         .join(UserRow, UserRow.id == TurnRow.user_id)
@@ -57,9 +57,7 @@ async def rotate_key(
                 for row in rows:
                     if not (cipher.needs_rotation(row.text) or cipher.needs_rotation(row.reply)):
                         continue
-                    sealer = sealers.setdefault(
-                        row.tenant, MessageSealer(tenant=row.tenant, cipher=cipher)
-                    )
+                    sealer = sealers.for_tenant(row.tenant)
                     user = row.external_id
                     changes.append(
                         {
