@@ -120,7 +120,6 @@ async def _start_worker(
     store = await stack.enter_async_context(
         SqlConversationStore(
             engine,
-            tenant=settings.tenant,
             cipher=settings.cipher(),
             writer=WriterConfig(max_wait=settings.write_max_wait, max_queue=settings.write_queue),
         )

@@ -24,6 +24,8 @@ class TurnRecord:
     emotion: EmotionReading
     decision: Decision
     created_at: float
+    # Whose turn it is: users, their history and the sealing of their text are per tenant.
+    tenant: str = "default"
     # The learning policy's view of the turn's context, when one is running.
     features: tuple[float, ...] | None = None
     # The conversation flow's state after this turn, when a flow is running.
@@ -32,8 +34,11 @@ class TurnRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedbackRecord:
+    """A user's score for one reply."""
+
     session_id: str
     user_id: str
     turn_id: str
     score: int
     created_at: float
+    tenant: str = "default"

@@ -11,14 +11,28 @@ __all__ = ["ConversationStore"]
 
 
 class ConversationStore(Protocol):
-    async def conversation(self, session_id: str, *, limit: int) -> tuple[Exchange, ...]:
-        """The last `limit` exchanges of this session, oldest first."""
+    """Conversations and emotional histories, kept per tenant.
+
+    A user id names a user within a tenant: the same id in two tenants is two
+    users, and a read sees only the rows of the tenant it names. Records carry
+    their own tenant.
+    """
+
+    async def conversation(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[Exchange, ...]:
+        """The last `limit` exchanges of this session of `tenant`, oldest first."""
         ...
 
     async def history(
-        self, user_id: str, *, now: float, session_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        now: float,
+        session_id: str | None = None,
+        tenant: str = "default",
     ) -> HistorySummary:
-        """The user's emotional history across sessions, as of `now`.
+        """The emotional history of `user_id` of `tenant` across sessions, as of `now`.
 
         With `session_id` (the session asking), "returning" means the user has
         turns in another session.
@@ -26,7 +40,10 @@ class ConversationStore(Protocol):
         ...
 
     async def record_turn(self, record: TurnRecord) -> None:
-        """Keep a turn. May return before it is durable (write-behind); see `flush`."""
+        """Keep a turn, under `record.tenant`.
+
+        May return before it is durable (write-behind); see `flush`.
+        """
         ...
 
     async def record_feedback(self, record: FeedbackRecord) -> None:

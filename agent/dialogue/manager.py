@@ -265,7 +265,7 @@ class DialogueManager:
             state.conversation.clear()
             state.conversation.extend(
                 await self._stages.store.conversation(
-                    turn.session_id, limit=self._settings.context_turns
+                    turn.session_id, limit=self._settings.context_turns, tenant=turn.tenant
                 )
             )
             state.mood = replay_mood(e.emotion for e in state.conversation if e.emotion)
@@ -382,6 +382,7 @@ class DialogueManager:
                     turn_id=feedback.turn_id,
                     score=feedback.score,
                     created_at=time.time(),
+                    tenant=feedback.tenant,
                 )
             )
         except HeartlineError as exc:

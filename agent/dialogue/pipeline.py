@@ -172,6 +172,7 @@ class TurnPipeline:
             emotion=reading,
             decision=decision,
             created_at=time.time(),
+            tenant=turn.tenant,
             features=features,
             flow_state=context.flow_state,
         )
@@ -215,7 +216,7 @@ class TurnPipeline:
             async with asyncio.TaskGroup() as group:
                 # The first turn of a session loads the history while the emotion is read.
                 if state.history is None:
-                    history = group.create_task(self._history(turn.user_id, sid))
+                    history = group.create_task(self._history(turn))
                     history.add_done_callback(lambda done: _keep_history(state, done))
                 reading = await self._recognize(turn)
                 clock.lap("emotion")
@@ -309,8 +310,8 @@ class TurnPipeline:
             return reading
         return fuse(reading, turn.signals, self._settings.fusion)
 
-    async def _history(self, user_id: str, session_id: str) -> HistorySummary | None:
-        """The user's history, or None when the store cannot give it in time.
+    async def _history(self, turn: UserTurn) -> HistorySummary | None:
+        """The history of the turn's user, or None when the store cannot give it in time.
 
         A turn is better answered without history than not at all; the next
         turn of the session tries again.
@@ -318,10 +319,12 @@ class TurnPipeline:
         try:
             async with asyncio.timeout(self._settings.history_timeout):
                 return await self._stages.store.history(
-                    user_id, now=time.time(), session_id=session_id
+                    turn.user_id, now=time.time(), session_id=turn.session_id, tenant=turn.tenant
                 )
         except TimeoutError:
-            _log.warning("history not loaded in time; deciding without it", session_id=session_id)
+            _log.warning(
+                "history not loaded in time; deciding without it", session_id=turn.session_id
+            )
         except HeartlineError as exc:
             _log.warning("history unavailable; deciding without it", error=str(exc))
         return None

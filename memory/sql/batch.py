@@ -1,8 +1,9 @@
 """One batch of records, written in one transaction with bulk inserts.
 
-Users and sessions are upserted (``ON CONFLICT DO NOTHING``); a turn already
-stored under its (session, seq) is kept and the duplicate skipped, so a retried
-or re-run turn never fails a batch.
+A batch may mix tenants: each record names its own. Users are upserted per
+(tenant, user id) and sessions per id (``ON CONFLICT DO NOTHING``); a turn
+already stored under its (session, seq) is kept and the duplicate skipped, so a
+retried or re-run turn never fails a batch.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from memory.records import FeedbackRecord, TurnRecord
-from memory.sealing import MessageSealer
+from memory.sealing import TenantSealers
 from memory.sql.engine import insert_ignoring, store_errors
 from memory.sql.models import (
     DecisionRow,
@@ -31,34 +32,36 @@ __all__ = ["write_batch"]
 
 _log = structlog.get_logger(__name__)
 
+_Users = dict[tuple[str, str], int]  # (tenant, user id) -> the user's row id
+
 
 async def write_batch(
     engine: AsyncEngine,
     batch: Sequence[TurnRecord | FeedbackRecord],
     *,
-    tenant: str,
-    sealer: MessageSealer,
+    sealers: TenantSealers,
 ) -> None:
     """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back).
 
-    Message text is stored as `sealer` seals it: redacted, and encrypted if configured.
+    Message text is stored as its tenant's sealer seals it: redacted, and
+    encrypted if configured.
     """
     turns = _unique_turns(r for r in batch if isinstance(r, TurnRecord))
     feedback = [r for r in batch if isinstance(r, FeedbackRecord)]
     with store_errors("writing a batch"):
         async with engine.begin() as conn:
-            users = await _upsert_users(conn, engine, batch, tenant=tenant)
+            users = await _upsert_users(conn, engine, batch)
             owners = await _upsert_sessions(conn, engine, batch, users)
             turns, feedback = _owned(turns, users, owners), _owned(feedback, users, owners)
             if turns:
-                await _insert_turns(conn, engine, turns, users, sealer)
+                await _insert_turns(conn, engine, turns, users, sealers)
             if feedback:
                 await conn.execute(
                     insert(FeedbackRow),
                     [
                         {
                             "session_id": r.session_id,
-                            "user_id": users[r.user_id],
+                            "user_id": users[r.tenant, r.user_id],
                             "turn_id": r.turn_id,
                             "score": r.score,
                             "created_at": r.created_at,
@@ -79,39 +82,47 @@ async def _upsert_users(
     conn: AsyncConnection,
     engine: AsyncEngine,
     batch: Sequence[TurnRecord | FeedbackRecord],
-    *,
-    tenant: str,
-) -> dict[str, int]:
-    first_seen: dict[str, float] = {}
+) -> _Users:
+    first_seen: dict[tuple[str, str], float] = {}
     for record in batch:
-        at = first_seen.get(record.user_id)
-        first_seen[record.user_id] = record.created_at if at is None else min(at, record.created_at)
+        key = (record.tenant, record.user_id)
+        at = first_seen.get(key)
+        first_seen[key] = record.created_at if at is None else min(at, record.created_at)
     await conn.execute(
         insert_ignoring(engine, UserRow, conflict=("tenant", "external_id")),
         [
             {"tenant": tenant, "external_id": user, "created_at": at}
-            for user, at in first_seen.items()
+            for (tenant, user), at in first_seen.items()
         ],
     )
+    by_tenant: dict[str, list[str]] = {}
+    for tenant, user in first_seen:
+        by_tenant.setdefault(tenant, []).append(user)
     rows = await conn.execute(
-        select(UserRow.external_id, UserRow.id).where(
-            UserRow.tenant == tenant, UserRow.external_id.in_(list(first_seen))
+        select(UserRow.tenant, UserRow.external_id, UserRow.id).where(
+            or_(
+                *(
+                    and_(UserRow.tenant == tenant, UserRow.external_id.in_(users))
+                    for tenant, users in by_tenant.items()
+                )
+            )
         )
     )
-    return {external: user_id for external, user_id in rows}
+    return {(tenant, external): user_id for tenant, external, user_id in rows}
 
 
 async def _upsert_sessions(
     conn: AsyncConnection,
     engine: AsyncEngine,
     batch: Sequence[TurnRecord | FeedbackRecord],
-    users: dict[str, int],
+    users: _Users,
 ) -> dict[str, int]:
     """Create or extend the batch's sessions; returns each one's owner (a user row id)."""
     spans: dict[str, tuple[int, float, float]] = {}
     for record in batch:
         user_id, start, last = spans.get(
-            record.session_id, (users[record.user_id], record.created_at, record.created_at)
+            record.session_id,
+            (users[record.tenant, record.user_id], record.created_at, record.created_at),
         )
         spans[record.session_id] = (
             user_id,
@@ -141,25 +152,34 @@ async def _upsert_sessions(
 _Record = TypeVar("_Record", TurnRecord, FeedbackRecord)
 
 
-def _owned(records: list[_Record], users: dict[str, int], owners: dict[str, int]) -> list[_Record]:
+def _owned(records: list[_Record], users: _Users, owners: dict[str, int]) -> list[_Record]:
     """The records whose session belongs to their user; the others are logged and dropped.
 
     Session ids are random and made by the gateway, so a mismatch means a
     forged or corrupted record: storing it would put one user's words into
-    another user's session.
+    another user's session, or another tenant's.
     """
-    kept = [r for r in records if owners.get(r.session_id) == users[r.user_id]]
+    kept = [r for r in records if owners.get(r.session_id) == users[r.tenant, r.user_id]]
     if len(kept) < len(records):
         _log.error("store.foreign_session", dropped=len(records) - len(kept))
     return kept
+
+
+def _sealed(record: TurnRecord, sealers: TenantSealers) -> dict[str, str]:
+    """The turn's text and reply as stored, sealed for its tenant and user."""
+    sealer = sealers.for_tenant(record.tenant)
+    return {
+        "text": sealer.seal(record.text, user=record.user_id, column="turns.text"),
+        "reply": sealer.seal(record.reply, user=record.user_id, column="turns.reply"),
+    }
 
 
 async def _insert_turns(
     conn: AsyncConnection,
     engine: AsyncEngine,
     turns: list[TurnRecord],
-    users: dict[str, int],
-    sealer: MessageSealer,
+    users: _Users,
+    sealers: TenantSealers,
 ) -> None:
     inserted = await conn.execute(
         insert_ignoring(engine, TurnRow, conflict=("session_id", "seq")).returning(
@@ -168,11 +188,10 @@ async def _insert_turns(
         [
             {
                 "session_id": r.session_id,
-                "user_id": users[r.user_id],
+                "user_id": users[r.tenant, r.user_id],
                 "turn_id": r.turn_id,
                 "seq": r.seq,
-                "text": sealer.seal(r.text, user=r.user_id, column="turns.text"),
-                "reply": sealer.seal(r.reply, user=r.user_id, column="turns.reply"),
+                **_sealed(r, sealers),
                 "interrupted": r.interrupted,
                 "generator": r.generator,
                 "created_at": r.created_at,
@@ -185,7 +204,7 @@ async def _insert_turns(
     fresh = [(ids[(r.session_id, r.seq)], r) for r in turns if (r.session_id, r.seq) in ids]
     if not fresh:
         return
-    await add_turns(conn, engine, [(users[r.user_id], r) for _, r in fresh])
+    await add_turns(conn, engine, [(users[r.tenant, r.user_id], r) for _, r in fresh])
     await conn.execute(
         insert(EmotionRow),
         [

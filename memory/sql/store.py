@@ -22,7 +22,7 @@ from agent.errors import StoreError
 from agent.values import EmotionReading, Exchange, HistorySummary, SessionMood, Strategy, Trend
 from memory.crypto import TextCipher
 from memory.records import FeedbackRecord, TurnRecord
-from memory.sealing import MessageSealer
+from memory.sealing import TenantSealers
 from memory.sql.engine import store_errors
 from memory.sql.models import (
     MOOD_GROUPS,
@@ -52,8 +52,10 @@ TREND_THRESHOLD = 0.15
 class SqlConversationStore:
     """A `ConversationStore` over an engine from `memory.sql.open_engine`.
 
-    Every read and write is scoped to `tenant`. Message text is stored
-    redacted, and encrypted when `cipher` is given (`memory.sealing`).
+    One store serves every tenant: each record is written under its own
+    tenant, each read names the tenant it reads, and one writer task writes
+    batches that may mix them. Message text is stored redacted, and encrypted
+    when `cipher` is given, bound to its tenant (`memory.sealing`).
 
     Use it as an async context manager: entering starts the writer task,
     leaving writes everything queued (waiting at most `drain_timeout`) and
@@ -70,15 +72,13 @@ class SqlConversationStore:
         self,
         engine: AsyncEngine,
         *,
-        tenant: str = "default",
         cipher: TextCipher | None = None,
         writer: WriterConfig | None = None,
         session_gap: float = 1800.0,
         drain_timeout: float = 30.0,
     ) -> None:
         self._engine = engine
-        self._tenant = tenant
-        self._sealer = MessageSealer(tenant=tenant, cipher=cipher)
+        self._sealers = TenantSealers(cipher)
         self._config = writer or WriterConfig()
         self._session_gap = session_gap
         self._drain_timeout = drain_timeout
@@ -91,9 +91,7 @@ class SqlConversationStore:
             raise RuntimeError("this SqlConversationStore is already running")
         async with AsyncExitStack() as stack:
             group = await stack.enter_async_context(asyncio.TaskGroup())
-            self._writer = BatchWriter(
-                self._engine, tenant=self._tenant, config=self._config, sealer=self._sealer
-            )
+            self._writer = BatchWriter(self._engine, config=self._config, sealers=self._sealers)
             self._task = group.create_task(self._writer.run(), name="heartline-store-writer")
             self._stack = stack.pop_all()
         return self
@@ -166,8 +164,10 @@ class SqlConversationStore:
 
     # Reads
 
-    async def conversation(self, session_id: str, *, limit: int) -> tuple[Exchange, ...]:
-        """The last `limit` exchanges of the session, oldest first. Safe to cancel."""
+    async def conversation(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[Exchange, ...]:
+        """The last `limit` exchanges of the session of `tenant`, oldest first. Safe to cancel."""
         if limit <= 0:
             return ()
         query = (
@@ -187,18 +187,19 @@ class SqlConversationStore:
             .join(UserRow, UserRow.id == TurnRow.user_id)
             .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
             .outerjoin(DecisionRow, DecisionRow.turn_id == TurnRow.id)
-            .where(TurnRow.session_id == session_id, UserRow.tenant == self._tenant)
+            .where(TurnRow.session_id == session_id, UserRow.tenant == tenant)
             .order_by(TurnRow.seq.desc())
             .limit(limit)
         )
         with store_errors("reading a conversation"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
+        sealer = self._sealers.for_tenant(tenant)
         try:
             return tuple(
                 Exchange(
-                    text=self._sealer.open(row.text, user=row.external_id, column="turns.text"),
-                    reply=self._sealer.open(row.reply, user=row.external_id, column="turns.reply"),
+                    text=sealer.open(row.text, user=row.external_id, column="turns.text"),
+                    reply=sealer.open(row.reply, user=row.external_id, column="turns.reply"),
                     emotion=None
                     if row.dominant is None
                     else EmotionReading(
@@ -218,13 +219,19 @@ class SqlConversationStore:
             raise StoreError(f"session {session_id!r} holds an unreadable turn: {exc}") from exc
 
     async def history(
-        self, user_id: str, *, now: float, session_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        now: float,
+        session_id: str | None = None,
+        tenant: str = "default",
     ) -> HistorySummary:
-        """The user's emotional history over every turn stored so far. Safe to cancel.
+        """The emotional history of `user_id` of `tenant`, over every turn stored so far.
 
-        Three indexed reads of a few rows each, however many turns the user
-        has: the running totals with the top labels, the last turns and the
-        latest earlier sessions. `returning` means the user has turns in an
+        Safe to cancel. Three indexed reads of a few rows each, however many
+        turns the user has: the running totals with the top labels (found by
+        tenant and user id), the last turns and the latest earlier sessions
+        (by the user's row, which is the tenant's own). `returning` means the user has turns in an
         earlier session: one other than `session_id` when given, else any
         session once there are two, or a single one whose last turn is more
         than `session_gap` seconds before `now`.
@@ -232,7 +239,7 @@ class SqlConversationStore:
         with store_errors("reading a user's history"):
             async with self._engine.connect() as conn:
                 totals = (
-                    await conn.execute(_TOTALS, {"tenant": self._tenant, "user": user_id})
+                    await conn.execute(_TOTALS, {"tenant": tenant, "user": user_id})
                 ).one_or_none()
                 if totals is None or totals.turns is None:
                     return HistorySummary.first_time()

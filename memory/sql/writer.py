@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
 from memory.records import FeedbackRecord, TurnRecord
-from memory.sealing import MessageSealer
+from memory.sealing import TenantSealers
 from memory.sql.batch import write_batch
 from memory.sql.engine import write_engine
 
@@ -62,11 +62,10 @@ class BatchWriter:
     """Buffers records and writes them in batches; `run` is the writer task."""
 
     def __init__(
-        self, engine: AsyncEngine, *, tenant: str, config: WriterConfig, sealer: MessageSealer
+        self, engine: AsyncEngine, *, config: WriterConfig, sealers: TenantSealers
     ) -> None:
         self._write = write_engine(engine)
-        self._tenant = tenant
-        self._sealer = sealer
+        self._sealers = sealers
         self._config = config
         self._buffer: deque[Record] = deque()
         self._changed = asyncio.Condition()
@@ -187,7 +186,7 @@ class BatchWriter:
         config = self._config
         for attempt in range(1, config.max_attempts + 1):
             try:
-                await write_batch(self._write, batch, tenant=self._tenant, sealer=self._sealer)
+                await write_batch(self._write, batch, sealers=self._sealers)
                 return
             except (StoreError, TimeoutError) as exc:
                 if attempt == config.max_attempts:

@@ -28,11 +28,12 @@ async def test_the_stored_bandit_is_evaluated_on_what_it_served(
 ) -> None:
     rng = np.random.default_rng(3)
     arms = (Strategy.APOLOGIZE, Strategy.INFORM)
-    async with SqlConversationStore(sql_engine, tenant="acme") as store:
+    async with SqlConversationStore(sql_engine) as store:
         for session in range(30):
             for seq in (1, 2, 3):
                 arm = arms[int(rng.integers(2))]
-                record = turn(f"s{session}", seq, valence=float(rng.uniform(-0.5, 0.5)))
+                valence = float(rng.uniform(-0.5, 0.5))
+                record = turn(f"s{session}", seq, valence=valence, tenant="acme")
                 learned = dataclasses.replace(record.decision, strategy=arm, propensity=0.5)
                 features = tuple(float(v) for v in rng.uniform(-1, 1, FEATURE_DIM))
                 await store.record_turn(
@@ -41,10 +42,10 @@ async def test_the_stored_bandit_is_evaluated_on_what_it_served(
             await store.record_feedback(
                 FeedbackRecord(
                     session_id=f"s{session}", user_id="alice", turn_id=f"s{session}-3",
-                    score=5, created_at=2_000.0,
+                    score=5, created_at=2_000.0, tenant="acme",
                 )
             )  # fmt: skip
-        await store.record_turn(turn("rules-only", 1))  # no propensity: not usable
+        await store.record_turn(turn("rules-only", 1, tenant="acme"))  # no propensity: unusable
         await store.flush()
     settings = load_settings(database_url=db_url, data_dir=tmp_path, tenant="acme")
     with pytest.raises(ConfigError, match="no learned bandit stored"):

@@ -107,18 +107,20 @@ async def test_a_ciphertext_moved_to_another_user_does_not_decrypt(
 
 
 async def _fill(engine: AsyncEngine, tenant: str = "default") -> None:
-    async with SqlConversationStore(engine, tenant=tenant) as store:
+    async with SqlConversationStore(engine) as store:
         for user in ("alice", "bob"):
             for session in ("1", "2"):
                 sid = f"{tenant}-{user}-{session}"
                 for seq in (1, 2):
                     created = 1_000.0 * int(session) + seq
-                    record = turn(sid, seq, user_id=user, dominant="joy", created_at=created)
+                    record = turn(
+                        sid, seq, user_id=user, dominant="joy", created_at=created, tenant=tenant
+                    )
                     await store.record_turn(said(record, f"{user} says hello {session}.{seq}"))
                 await store.record_feedback(
                     FeedbackRecord(
                         session_id=sid, user_id=user, turn_id=f"{sid}-1", score=1,
-                        created_at=1_000.0 * int(session) + 5,
+                        created_at=1_000.0 * int(session) + 5, tenant=tenant,
                     )
                 )  # fmt: skip
         await store.flush()
@@ -209,23 +211,22 @@ async def test_purge_deletes_old_rows_and_rebuilds_the_totals(sql_engine: AsyncE
 
 async def test_one_tenant_never_reads_another(sql_engine: AsyncEngine) -> None:
     await _fill(sql_engine, tenant="acme")
-    async with SqlConversationStore(sql_engine, tenant="globex") as other:
-        assert (await other.history("alice", now=9_999.0)).turns == 0
-        assert await other.conversation("acme-alice-1", limit=10) == ()
+    async with SqlConversationStore(sql_engine) as store:
+        assert (await store.history("alice", now=9_999.0, tenant="globex")).turns == 0
+        assert await store.conversation("acme-alice-1", limit=10, tenant="globex") == ()
         # A forged record naming acme's session is dropped, not written into it.
-        await other.record_turn(turn("acme-alice-1", 9, user_id="alice"))
-        await other.flush()
-    async with SqlConversationStore(sql_engine, tenant="acme") as acme:
-        assert len(await acme.conversation("acme-alice-1", limit=10)) == 2
-        assert (await acme.history("alice", now=9_999.0)).turns == 4
+        await store.record_turn(turn("acme-alice-1", 9, user_id="alice", tenant="globex"))
+        await store.flush()
+        assert len(await store.conversation("acme-alice-1", limit=10, tenant="acme")) == 2
+        assert (await store.history("alice", now=9_999.0, tenant="acme")).turns == 4
     sealer = MessageSealer(tenant="globex")
     exported = await export_user(sql_engine, "alice", sealer=sealer, tenant="globex")
     assert exported is not None  # the forged record's user, with nothing of acme's
     assert exported["sessions"] == exported["turns"] == []
     forgotten = await forget_user(sql_engine, "alice", tenant="globex")
     assert forgotten["turns"] == forgotten["sessions"] == 0
-    async with SqlConversationStore(sql_engine, tenant="acme") as acme:
-        assert (await acme.history("alice", now=9_999.0)).turns == 4
+    async with SqlConversationStore(sql_engine) as store:
+        assert (await store.history("alice", now=9_999.0, tenant="acme")).turns == 4
 
 
 async def test_the_retention_sweeper_purges_while_it_runs(sql_engine: AsyncEngine) -> None:

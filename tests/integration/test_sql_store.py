@@ -168,8 +168,7 @@ async def test_one_user_never_sees_another(sql_engine: AsyncEngine) -> None:
         await store.flush()
         alice = await store.history("alice", now=10_000.0)
         alice_talk = await store.conversation("a1", limit=10)
-    async with SqlConversationStore(sql_engine, tenant="other") as other_tenant:
-        stranger = await other_tenant.history("alice", now=10_000.0)
+        stranger = await store.history("alice", now=10_000.0, tenant="other")
 
     assert (alice.sessions, alice.turns) == (1, 4)
     assert alice.mean_valence == pytest.approx(0.8)

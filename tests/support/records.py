@@ -35,6 +35,7 @@ def turn(
     dominant: str = "neutral",
     created_at: float | None = None,
     strategy: Strategy = Strategy.INFORM,
+    tenant: str = "default",
 ) -> TurnRecord:
     return TurnRecord(
         session_id=session_id,
@@ -56,6 +57,7 @@ def turn(
             propensity=0.25,
         ),
         created_at=1_000.0 + seq if created_at is None else created_at,
+        tenant=tenant,
     )
 
 

@@ -14,17 +14,24 @@ class ListStore:
         self.feedback: list[FeedbackRecord] = []
         self.changed = asyncio.Event()
 
-    async def conversation(self, session_id: str, *, limit: int) -> tuple[Exchange, ...]:
-        mine = [t for t in self.turns if t.session_id == session_id][-limit:]
+    async def conversation(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[Exchange, ...]:
+        mine = [t for t in self.turns if (t.tenant, t.session_id) == (tenant, session_id)][-limit:]
         return tuple(
             Exchange(text=t.text, reply=t.reply, emotion=t.emotion, strategy=t.decision.strategy)
             for t in mine
         )
 
     async def history(
-        self, user_id: str, *, now: float, session_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        now: float,
+        session_id: str | None = None,
+        tenant: str = "default",
     ) -> HistorySummary:
-        mine = [t for t in self.turns if t.user_id == user_id]
+        mine = [t for t in self.turns if (t.tenant, t.user_id) == (tenant, user_id)]
         sessions = {t.session_id for t in mine}
         return HistorySummary(
             returning=bool(sessions - {session_id}), sessions=len(sessions), turns=len(mine)

@@ -229,6 +229,41 @@ async def test_feedback_is_recorded() -> None:
     assert store.feedback[0].score == 5
 
 
+class _HistoryAskedStore(ListStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, str]] = []
+
+    async def history(
+        self,
+        user_id: str,
+        *,
+        now: float,
+        session_id: str | None = None,
+        tenant: str = "default",
+    ) -> HistorySummary:
+        self.asked.append((tenant, user_id))
+        return await super().history(user_id, now=now, session_id=session_id, tenant=tenant)
+
+
+async def test_the_turns_tenant_reaches_the_store() -> None:
+    store = _HistoryAskedStore()
+    async with (
+        _running(store) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), dataclasses.replace(_turn(1), tenant="acme"))
+        await _until_ended(replies, 1)
+        await bus.publish(
+            topics.feedback("s1"),
+            Feedback(session_id="s1", user_id="u1", turn_id="t1", score=5, tenant="acme"),
+        )
+        await eventually(lambda: len(store.feedback) == 1)
+    assert store.asked == [("acme", "u1")]
+    assert [t.tenant for t in store.turns] == ["acme"]
+    assert store.feedback[0].tenant == "acme"
+
+
 async def test_two_workers_share_turns_exactly_once_in_order() -> None:
     store = ListStore()
     sessions = [f"s{n}" for n in range(6)]
@@ -267,7 +302,12 @@ async def test_a_turn_left_by_a_dead_worker_is_resumed() -> None:
 
 class _SlowHistoryStore(ListStore):
     async def history(
-        self, user_id: str, *, now: float, session_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        now: float,
+        session_id: str | None = None,
+        tenant: str = "default",
     ) -> HistorySummary:
         await asyncio.sleep(3600)
         raise AssertionError("unreachable")
