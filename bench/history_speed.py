@@ -38,9 +38,10 @@ _DECISION = Decision(
 )
 
 
-def _turn(user: str, session: str, seq: int, at: float) -> TurnRecord:
+def _turn(tenant: str, user: str, session: str, seq: int, at: float) -> TurnRecord:
     label = _LABELS[(seq * 7 + len(session)) % len(_LABELS)]
     return TurnRecord(
+        tenant=tenant,
         session_id=session,
         user_id=user,
         turn_id=f"{session}-{seq}",
@@ -62,15 +63,19 @@ def _turn(user: str, session: str, seq: int, at: float) -> TurnRecord:
     )
 
 
-async def _seed(store: SqlConversationStore, user: str, turns: int, others: int) -> float:
+async def _seed(
+    store: SqlConversationStore, tenant: str, user: str, turns: int, others: int
+) -> float:
     """`turns` turns of `user` in sessions of 20, and 50 turns of each of `others` users."""
     started = time.perf_counter()
     for n in range(turns):
-        await store.record_turn(_turn(user, f"{user}-s{n // 20}", n % 20 + 1, 1_000.0 + n))
+        await store.record_turn(_turn(tenant, user, f"{user}-s{n // 20}", n % 20 + 1, 1_000.0 + n))
     for other in range(others):
         name = f"{user}-other{other}"
         for n in range(50):
-            await store.record_turn(_turn(name, f"{name}-s{n // 10}", n % 10 + 1, 1_000.0 + n))
+            await store.record_turn(
+                _turn(tenant, name, f"{name}-s{n // 10}", n % 10 + 1, 1_000.0 + n)
+            )
     await store.flush()
     return time.perf_counter() - started
 
@@ -93,14 +98,14 @@ async def _measure(name: str, url: str, args: argparse.Namespace) -> None:
     tenant, user = f"bench{secrets.token_hex(4)}", "heavy-user"
     try:
         await upgrade_schema(engine)
-        async with SqlConversationStore(engine, tenant=tenant) as store:
-            seconds = await _seed(store, user, args.turns, args.others)
+        async with SqlConversationStore(engine) as store:
+            seconds = await _seed(store, tenant, user, args.turns, args.others)
             rows = args.turns + 50 * args.others
             print(f"\n{name}: seeded {rows:,} turns in {seconds:.1f} s ({rows / seconds:,.0f}/s)")
             summary, old = [], []
             for i in range(args.reads + 20):
                 started = time.perf_counter()
-                result = await store.history(user, now=1e9, session_id=f"new-{i}")
+                result = await store.history(user, now=1e9, session_id=f"new-{i}", tenant=tenant)
                 summary.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
                 await _aggregate_everything(engine, tenant, user)
