@@ -10,6 +10,7 @@ Use::
 """
 
 from memory.sql.engine import SUPPORTED_SCHEMES, open_engine
+from memory.sql.handoffs import SqlHandoffOutbox
 from memory.sql.ledger import SqlTurnLedger
 from memory.sql.schema import downgrade_schema, schema_revision, upgrade_schema
 from memory.sql.store import SqlConversationStore
@@ -18,6 +19,7 @@ from memory.sql.writer import WriterConfig, WriterStats
 __all__ = [
     "SUPPORTED_SCHEMES",
     "SqlConversationStore",
+    "SqlHandoffOutbox",
     "SqlTurnLedger",
     "WriterConfig",
     "WriterStats",

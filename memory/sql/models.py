@@ -8,6 +8,10 @@ databases. Emotion readings and decisions hang off a turn one-to-one.
 writer adds each batch's new turns to, so a user's history summary reads a
 handful of rows however many turns the user has. Text columns hold redacted
 text, encrypted when a key is configured (`memory.sql.text`).
+
+`HandoffDeliveryRow` is the outbox of help-desk webhook deliveries
+(`memory.handoffs`); it has no foreign keys, since a handoff may be recorded
+before the writer has stored the session it comes from.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "DecisionRow",
     "EmotionRow",
     "FeedbackRow",
+    "HandoffDeliveryRow",
     "LedgerRow",
     "PolicyStateRow",
     "SessionMoodRow",
@@ -238,3 +243,32 @@ class LedgerRow(Base):
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[float] = mapped_column(Double(), default=0.0)
     first_seen: Mapped[float] = mapped_column(Double())
+
+
+class HandoffDeliveryRow(Base):
+    """A handoff document for the help desk's webhook, kept until delivered or given up.
+
+    `body` is the exact JSON posted (signed as is), encrypted when a key is configured.
+    """
+
+    __tablename__ = "handoff_deliveries"
+    __table_args__ = (
+        UniqueConstraint("delivery_id"),
+        # Claims: the pending deliveries that are due.
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))
+    trigger: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text())
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer())
+    next_attempt_at: Mapped[float] = mapped_column(Double())
+    last_status: Mapped[int | None] = mapped_column(Integer(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[float] = mapped_column(Double())
+    delivered_at: Mapped[float | None] = mapped_column(Double(), nullable=True)

@@ -51,8 +51,14 @@ async def test_upgrade_from_empty_builds_exactly_the_models(empty_engine: AsyncE
     await upgrade_schema(empty_engine)  # at head already: a no-op
 
 
-async def test_downgrade_one_step_and_back(empty_engine: AsyncEngine) -> None:
+async def test_downgrade_step_by_step_and_back(empty_engine: AsyncEngine) -> None:
     await upgrade_schema(empty_engine)
+    await downgrade_schema(empty_engine)
+    assert await schema_revision(empty_engine) == "0004"
+    async with empty_engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    assert "handoff_deliveries" not in tables
+    assert "turns" in tables
     await downgrade_schema(empty_engine)
     assert await schema_revision(empty_engine) == "0003"
     async with empty_engine.connect() as conn:
