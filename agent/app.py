@@ -85,7 +85,13 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         idle_timeout_s=settings.idle_timeout,
         redeliver_after_s=settings.redeliver_after,
     )
-    return GatewaySettings(host=settings.host, port=settings.port, limits=limits)
+    return GatewaySettings(
+        host=settings.host,
+        port=settings.port,
+        limits=limits,
+        default_tenant=settings.tenant,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
 
 def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:

@@ -8,10 +8,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.cli_parser import DEMO_USER, build_parser
 from agent.config import Settings, load_settings
@@ -32,6 +32,17 @@ Role = Callable[[Settings], AbstractAsyncContextManager["Running"]]
 def _settings(args: argparse.Namespace) -> Settings:
     names = set(Settings.model_fields)
     return load_settings(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _run_server(main: Coroutine[Any, Any, None]) -> None:
+    """Run a serving role on uvloop where it is installed (docs/benchmarks.md measures it)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def _run_until_signalled(
@@ -67,7 +78,7 @@ def _serve(settings: Settings) -> None:
         print(f"Chat with it:  {command} chat" + _chat_flags(settings, running.gateway.port))
         print("Stop with Ctrl+C.", flush=True)
 
-    asyncio.run(_run_until_signalled(embedded, settings, announce))
+    _run_server(_run_until_signalled(embedded, settings, announce))
 
 
 def _chat_flags(settings: Settings, port: int) -> str:
@@ -83,7 +94,7 @@ def _role(name: str, settings: Settings) -> None:
     from agent import app
 
     role: Role = app.gateway if name == "gateway" else app.worker
-    asyncio.run(_run_until_signalled(role, settings, lambda running: None))
+    _run_server(_run_until_signalled(role, settings, lambda running: None))
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> None:

@@ -7,40 +7,51 @@
 
 from __future__ import annotations
 
-import http
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
 import structlog
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.http11 import Request, Response
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import PlainTextResponse, Response
 
+from agent.gateway.http_errors import install_error_handlers
+from agent.gateway.http_server import serve_http
 from agent.metrics import Metrics
 
-__all__ = ["METRICS_CONTENT_TYPE", "probe_response", "serve_probes"]
+__all__ = ["METRICS_CONTENT_TYPE", "probe_router", "serve_probes"]
 
 METRICS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 _log = structlog.get_logger(__name__)
 
 
-def probe_response(
-    connection: ServerConnection, path: str, *, metrics: Metrics, ready: Callable[[], bool]
-) -> Response | None:
-    """The response for a probe path, or None for any other path."""
-    if path == "/healthz":
-        return connection.respond(http.HTTPStatus.OK, "ok\n")
-    if path == "/readyz":
+def probe_router(*, metrics: Metrics, ready: Callable[[], bool]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", response_class=PlainTextResponse, summary="Liveness")
+    async def healthz() -> str:
+        """200 while the process serves."""
+        return "ok\n"
+
+    @router.get(
+        "/readyz",
+        response_class=PlainTextResponse,
+        summary="Readiness",
+        responses={503: {"description": "not ready"}},
+    )
+    async def readyz() -> PlainTextResponse:
+        """200 when the process can take traffic, else 503."""
         if _is_ready(ready):
-            return connection.respond(http.HTTPStatus.OK, "ready\n")
-        return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
-    if path == "/metrics":
-        response = connection.respond(http.HTTPStatus.OK, metrics.render().decode("utf-8"))
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = METRICS_CONTENT_TYPE
-        return response
-    return None
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("not ready\n", status_code=503)
+
+    @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        """The Prometheus text exposition of this process's metrics."""
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return router
 
 
 def _is_ready(ready: Callable[[], bool]) -> bool:
@@ -56,16 +67,9 @@ async def serve_probes(
     host: str, port: int, *, metrics: Metrics, ready: Callable[[], bool]
 ) -> AsyncIterator[int]:
     """Answer the probe paths on `host:port` (404 elsewhere); yields the bound port."""
-
-    def answer(connection: ServerConnection, request: Request) -> Response:
-        path = request.path.partition("?")[0]
-        found = probe_response(connection, path, metrics=metrics, ready=ready)
-        return found or connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-
-    async def refuse(connection: ServerConnection) -> None:
-        await connection.close()
-
-    async with serve(refuse, host, port, process_request=answer) as server:
-        bound = int(server.sockets[0].getsockname()[1])
-        _log.info("probes listening", host=host, port=bound)
-        yield bound
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(probe_router(metrics=metrics, ready=ready))
+    async with serve_http(app, host, port) as listening:
+        _log.info("probes listening", host=host, port=listening.port)
+        yield listening.port

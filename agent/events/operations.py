@@ -62,7 +62,10 @@ class SessionOpened:
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class TurnSummary:
-    """One turn as staff see it, once its reply ended: the message, the reply, the reading."""
+    """One turn as staff see it, once its reply ended: the message, the reply, the reading.
+
+    `error` is the pipeline's code when the turn failed instead (no reply).
+    """
 
     type: Literal["turn_summary"] = "turn_summary"
     v: Version = EVENT_VERSION
@@ -82,6 +85,7 @@ class TurnSummary:
     strategy: Strategy | None = None
     policy: Annotated[str, Field(max_length=64)] | None = None
     handoff: Reason | None = None
+    error: Annotated[str, Field(max_length=64)] | None = None
     at: float
 
 

@@ -182,10 +182,14 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True, kw_only=True, config=STRICT)
 class Cancel:
-    """Stop the reply to `turn_id`, streaming or not yet started."""
+    """Stop the reply to `turn_id`, streaming or not yet started.
+
+    `reason`: the user sent a new message (barge-in), the client asked (or went
+    away), or a person took the session over.
+    """
 
     type: Literal["cancel"] = "cancel"
     v: Version = EVENT_VERSION
     session_id: Id
     turn_id: Id
-    reason: Literal["barge_in", "client"]
+    reason: Literal["barge_in", "client", "takeover"]

@@ -1,6 +1,7 @@
-"""The WebSocket gateway: wire protocol v1, token auth, limits, health and metrics endpoints.
+"""The client-facing server: one port for the WebSocket protocol, the HTTP APIs, the pages
+and the health and metrics probes; token and API-key authentication; limits.
 
-`serve_gateway` is the entry point; docs/protocol.md describes the protocol.
+`serve_gateway` is the entry point; docs/protocol.md describes the WebSocket protocol.
 """
 
 from agent.gateway.auth import TokenAuthority, load_or_create_secret

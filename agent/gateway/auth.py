@@ -1,14 +1,19 @@
 """Bearer tokens for the gateway: HS256 JWTs whose `sub` claim is the user id.
 
 The user id a session acts for comes only from a verified token, never from a
-client payload.
+client payload. A token may also name the user's tenant (`tenant`, else the
+server's default tenant) and a role: `user` (the default) talks to the agent,
+`operator` is staff, for the operator console and its API.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
@@ -20,7 +25,10 @@ __all__ = [
     "DEFAULT_TTL_S",
     "MIN_SECRET_BYTES",
     "SECRET_FILE",
+    "Principal",
+    "Role",
     "TokenAuthority",
+    "check_tenant",
     "load_or_create_secret",
 ]
 
@@ -30,6 +38,21 @@ SECRET_FILE: Final = "secret.key"
 DEFAULT_TTL_S: Final = 3600.0
 MAX_TOKEN_CHARS: Final = 4096
 MAX_USER_ID_CHARS: Final = 128
+_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class Role(StrEnum):
+    USER = "user"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified credential speaks for; `tenant` None means the server's default."""
+
+    user_id: str
+    tenant: str | None = None
+    role: Role = Role.USER
 
 
 class TokenAuthority:
@@ -56,17 +79,31 @@ class TokenAuthority:
     def __repr__(self) -> str:
         return "TokenAuthority(<secret>)"
 
-    def issue(self, user_id: str, *, ttl_s: float = DEFAULT_TTL_S, now: float | None = None) -> str:
+    def issue(
+        self,
+        user_id: str,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        now: float | None = None,
+        tenant: str | None = None,
+        role: Role = Role.USER,
+    ) -> str:
         """A token for `user_id` valid for `ttl_s` seconds from `now` (default: the clock)."""
         _check_user_id(user_id, error=ValueError)
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s!r}")
+        if tenant is not None:
+            check_tenant(tenant, error=ValueError)
         issued = time.time() if now is None else now
-        claims = {"sub": user_id, "iat": int(issued), "exp": int(issued + ttl_s)}
+        claims: dict[str, object] = {"sub": user_id, "iat": int(issued), "exp": int(issued + ttl_s)}
+        if tenant is not None:
+            claims["tenant"] = tenant
+        if role is not Role.USER:
+            claims["role"] = role.value
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str) -> str:
-        """The user id a valid token names; raises `AuthError` saying why it is not valid."""
+    def verify(self, token: str) -> Principal:
+        """Whom a valid token names; raises `AuthError` saying why it is not valid."""
         if not token:
             raise AuthError("token is empty")
         if len(token) > MAX_TOKEN_CHARS:
@@ -94,7 +131,20 @@ class TokenAuthority:
         user_id = claims.get("sub")
         _check_user_id(user_id, error=AuthError)
         assert isinstance(user_id, str)
-        return user_id
+        tenant = claims.get("tenant")
+        if tenant is not None:
+            check_tenant(tenant, error=AuthError)
+        try:
+            role = Role(claims.get("role", Role.USER.value))
+        except ValueError:
+            raise AuthError("token has an unknown role") from None
+        return Principal(user_id, tenant, role)
+
+
+def check_tenant(tenant: object, *, error: type[Exception]) -> None:
+    """Refuse a tenant name that is not 1-64 characters of A-Z a-z 0-9 _ . -."""
+    if not isinstance(tenant, str) or _TENANT.fullmatch(tenant) is None:
+        raise error("a tenant is 1-64 characters of A-Z a-z 0-9 _ . -")
 
 
 def _check_user_id(user_id: object, *, error: type[Exception]) -> None:

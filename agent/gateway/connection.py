@@ -1,12 +1,13 @@
 """One client session over one WebSocket connection: the asyncio adapter.
 
 The protocol logic lives in `agent.gateway.protocol` (parsing, message
-building, `SessionCore`); this module only moves frames and events:
+building) and `SessionCore`; the traffic with the bus in `SessionRelay`. This
+module only moves frames:
 
 * authenticate (handshake token, or a `hello` frame within `hello_timeout_s`);
-* subscribe to the session's reply topic, then send `ready`;
-* in one `asyncio.TaskGroup`: read client frames (rate limit, parse, publish),
-  pump reply events into the outbox, and send the outbox in order.
+* enter the relay (subscribed to the session's replies), then send `ready`;
+* in one `asyncio.TaskGroup`: read client frames (rate limit, parse, act), pump
+  reply events into the outbox, and send the outbox in order.
 
 Overflow policy: the outbox is bounded; producers wait, so a client that does
 not read backs up its bus subscription, which is then cut off (`overloaded`,
@@ -23,14 +24,11 @@ from dataclasses import dataclass
 from typing import Final
 
 import structlog
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from agent import topics
-from agent.bus.base import EventBus, Subscription
-from agent.errors import AuthError, BusClosedError, BusError, BusOverflowError
-from agent.gateway.auth import TokenAuthority
+from agent.bus.base import EventBus
+from agent.errors import AuthError, BusError
+from agent.gateway.auth import Principal, Role, TokenAuthority
 from agent.gateway.limits import ConnectionLimits, TokenBucket
 from agent.gateway.protocol import (
     CancelMessage,
@@ -41,52 +39,115 @@ from agent.gateway.protocol import (
     ServerMessage,
     UserMessage,
     WireError,
-    encode_message,
+    encode_text,
     error_message,
-    feedback_ack,
     parse_frame,
     ready_message,
 )
-from agent.gateway.session import ReplyEvent, SessionCore
+from agent.gateway.relay import CLOSE_GOING_AWAY, Ending, SessionRelay
+from agent.gateway.roster import Availability
+from agent.gateway.session import SessionCore
 from agent.metrics import Metrics
 
-__all__ = ["serve_connection"]
+__all__ = ["CLOSE_UNAUTHORIZED", "SessionEnds", "serve_connection"]
 
 _log = structlog.get_logger(__name__)
 
-CLOSE_UNAUTHORIZED: Final = CloseCode.POLICY_VIOLATION  # 1008
-CLOSE_OVERLOADED: Final = CloseCode.TRY_AGAIN_LATER  # 1013
-CLOSE_GOING_AWAY: Final = CloseCode.GOING_AWAY  # 1001
+CLOSE_UNAUTHORIZED: Final = 1008
+CLOSE_INTERNAL: Final = 1011
+
+_FRAME_KINDS: Final[dict[type, str]] = {
+    Hello: "hello",
+    UserMessage: "user_message",
+    FeedbackMessage: "feedback",
+    CancelMessage: "cancel",
+}
 
 
-@dataclass(frozen=True, slots=True)
-class _Close:
-    code: int
-    reason: str
+class _Closed(Exception):
+    """The client's side of the connection is gone."""
 
 
-_Outgoing = ServerMessage | _Close
+class _Socket:
+    """The few things a session does with its WebSocket, with disconnects as `_Closed`."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def recv(self) -> str | bytes:
+        try:
+            message = await self._ws.receive()
+        except WebSocketDisconnected:
+            raise _Closed from None
+        if message["type"] == "websocket.disconnect":
+            raise _Closed
+        text: str | None = message.get("text")
+        if text is not None:
+            return text
+        data: bytes = message.get("bytes") or b""
+        return data
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send({"type": "websocket.send", "text": text})
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError):
+            raise _Closed from None
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await self._ws.close(code, reason)
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError, RuntimeError):
+            return
+
+    async def wait_closed(self) -> None:
+        """Read until the client is gone (after a close the server sent)."""
+        try:
+            while True:
+                await self.recv()
+        except _Closed:
+            return
+
+
+class SessionEnds:
+    """Lets the gateway end a session from outside (when it shuts down)."""
+
+    __slots__ = ("ending", "requested")
+
+    def __init__(self) -> None:
+        self.ending: Ending | None = None
+        self.requested = asyncio.Event()
+
+    def request(self, ending: Ending) -> None:
+        """End the session with `ending` after what is queued for the client."""
+        if self.ending is None:
+            self.ending = ending
+            self.requested.set()
 
 
 async def serve_connection(
-    websocket: ServerConnection,
+    websocket: WebSocket,
     *,
     bus: EventBus,
     authority: TokenAuthority,
     metrics: Metrics,
     limits: ConnectionLimits,
-    user_id: str | None = None,
+    default_tenant: str,
+    workers: Callable[[], Availability],
+    ends: SessionEnds,
+    principal: Principal | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
 ) -> None:
-    """Serve one client until the connection closes.
+    """Serve one accepted client until the connection closes.
 
-    `user_id` is set when the handshake carried a valid token; otherwise the
-    first frame must be `hello` with one. Safe to cancel: the session's
-    tasks are cancelled with it and its subscription ends.
+    `principal` is set when the handshake carried a valid token; otherwise the
+    first frame must be `hello` with one. Safe to cancel: the session's tasks
+    are cancelled with it and its subscription ends.
     """
     session = _Session(
-        websocket,
+        _Socket(websocket),
         bus=bus,
         authority=authority,
         metrics=metrics,
@@ -94,13 +155,18 @@ async def serve_connection(
         clock=clock,
         wall_clock=wall_clock,
     )
-    await session.run(user_id)
+    await session.run(principal, default_tenant=default_tenant, workers=workers, ends=ends)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    reason: str
 
 
 class _Session:
     def __init__(
         self,
-        websocket: ServerConnection,
+        socket: _Socket,
         *,
         bus: EventBus,
         authority: TokenAuthority,
@@ -109,37 +175,51 @@ class _Session:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
     ) -> None:
-        self._ws = websocket
+        self._ws = socket
         self._bus = bus
         self._authority = authority
         self._metrics = metrics
         self._limits = limits
         self._clock = clock
         self._wall_clock = wall_clock
-        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(limits.outbox)
-        self._reply_wait: asyncio.Timeout | None = None
+        self._outbox: asyncio.Queue[ServerMessage | Ending] = asyncio.Queue(limits.outbox)
         self._log = _log
 
-    async def run(self, user_id: str | None) -> None:
-        if user_id is None:
-            user_id = await self._authenticate()
-            if user_id is None:
+    async def run(
+        self,
+        principal: Principal | None,
+        *,
+        default_tenant: str,
+        workers: Callable[[], Availability],
+        ends: SessionEnds,
+    ) -> None:
+        if principal is None:
+            principal = await self._authenticate()
+            if principal is None:
                 return
         session_id = secrets.token_hex(16)
         self._log = _log.bind(session_id=session_id)
         self._log.info("session started")
-        self._log.debug("session user", user_id=user_id)
         core = SessionCore(
             session_id=session_id,
-            user_id=user_id,
+            user_id=principal.user_id,
+            tenant=principal.tenant or default_tenant,
             remembered_turns=self._limits.remembered_turns,
         )
+        relay = SessionRelay(
+            self._bus,
+            core,
+            limits=self._limits,
+            metrics=self._metrics,
+            channel="ws",
+            deliver=self._outbox.put,
+            workers=workers,
+            clock=self._wall_clock,
+        )
         try:
-            async with self._bus.subscribe(
-                topics.reply(session_id), max_queued=self._limits.reply_queue
-            ) as subscription:
-                self._outbox.put_nowait(ready_message(session_id, user_id))
-                await self._run_tasks(core, subscription)
+            async with relay:
+                self._outbox.put_nowait(ready_message(session_id, core.user_id))
+                await self._run_tasks(relay, ends)
         except BusError:
             self._log.warning("bus unavailable for the session", exc_info=True)
             await self._fail(ErrorCode.INTERNAL, "the service is unavailable; try again later")
@@ -149,20 +229,26 @@ class _Session:
         finally:
             self._log.info("session ended")
 
-    async def _run_tasks(self, core: SessionCore, subscription: Subscription) -> None:
+    async def _run_tasks(self, relay: SessionRelay, ends: SessionEnds) -> None:
         async with asyncio.TaskGroup() as tasks:
             sender = tasks.create_task(self._send_outbox())
-            pump = tasks.create_task(self._pump_replies(core, subscription))
+            pump = tasks.create_task(relay.pump())
+            ender = tasks.create_task(self._end_when_asked(ends))
             try:
-                await self._read_frames(core)
+                await self._read_frames(relay)
             finally:
                 sender.cancel()
                 pump.cancel()
+                ender.cancel()
+
+    async def _end_when_asked(self, ends: SessionEnds) -> None:
+        await ends.requested.wait()
+        await self._outbox.put(ends.ending or Ending(CLOSE_GOING_AWAY, "server shutting down"))
 
     # Authentication
 
-    async def _authenticate(self) -> str | None:
-        """The user id of a valid `hello`, or None after refusing the client."""
+    async def _authenticate(self) -> Principal | None:
+        """Whom a valid `hello` names, or None after refusing the client."""
         timeout = self._limits.hello_timeout_s
         try:
             async with asyncio.timeout(timeout):
@@ -170,7 +256,7 @@ class _Session:
         except TimeoutError:
             await self._refuse(f"send hello with a token within {timeout:g} s")
             return None
-        except ConnectionClosed:
+        except _Closed:
             return None
         try:
             message = parse_frame(frame, max_bytes=self._limits.soft_frame_bytes)
@@ -180,20 +266,27 @@ class _Session:
         if not isinstance(message, Hello) or message.token is None:
             await self._refuse("the first message must be hello with a token")
             return None
-        try:
-            return self._authority.verify(message.token)
-        except AuthError as exc:
-            await self._refuse(str(exc))
+        verified = self._verify(message.token)
+        if isinstance(verified, _Refusal):
+            await self._refuse(verified.reason)
             return None
+        return verified
+
+    def _verify(self, token: str) -> Principal | _Refusal:
+        try:
+            principal = self._authority.verify(token)
+        except AuthError as exc:
+            return _Refusal(str(exc))
+        if principal.role is not Role.USER:
+            return _Refusal("an operator token does not open a user's session")
+        return principal
 
     async def _refuse(self, reason: str) -> None:
         self._log.info("client refused", code=ErrorCode.UNAUTHORIZED.value)
         self._metrics.errors.labels(ErrorCode.UNAUTHORIZED.value).inc()
         try:
-            await self._ws.send(
-                encode_message(error_message(ErrorCode.UNAUTHORIZED, reason)), text=True
-            )
-        except ConnectionClosed:
+            await self._ws.send(encode_text(error_message(ErrorCode.UNAUTHORIZED, reason)))
+        except _Closed:
             return
         await self._ws.close(CLOSE_UNAUTHORIZED, "unauthorized")
 
@@ -201,14 +294,14 @@ class _Session:
         """Tell the client the session cannot go on, and close (1011)."""
         self._metrics.errors.labels(code.value).inc()
         try:
-            await self._ws.send(encode_message(error_message(code, message)), text=True)
-        except ConnectionClosed:
+            await self._ws.send(encode_text(error_message(code, message)))
+        except _Closed:
             return
-        await self._ws.close(CloseCode.INTERNAL_ERROR, code.value)
+        await self._ws.close(CLOSE_INTERNAL, code.value)
 
     # Client frames
 
-    async def _read_frames(self, core: SessionCore) -> None:
+    async def _read_frames(self, relay: SessionRelay) -> None:
         limits = self._limits
         bucket = TokenBucket(rate_per_s=limits.rate_per_s, burst=limits.burst, now=self._clock())
         while True:
@@ -217,9 +310,10 @@ class _Session:
                     frame = await self._ws.recv()
             except TimeoutError:
                 self._log.info("closing idle connection")
-                await self._ws.close(CLOSE_GOING_AWAY, "idle")
+                await self._outbox.put(Ending(CLOSE_GOING_AWAY, "idle"))
+                await self._ws.wait_closed()
                 return
-            except ConnectionClosed:
+            except _Closed:
                 return
             if not bucket.allow(self._clock()):
                 self._metrics.frames.labels("rate_limited").inc()
@@ -232,24 +326,21 @@ class _Session:
                 await self._send_error(exc.code, exc.message, turn_id=exc.turn_id)
                 continue
             self._count_frame(message)
-            if not await self._handle(core, message):
+            if not await self._handle(relay, message):
                 return
 
-    async def _handle(self, core: SessionCore, message: ClientMessage) -> bool:
+    async def _handle(self, relay: SessionRelay, message: ClientMessage) -> bool:
         """Act on one client message; False once the connection must end."""
         try:
             match message:
                 case UserMessage():
-                    await self._accept_turn(core, message)
+                    await relay.submit(message)
                 case CancelMessage():
-                    for cancel in core.cancel():
-                        await self._bus.publish(topics.cancel(core.session_id), cancel)
+                    await relay.cancel()
                 case FeedbackMessage():
-                    feedback = core.feedback(message)
-                    await self._bus.publish(topics.feedback(core.session_id), feedback)
-                    await self._outbox.put(feedback_ack(message.turn_id))
+                    await relay.feedback(message)
                 case Hello(token=token):
-                    return await self._hello_again(core, token)
+                    return await self._hello_again(relay.core, token)
         except WireError as exc:
             await self._send_error(exc.code, exc.message, turn_id=exc.turn_id)
         except BusError:
@@ -260,24 +351,13 @@ class _Session:
             )
         return True
 
-    async def _accept_turn(self, core: SessionCore, message: UserMessage) -> None:
-        cancels, turn = core.user_message(message, now=self._wall_clock())
-        log = self._log.bind(turn_id=turn.turn_id)
-        for cancel in cancels:
-            log.info("barge-in", cancelled=cancel.turn_id)
-            await self._bus.publish(topics.cancel(core.session_id), cancel)
-        await self._bus.publish(topics.turn(core.session_id), turn)
-        log.info("turn published", seq=turn.seq, chars=len(turn.text))
-        self._arm_redelivery(core)
-
     async def _hello_again(self, core: SessionCore, token: str | None) -> bool:
         if token is not None:
-            try:
-                user_id = self._authority.verify(token)
-            except AuthError as exc:
-                await self._queue_refusal(str(exc))
+            verified = self._verify(token)
+            if isinstance(verified, _Refusal):
+                await self._queue_refusal(verified.reason)
                 return False
-            if user_id != core.user_id:
+            if verified.user_id != core.user_id:
                 await self._queue_refusal("the token names a different user")
                 return False
         await self._outbox.put(ready_message(core.session_id, core.user_id))
@@ -286,7 +366,7 @@ class _Session:
     async def _queue_refusal(self, reason: str) -> None:
         self._metrics.errors.labels(ErrorCode.UNAUTHORIZED.value).inc()
         await self._outbox.put(error_message(ErrorCode.UNAUTHORIZED, reason))
-        await self._outbox.put(_Close(CLOSE_UNAUTHORIZED, "unauthorized"))
+        await self._outbox.put(Ending(CLOSE_UNAUTHORIZED, "unauthorized"))
         await self._ws.wait_closed()
 
     async def _send_error(self, code: str, message: str, *, turn_id: str | None = None) -> None:
@@ -295,84 +375,17 @@ class _Session:
         await self._outbox.put(error_message(code, message, turn_id=turn_id))
 
     def _count_frame(self, message: ClientMessage | None) -> None:
-        kind = {
-            Hello: "hello",
-            UserMessage: "user_message",
-            FeedbackMessage: "feedback",
-            CancelMessage: "cancel",
-        }.get(type(message), "invalid")
-        self._metrics.frames.labels(kind).inc()
+        self._metrics.frames.labels(_FRAME_KINDS.get(type(message), "invalid")).inc()
 
     # Server messages
-
-    async def _pump_replies(self, core: SessionCore, subscription: Subscription) -> None:
-        try:
-            while True:
-                try:
-                    async with asyncio.timeout(None) as self._reply_wait:
-                        self._arm_redelivery(core)
-                        delivery = await subscription.get()
-                except TimeoutError:
-                    await self._redeliver(core)
-                    continue
-                finally:
-                    self._reply_wait = None
-                event = delivery.event
-                if not isinstance(event, ReplyEvent):
-                    continue
-                message = core.server_message(event, now=self._wall_clock())
-                if message is not None:
-                    await self._outbox.put(message)
-        except BusClosedError:
-            pass
-        except BusOverflowError:
-            self._log.warning("reply subscription overflowed; closing")
-            self._metrics.errors.labels(ErrorCode.OVERLOADED.value).inc()
-            await self._outbox.put(
-                error_message(ErrorCode.OVERLOADED, "replies arrived faster than they were read")
-            )
-            await self._outbox.put(_Close(CLOSE_OVERLOADED, "overloaded"))
-            return
-        # The bus ended the subscription: it is shutting down.
-        await self._outbox.put(_Close(CLOSE_GOING_AWAY, "shutting down"))
-
-    def _arm_redelivery(self, core: SessionCore) -> None:
-        """Let the wait for replies end when the oldest turn becomes overdue."""
-        due = core.redelivery_due(self._limits.redeliver_after_s)
-        wait = self._reply_wait
-        if due is not None and wait is not None and not wait.expired():
-            loop_time = asyncio.get_running_loop().time()
-            wait.reschedule(loop_time + max(0.0, due - self._wall_clock()))
-
-    async def _redeliver(self, core: SessionCore) -> None:
-        """Publish an unanswered turn again, or give up on it after the last attempt."""
-        limits = self._limits
-        overdue = core.overdue(
-            now=self._wall_clock(),
-            after=limits.redeliver_after_s,
-            attempts=limits.redeliver_attempts,
-        )
-        if isinstance(overdue, str):
-            self._log.error("no worker answered the turn", turn_id=overdue)
-            await self._send_error(
-                ErrorCode.TURN_TIMEOUT,
-                "no reply came for this message; send it again",
-                turn_id=overdue,
-            )
-        elif overdue is not None:
-            self._log.warning("publishing an unanswered turn again", turn_id=overdue.turn_id)
-            try:
-                await self._bus.publish(topics.turn(core.session_id), overdue)
-            except BusError:
-                self._log.warning("re-publishing failed", exc_info=True)
 
     async def _send_outbox(self) -> None:
         while True:
             item = await self._outbox.get()
-            if isinstance(item, _Close):
+            if isinstance(item, Ending):
                 await self._ws.close(item.code, item.reason)
                 return
             try:
-                await self._ws.send(encode_message(item), text=True)
-            except ConnectionClosed:
+                await self._ws.send(encode_text(item))
+            except _Closed:
                 return

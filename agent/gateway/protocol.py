@@ -46,12 +46,15 @@ __all__ = [
     "ServerMessage",
     "UserMessage",
     "WireError",
+    "agent_message",
     "encode_message",
+    "encode_text",
     "error_message",
     "event_message",
     "feedback_ack",
     "parse_frame",
     "ready_message",
+    "takeover_message",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -78,6 +81,7 @@ class ErrorCode(StrEnum):
     OVERLOADED = "overloaded"
     INTERNAL = "internal"
     TURN_TIMEOUT = "turn_timeout"
+    UNAVAILABLE = "unavailable"
 
 
 # Client messages
@@ -294,6 +298,16 @@ def feedback_ack(turn_id: str) -> ServerMessage:
     return {"type": "feedback_ack", "turn_id": turn_id}
 
 
+def takeover_message(agent: str, *, active: bool) -> ServerMessage:
+    """A person joined the conversation (`active`), or left it to the bot again."""
+    return {"type": "takeover", "agent": agent, "active": active}
+
+
+def agent_message(agent: str, message_id: str, text: str) -> ServerMessage:
+    """What the person who took the conversation over says."""
+    return {"type": "agent_message", "id": message_id, "agent": agent, "text": text}
+
+
 def event_message(event: Event) -> ServerMessage | None:
     """The server message for a bus event, or None for events clients never see."""
     match event:
@@ -355,13 +369,17 @@ def _finite(value: float) -> float | None:
     return value if value - value == 0.0 else None  # inf - inf and nan - nan are nan
 
 
-def encode_message(message: ServerMessage) -> bytes:
-    """Compact UTF-8 JSON for a text frame; escapes what UTF-8 cannot carry."""
+def encode_text(message: ServerMessage) -> str:
+    """Compact JSON for a text frame; escapes what UTF-8 cannot carry (lone surrogates)."""
     text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate in some string: escape everything
-        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("ascii")
+    if text.isascii() or _valid_unicode(text):
+        return text
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def encode_message(message: ServerMessage) -> bytes:
+    """`encode_text` as UTF-8 bytes."""
+    return encode_text(message).encode("utf-8")
 
 
 # One session's turn bookkeeping

@@ -2,8 +2,8 @@
 
 `SessionCore` numbers turns, knows which turn is in flight (for barge-in and
 `cancel`), rejects duplicate ids and feedback for foreign turns, drops every
-event of a turn once it ended, and says when an unanswered turn is due to be
-published again.
+event of a turn once it ended, says when an unanswered turn is due to be
+published again, and knows whether a person has taken the session over.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Literal
 
 from agent.errors import WireError
 from agent.events import (
+    AgentMessage,
     Cancel,
     DecisionMade,
     EmotionRead,
@@ -22,6 +23,7 @@ from agent.events import (
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    Takeover,
     TurnFailed,
     UserTurn,
 )
@@ -30,7 +32,9 @@ from agent.gateway.protocol import (
     FeedbackMessage,
     ServerMessage,
     UserMessage,
+    agent_message,
     event_message,
+    takeover_message,
 )
 
 __all__ = ["ReplyEvent", "SessionCore"]
@@ -66,11 +70,22 @@ class SessionCore:
     Turns are numbered 1, 2, ... in arrival order. A turn is in flight from
     `user_message` until its `ReplyEnded` or `TurnFailed`. The last
     `remembered_turns` turn ids are kept for duplicate and feedback checks.
+    While a person has the session (`agent`), turns go out marked for them:
+    the workers read and keep them, and the bot does not answer.
     """
 
-    def __init__(self, *, session_id: str, user_id: str, remembered_turns: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        tenant: str = "default",
+        remembered_turns: int = 10_000,
+    ) -> None:
         self.session_id = session_id
         self.user_id = user_id
+        self.tenant = tenant
+        self.agent: str | None = None
         self._seq = 0
         self._turns = _Recent(remembered_turns)
         self._ended = _Recent(remembered_turns)
@@ -109,6 +124,8 @@ class SessionCore:
             text=message.text,
             sent_at=now,
             signals=message.signals,
+            tenant=self.tenant,
+            human_agent=self.agent,
         )
         self._in_flight[message.id] = _InFlight(turn)
         self._last_activity = now
@@ -131,7 +148,21 @@ class SessionCore:
             user_id=self.user_id,
             turn_id=message.turn_id,
             score=message.score,
+            tenant=self.tenant,
         )
+
+    def takeover(self, event: Takeover) -> tuple[ServerMessage, list[Cancel]]:
+        """A person takes the session over or gives it back: the client's message, and
+        the `Cancel`s of the bot's replies in flight when the person arrives."""
+        if event.active:
+            self.agent = event.agent
+            return takeover_message(event.agent, active=True), self._cancel_in_flight("takeover")
+        self.agent = None
+        return takeover_message(event.agent, active=False), []
+
+    def agent_message(self, event: AgentMessage, *, now: float) -> ServerMessage:
+        self._last_activity = now
+        return agent_message(event.agent, event.message_id, event.text)
 
     def server_message(self, event: ReplyEvent, *, now: float) -> ServerMessage | None:
         """The message to forward for a reply-topic event, or None to drop it.
@@ -177,7 +208,7 @@ class SessionCore:
         self._ended.add(turn_id)
         self._in_flight.pop(turn_id, None)
 
-    def _cancel_in_flight(self, reason: Literal["barge_in", "client"]) -> list[Cancel]:
+    def _cancel_in_flight(self, reason: Literal["barge_in", "client", "takeover"]) -> list[Cancel]:
         cancels = [
             Cancel(session_id=self.session_id, turn_id=turn_id, reason=reason)
             for turn_id, flight in self._in_flight.items()

@@ -61,7 +61,7 @@ def test_token_is_valid_for_the_data_dirs_secret(tmp_path: Path) -> None:
     result = _run("token", "--user", "alice", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     secret = (tmp_path / "secret.key").read_bytes()
-    assert TokenAuthority(secret).verify(result.stdout.strip()) == "alice"
+    assert TokenAuthority(secret).verify(result.stdout.strip()).user_id == "alice"
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
@@ -262,6 +262,6 @@ def test_the_data_commands_export_rotate_forget_and_purge(tmp_path: Path) -> Non
     assert json.loads(forgotten.stdout)["deleted"]["turns"] == 1
     assert _run("users", "forget", "bob", *data).returncode == 2
 
-    assert "-> 0003" in _run("db", "downgrade", *data).stdout
+    assert "0005 -> 0004" in _run("db", "downgrade", *data).stdout
     assert "behind" in _run("db", "current", *data).stdout
-    assert "0003 -> 0004" in _run("db", "upgrade", *data).stdout
+    assert "0004 -> 0005" in _run("db", "upgrade", *data).stdout

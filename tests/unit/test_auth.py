@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from agent.errors import AuthError, ConfigError
-from agent.gateway.auth import TokenAuthority, load_or_create_secret
+from agent.gateway.auth import Role, TokenAuthority, load_or_create_secret
 
 SECRET = b"s" * 32
 OTHER = b"o" * 32
@@ -18,8 +18,8 @@ OTHER = b"o" * 32
 
 def test_issue_then_verify_returns_the_user() -> None:
     authority = TokenAuthority(SECRET)
-    assert authority.verify(authority.issue("user-1")) == "user-1"
-    assert authority.verify(authority.issue("用户@example.com")) == "用户@example.com"
+    assert authority.verify(authority.issue("user-1")).user_id == "user-1"
+    assert authority.verify(authority.issue("用户@example.com")).user_id == "用户@example.com"
 
 
 def test_expired_token() -> None:
@@ -31,7 +31,7 @@ def test_expired_token() -> None:
 
 def test_leeway_tolerates_skew() -> None:
     token = TokenAuthority(SECRET).issue("u", ttl_s=60, now=time.time() - 90)
-    assert TokenAuthority(SECRET, leeway_s=600).verify(token) == "u"
+    assert TokenAuthority(SECRET, leeway_s=600).verify(token).user_id == "u"
 
 
 def test_token_signed_with_another_secret_is_rejected() -> None:
@@ -110,10 +110,33 @@ def test_secret_is_created_once_with_mode_0600(tmp_path: Path) -> None:
     assert (again, created_again) == (secret, False)
     assert sorted(p.name for p in data_dir.iterdir()) == ["secret.key"]
     authority = TokenAuthority(again)
-    assert authority.verify(TokenAuthority(secret).issue("u")) == "u"
+    assert authority.verify(TokenAuthority(secret).issue("u")).user_id == "u"
 
 
 def test_short_secret_file_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "secret.key").write_bytes(b"too short")
     with pytest.raises(ConfigError, match="delete it"):
         load_or_create_secret(tmp_path)
+
+
+def test_tenant_and_role_travel_in_the_token() -> None:
+    authority = TokenAuthority(SECRET)
+    plain = authority.verify(authority.issue("u"))
+    assert (plain.tenant, plain.role) == (None, Role.USER)
+    staff = authority.verify(authority.issue("dana", tenant="acme", role=Role.OPERATOR))
+    assert (staff.user_id, staff.tenant, staff.role) == ("dana", "acme", Role.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"tenant": "no/slashes"}, {"tenant": ""}, {"tenant": 7}, {"role": "admin"}],
+)
+def test_a_bad_tenant_or_role_claim_is_refused(claims: dict[str, object]) -> None:
+    token = jwt.encode({"sub": "u", "exp": time.time() + 60, **claims}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError):
+        TokenAuthority(SECRET).verify(token)
+
+
+def test_issue_refuses_a_bad_tenant() -> None:
+    with pytest.raises(ValueError, match="tenant"):
+        TokenAuthority(SECRET).issue("u", tenant="a b")

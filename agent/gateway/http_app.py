@@ -1,0 +1,48 @@
+"""The gateway's ASGI app: every route of the one port, and how errors look on it.
+
+Routes come from their own modules (`/ws`, the probes, and the HTTP APIs and
+pages when the gateway has them); this module puts them together with the
+OpenAPI schema (`/openapi.json`), its docs page (`/docs`), bounded bodies and
+JSON errors in the OpenAI shape for every path, unknown paths and wrong
+methods included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
+
+from agent import __version__
+from agent.gateway.body_limit import BodyLimit
+from agent.gateway.http_errors import install_error_handlers
+
+__all__ = ["build_app"]
+
+_DESCRIPTION = """\
+Heartline's HTTP surface. One port carries the WebSocket protocol (`/ws`,
+docs/protocol.md), an OpenAI-compatible chat API (`/v1/chat/completions`,
+`/v1/models`), batch emotion analysis (`/v1/emotion`), the web chat (`/`), the
+operator console (`/operator`) and its API, and the health and metrics probes.
+
+Authenticate with `Authorization: Bearer <credential>`: a user token from
+`heartline token --user NAME`, an API key from `HEARTLINE_API_KEYS` (OpenAI API,
+emotion API), or an operator token from `heartline token --operator NAME`.
+Errors are JSON in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+
+def build_app(routers: Sequence[APIRouter], *, max_body_bytes: int) -> FastAPI:
+    app = FastAPI(
+        title="Heartline",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,121 @@
+"""An ASGI app served by uvicorn inside the caller's event loop, for an `async with` block.
+
+uvicorn runs HTTP/1.1 with httptools where it is installed (h11 otherwise) and
+WebSocket with the websockets library's sans-I/O protocol. The socket is bound
+here, so a port in use is an `OSError` for the caller and port 0 tells the
+caller which port it got. Signals stay the caller's: uvicorn installs none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["HttpServerSettings", "Listening", "serve_http"]
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpServerSettings:
+    """uvicorn's settings that Heartline sets; every timeout and limit finite."""
+
+    # Limits
+    ws_max_bytes: int = 1024 * 1024
+    """A larger WebSocket frame closes the connection with 1009."""
+    backlog: int = 2048
+    # Timeouts
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    keep_alive_s: float = 5.0
+    """Seconds an idle HTTP keep-alive connection stays open."""
+    shutdown_s: float = 10.0
+    """Seconds requests still running at shutdown get before they are cancelled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    host: str
+    port: int
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the embedding process owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return uvicorn.Config(
+        app,
+        http=http,
+        ws="websockets-sansio",
+        lifespan="off",
+        loop="none",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        headers=[("server", "heartline")],
+        ws_max_size=settings.ws_max_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
+        ws_per_message_deflate=True,
+        timeout_keep_alive=int(max(1, settings.keep_alive_s)),
+        timeout_graceful_shutdown=int(max(1, settings.shutdown_s)),
+        backlog=settings.backlog,
+    )
+
+
+@asynccontextmanager
+async def serve_http(
+    app: ASGIApp, host: str, port: int, settings: HttpServerSettings | None = None
+) -> AsyncIterator[Listening]:
+    """Serve `app` on host:port (0: any free port) until the block ends.
+
+    Leaving the block stops accepting, lets running requests finish for up to
+    `shutdown_s`, then cancels them. Raises `OSError` if the address cannot be bound.
+    """
+    settings = settings or HttpServerSettings()
+    sock = _bind(host, port, settings.backlog)
+    bound_host, bound_port = sock.getsockname()[:2]
+    server = _Server(_config(app, settings))
+    async with asyncio.TaskGroup() as tasks:
+        serving = tasks.create_task(server.serve(sockets=[sock]), name="heartline-http")
+        try:
+            while not server.started:
+                if serving.done():
+                    serving.result()  # raises what stopped it
+                    raise RuntimeError("the HTTP server stopped while starting")
+                await asyncio.sleep(0.005)
+            yield Listening(str(bound_host), int(bound_port))
+        finally:
+            server.should_exit = True
+    sock.close()

@@ -1,0 +1,272 @@
+"""One session's traffic with the bus, whatever the client's transport (WebSocket or HTTP).
+
+The relay publishes the session's turns, cancels and feedback, turns the reply
+events of its reply topic into server messages for `deliver`, publishes an
+unanswered turn again (and gives up on it after the last attempt), follows a
+person taking the session over, and tells staff consoles what happens in the
+session on its watch topic. The bookkeeping itself is `SessionCore`'s; this is
+the I/O around it.
+
+Overflow policy: the reply subscription is bounded (`reply_queue`); a session
+that falls that far behind is ended with `overloaded` (close 1013).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Self
+
+import structlog
+
+from agent import topics
+from agent.bus.base import EventBus, Subscription
+from agent.errors import BusClosedError, BusError, BusOverflowError, WireError
+from agent.events import (
+    AgentMessage,
+    Cancel,
+    Channel,
+    Event,
+    SessionClosed,
+    SessionOpened,
+    Takeover,
+)
+from agent.gateway.limits import ConnectionLimits
+from agent.gateway.protocol import (
+    ErrorCode,
+    FeedbackMessage,
+    ServerMessage,
+    UserMessage,
+    error_message,
+    feedback_ack,
+)
+from agent.gateway.roster import Availability
+from agent.gateway.session import ReplyEvent, SessionCore
+from agent.gateway.summaries import TurnNotes
+from agent.metrics import Metrics
+from agent.privacy.redaction import redact
+
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_OVERLOADED", "Deliver", "Ending", "SessionRelay"]
+
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_OVERLOADED: Final = 1013
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """The session is over for the reason given: the transport closes with `code`."""
+
+    code: int
+    reason: str
+
+
+Deliver = Callable[[ServerMessage | Ending], Awaitable[None]]
+"""Where the relay sends server messages, and finally an `Ending` when the session must end."""
+
+
+class SessionRelay:
+    """An async context manager: subscribed to the session's replies while entered.
+
+    Run `pump` in a task of the owner's while the relay is entered; `submit`,
+    `cancel` and `feedback` may be called from any task meanwhile.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        core: SessionCore,
+        *,
+        limits: ConnectionLimits,
+        metrics: Metrics,
+        channel: Channel,
+        deliver: Deliver,
+        workers: Callable[[], Availability],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.core = core
+        self._bus = bus
+        self._limits = limits
+        self._metrics = metrics
+        self._channel = channel
+        self._deliver = deliver
+        self._workers = workers
+        self._clock = clock
+        self._notes = TurnNotes(
+            session_id=core.session_id, user_id=core.user_id, tenant=core.tenant, channel=channel
+        )
+        self._subscription: Subscription | None = None
+        self._stack: AsyncExitStack | None = None
+        self._reply_wait: asyncio.Timeout | None = None
+        self._log = _log.bind(session_id=core.session_id)
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("this SessionRelay is already entered")
+        core = self.core
+        async with AsyncExitStack() as stack:
+            self._subscription = await stack.enter_async_context(
+                self._bus.subscribe(
+                    topics.reply(core.session_id), max_queued=self._limits.reply_queue
+                )
+            )
+            self._stack = stack.pop_all()
+        await self._tell_staff(
+            SessionOpened(
+                session_id=core.session_id,
+                user_id=core.user_id,
+                tenant=core.tenant,
+                channel=self._channel,
+                at=self._clock(),
+            )
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._subscription = self._stack, None, None
+        try:
+            await self._tell_staff(SessionClosed(session_id=self.core.session_id, at=self._clock()))
+        finally:
+            if stack is not None:
+                await stack.__aexit__(exc_type, exc, tb)
+
+    # Outgoing
+
+    async def submit(self, message: UserMessage) -> None:
+        """Publish the user's turn (after cancelling the one in flight: barge-in).
+
+        Raises `WireError` for a duplicate id, or `unavailable` when no worker
+        is there to answer; `BusError` when the bus fails. Not safe to cancel
+        once the turn is being published.
+        """
+        if self._workers() is Availability.NONE:
+            raise WireError(
+                ErrorCode.UNAVAILABLE,
+                "no worker is available to answer; try again shortly",
+                turn_id=message.id,
+            )
+        cancels, turn = self.core.user_message(message, now=self._clock())
+        log = self._log.bind(turn_id=turn.turn_id)
+        for cancel in cancels:
+            log.info("barge-in", cancelled=cancel.turn_id)
+        await self._publish_cancels(cancels)
+        self._notes.started(turn.turn_id, redact(turn.text))
+        await self._bus.publish(topics.turn(self.core.session_id), turn)
+        log.info("turn published", seq=turn.seq, chars=len(turn.text))
+        self._arm_redelivery()
+
+    async def cancel(self) -> None:
+        """Stop the reply in flight, if there is one."""
+        await self._publish_cancels(self.core.cancel())
+
+    async def feedback(self, message: FeedbackMessage) -> None:
+        """Publish the user's rating and acknowledge it; `WireError` for a foreign turn."""
+        event = self.core.feedback(message)
+        await self._bus.publish(topics.feedback(self.core.session_id), event)
+        await self._deliver(feedback_ack(message.turn_id))
+
+    async def _publish_cancels(self, cancels: list[Cancel]) -> None:
+        for cancel in cancels:
+            await self._bus.publish(topics.cancel(self.core.session_id), cancel)
+
+    async def _tell_staff(self, event: Event) -> None:
+        """Publish on the watch topic; staff consoles missing one event is no reason to fail."""
+        try:
+            await self._bus.publish(topics.watch(self.core.session_id), event)
+        except BusError as exc:
+            self._log.warning("could not tell staff consoles", event=event.type, error=str(exc))
+
+    # Incoming
+
+    async def pump(self) -> None:
+        """Deliver the session's reply events until the subscription ends.
+
+        Ends with an `Ending` delivered when the subscriber fell behind
+        (`overloaded`) or the bus shut down. Safe to cancel.
+        """
+        subscription = self._subscription
+        if subscription is None:
+            raise RuntimeError("pump() needs the relay entered")
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(None) as self._reply_wait:
+                        self._arm_redelivery()
+                        delivery = await subscription.get()
+                except TimeoutError:
+                    await self._redeliver()
+                    continue
+                finally:
+                    self._reply_wait = None
+                await self._on_event(delivery.event)
+        except BusClosedError:
+            pass
+        except BusOverflowError:
+            self._log.warning("reply subscription overflowed; closing")
+            self._metrics.errors.labels(ErrorCode.OVERLOADED.value).inc()
+            await self._deliver(
+                error_message(ErrorCode.OVERLOADED, "replies arrived faster than they were read")
+            )
+            await self._deliver(Ending(CLOSE_OVERLOADED, "overloaded"))
+            return
+        await self._deliver(Ending(CLOSE_GOING_AWAY, "shutting down"))
+
+    async def _on_event(self, event: Event) -> None:
+        now = self._clock()
+        match event:
+            case Takeover():
+                notice, cancels = self.core.takeover(event)
+                self._log.info("takeover", active=event.active)
+                await self._publish_cancels(cancels)
+                await self._deliver(notice)
+            case AgentMessage():
+                await self._deliver(self.core.agent_message(event, now=now))
+            case _ if isinstance(event, ReplyEvent):
+                message = self.core.server_message(event, now=now)
+                if message is None:
+                    return
+                summary = self._notes.observe(event, now=now)
+                await self._deliver(message)
+                if summary is not None:
+                    await self._tell_staff(summary)
+
+    def _arm_redelivery(self) -> None:
+        """Let the wait for replies end when the oldest turn becomes overdue."""
+        due = self.core.redelivery_due(self._limits.redeliver_after_s)
+        wait = self._reply_wait
+        if due is not None and wait is not None and not wait.expired():
+            loop_time = asyncio.get_running_loop().time()
+            wait.reschedule(loop_time + max(0.0, due - self._clock()))
+
+    async def _redeliver(self) -> None:
+        """Publish an unanswered turn again, or give up on it after the last attempt."""
+        limits = self._limits
+        overdue = self.core.overdue(
+            now=self._clock(), after=limits.redeliver_after_s, attempts=limits.redeliver_attempts
+        )
+        if isinstance(overdue, str):
+            self._log.error("no worker answered the turn", turn_id=overdue)
+            self._metrics.errors.labels(ErrorCode.TURN_TIMEOUT.value).inc()
+            await self._deliver(
+                error_message(
+                    ErrorCode.TURN_TIMEOUT,
+                    "no reply came for this message; send it again",
+                    turn_id=overdue,
+                )
+            )
+        elif overdue is not None:
+            self._log.warning("publishing an unanswered turn again", turn_id=overdue.turn_id)
+            try:
+                await self._bus.publish(topics.turn(self.core.session_id), overdue)
+            except BusError:
+                self._log.warning("re-publishing failed", exc_info=True)

@@ -1,0 +1,60 @@
+"""Which workers are there, from their beats. Pure: time comes in as `now`.
+
+A gateway counts a worker as there while its beats keep coming: one heard
+within `missed` beat intervals. Just after the gateway starts it has heard
+nobody yet, and says so (`UNKNOWN`) for that long instead of claiming that
+no worker is there.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from agent.events import WorkerBeat
+
+__all__ = ["Availability", "WorkerRoster"]
+
+
+class Availability(StrEnum):
+    AVAILABLE = "available"
+    """A worker spoke recently: turns will be answered."""
+    UNKNOWN = "unknown"
+    """The gateway has just started and heard no worker yet."""
+    NONE = "none"
+    """No worker for a while: a turn would wait for nothing."""
+
+
+class WorkerRoster:
+    __slots__ = ("_interval", "_last_seen", "_missed", "_started_at")
+
+    def __init__(self, *, interval: float, started_at: float, missed: int = 3) -> None:
+        self._interval = interval
+        self._missed = missed
+        self._started_at = started_at
+        self._last_seen: dict[str, float] = {}
+
+    @property
+    def window(self) -> float:
+        """Seconds a beat counts for."""
+        return self._interval * self._missed
+
+    def beat(self, beat: WorkerBeat, *, now: float) -> None:
+        """Note a beat as heard at `now` (this gateway's clock, not the worker's)."""
+        if beat.ready:
+            self._last_seen[beat.worker_id] = now
+        else:
+            self._last_seen.pop(beat.worker_id, None)
+
+    def count(self, now: float) -> int:
+        """Workers heard from within the window; forgets the others."""
+        for worker, seen in list(self._last_seen.items()):
+            if now - seen > self.window:
+                del self._last_seen[worker]
+        return len(self._last_seen)
+
+    def availability(self, now: float) -> Availability:
+        if self.count(now):
+            return Availability.AVAILABLE
+        if now - self._started_at <= self.window:
+            return Availability.UNKNOWN
+        return Availability.NONE

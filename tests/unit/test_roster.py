@@ -1,0 +1,33 @@
+"""The gateway's view of the workers, from their beats."""
+
+from __future__ import annotations
+
+from agent.events import WorkerBeat
+from agent.gateway.roster import Availability, WorkerRoster
+
+
+def _beat(worker: str, *, ready: bool = True) -> WorkerBeat:
+    return WorkerBeat(worker_id=worker, ready=ready, at=0.0)
+
+
+def test_unknown_at_first_then_none_without_a_beat() -> None:
+    roster = WorkerRoster(interval=2.0, started_at=100.0)
+    assert roster.availability(100.0) is Availability.UNKNOWN
+    assert roster.availability(106.0) is Availability.UNKNOWN
+    assert roster.availability(106.1) is Availability.NONE
+
+
+def test_a_worker_counts_while_its_beats_come() -> None:
+    roster = WorkerRoster(interval=2.0, started_at=0.0)
+    roster.beat(_beat("w1"), now=1.0)
+    roster.beat(_beat("w2"), now=2.0)
+    assert (roster.availability(3.0), roster.count(3.0)) == (Availability.AVAILABLE, 2)
+    assert roster.count(7.5) == 1  # w1 missed three beats
+    assert roster.availability(8.5) is Availability.NONE
+
+
+def test_a_leaving_worker_is_gone_at_once() -> None:
+    roster = WorkerRoster(interval=2.0, started_at=0.0)
+    roster.beat(_beat("w1"), now=10.0)
+    roster.beat(_beat("w1", ready=False), now=10.5)
+    assert roster.availability(10.5) is Availability.NONE
