@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from agent.emotion.labels import EKMAN, LABELS
+from agent.emotion.labels import EKMAN, LABELS, any_present
 from agent.values import EmotionReading, Trajectory, Trend, TurnContext
 
 __all__ = [
@@ -56,16 +56,8 @@ def expand_labels(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def _score(reading: EmotionReading, labels: Sequence[str]) -> float:
-    """The chance that at least one of `labels` is present (noisy-or of their scores).
-
-    A sum would overstate a group read by a multi-label model, whose scores are
-    independent: five sadness-group labels near 0.1 each are not sadness 0.5. For a
-    single-label model (scores summing to one) noisy-or is the sum or a little less.
-    """
-    absent = 1.0
-    for label in labels:
-        absent *= 1.0 - min(1.0, reading.score(label))
-    return 1.0 - absent
+    """The chance that at least one of `labels` is present (`any_present`)."""
+    return any_present(reading.scores, labels)
 
 
 @dataclass(frozen=True, slots=True)

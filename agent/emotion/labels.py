@@ -7,7 +7,7 @@ means of its labels' anchors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from agent.values import EmotionReading
 
@@ -19,6 +19,8 @@ __all__ = [
     "NEUTRAL",
     "SENTIMENT_OF",
     "VALENCE",
+    "any_present",
+    "group_scores",
     "reading_from",
     "summarize",
 ]
@@ -47,6 +49,25 @@ EKMAN: Mapping[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 EKMAN_OF: Mapping[str, str] = {label: group for group, labels in EKMAN.items() for label in labels}
+
+
+def any_present(scores: Mapping[str, float], labels: Iterable[str]) -> float:
+    """The chance that at least one of `labels` is present (noisy-or of their scores).
+
+    A sum would overstate a group read by a multi-label model, whose scores are
+    independent: five sadness-group labels near 0.1 each are not sadness 0.5. For a
+    single-label model (scores summing to one) noisy-or is the sum or a little less.
+    """
+    absent = 1.0
+    for label in labels:
+        absent *= 1.0 - min(1.0, scores.get(label, 0.0))
+    return 1.0 - absent
+
+
+def group_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    """Each Ekman-7 group's score: the chance that any of its labels is present."""
+    return {group: round(any_present(scores, labels), 4) for group, labels in EKMAN.items()}
+
 
 SENTIMENT_OF: Mapping[str, str] = {
     **{label: "positive" for label in EKMAN["joy"]},

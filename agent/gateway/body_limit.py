@@ -1,4 +1,9 @@
-"""An ASGI middleware that bounds request bodies: 413 past `max_bytes`, read or declared."""
+"""An ASGI middleware that bounds request bodies: 413 past `max_bytes`, declared or sent.
+
+A body with a `Content-Length` over the limit is refused before it is read; any
+other body is read here, up to the limit, and handed on whole. No route sees a
+body larger than the limit, and the client gets 413 (not a parse error) for one.
+"""
 
 from __future__ import annotations
 
@@ -10,35 +15,50 @@ __all__ = ["BodyLimit"]
 
 
 class BodyLimit:
-    """Refuses a body whose `Content-Length` is too large before reading it, and stops
-    reading a chunked one as soon as it grows past the limit."""
-
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self._app = app
         self._max = max_bytes
 
-    def _too_large(self) -> ApiError:
-        return ApiError(
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = ApiError(
             413, f"the request body is larger than {self._max} bytes", code="body_too_large"
         )
+        await api_error_response(error)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self._max):
-                await api_error_response(self._too_large())(scope, receive, send)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self._max:
+                await self._refuse(scope, receive, send)
                 return
-        received = 0
-
-        async def bounded() -> Message:
-            nonlocal received
+            if int(declared) == 0:
+                await self._app(scope, receive, send)
+                return
+        elif b"transfer-encoding" not in headers:
+            await self._app(scope, receive, send)  # no body
+            return
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max:
-                    raise self._too_large()
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self._max:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self._app(scope, bounded, send)
+        async def whole_body() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self._app(scope, whole_body, send)

@@ -9,11 +9,17 @@ methods included.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from agent import __version__
+from agent.errors import ConfigError
 from agent.gateway.body_limit import BodyLimit
 from agent.gateway.http_errors import install_error_handlers
 
@@ -38,11 +44,35 @@ def build_app(routers: Sequence[APIRouter], *, max_body_bytes: int) -> FastAPI:
         version=__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for router in routers:
         app.include_router(router)
+    _add_docs_page(app)
     return app
+
+
+def _swagger_files() -> Path:
+    """Swagger UI's files, from the swagger-ui-py package (found without importing it)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("swagger-ui-py is not installed; reinstall heartline")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+def _add_docs_page(app: FastAPI) -> None:
+    """`/docs`: Swagger UI on `/openapi.json`, its scripts served from here, not a CDN."""
+    app.mount("/docs/assets", StaticFiles(directory=_swagger_files()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Heartline API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )

@@ -52,6 +52,7 @@ __all__ = [
     "error_message",
     "event_message",
     "feedback_ack",
+    "groups_of",
     "parse_frame",
     "ready_message",
     "takeover_message",
@@ -317,7 +318,7 @@ def event_message(event: Event) -> ServerMessage | None:
                 "turn_id": turn_id,
                 "dominant": r.dominant,
                 "labels": list(r.present()),
-                "groups": list(r.groups) or _groups_of(r.present()),
+                "groups": list(r.groups) or groups_of(r.present()),
                 "scores": dict(r.scores),
                 "valence": r.valence,
                 "arousal": r.arousal,
@@ -359,7 +360,7 @@ def event_message(event: Event) -> ServerMessage | None:
             return None
 
 
-def _groups_of(labels: tuple[str, ...]) -> list[str]:
+def groups_of(labels: tuple[str, ...]) -> list[str]:
     """The Ekman-7 groups of the labels, in Ekman order, for models that leave them implied."""
     present = {EKMAN_OF[label] for label in labels}
     return [group for group in EKMAN if group in present]

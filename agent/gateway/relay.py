@@ -165,9 +165,9 @@ class SessionRelay:
         log.info("turn published", seq=turn.seq, chars=len(turn.text))
         self._arm_redelivery()
 
-    async def cancel(self) -> None:
-        """Stop the reply in flight, if there is one."""
-        await self._publish_cancels(self.core.cancel())
+    async def cancel(self, turn_id: str | None = None) -> None:
+        """Stop the reply to `turn_id`, or every reply in flight; a no-op for none."""
+        await self._publish_cancels(self.core.cancel(turn_id))
 
     async def feedback(self, message: FeedbackMessage) -> None:
         """Publish the user's rating and acknowledge it; `WireError` for a foreign turn."""

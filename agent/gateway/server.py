@@ -9,8 +9,8 @@ HTTP 401 and no WebSocket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
@@ -18,11 +18,17 @@ from fastapi import APIRouter
 
 from agent.bus.base import EventBus
 from agent.errors import ConfigError
+from agent.gateway.api_keys import ApiKeys
 from agent.gateway.auth import TokenAuthority
+from agent.gateway.chat_sessions import ChatSessions
+from agent.gateway.credentials import Credentials
+from agent.gateway.emotion_api import EmotionService, emotion_router
+from agent.gateway.emotion_client import emotion_client
 from agent.gateway.http_app import build_app
 from agent.gateway.http_server import HttpServerSettings, serve_http
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
+from agent.gateway.openai_api import ChatService, openai_router
 from agent.gateway.relay import CLOSE_GOING_AWAY, Ending
 from agent.gateway.roster import Availability
 from agent.gateway.ws_route import WS_PATH, WebSocketService, ws_router
@@ -46,7 +52,13 @@ class GatewaySettings:
     # Limits
     max_body_bytes: int = 1024 * 1024
     """The largest HTTP request body read; larger ones get 413."""
+    max_chat_sessions: int = 10_000
+    """HTTP API users' conversations kept open at once."""
     # Timeouts
+    chat_idle_s: float = 1800.0
+    """Seconds an HTTP API user's conversation stays open between requests."""
+    emotion_timeout_s: float = 15.0
+    """Seconds `/v1/emotion` waits for the workers' readings."""
     ping_interval_s: float = 20.0
     """Seconds between keepalive pings."""
     ping_timeout_s: float = 20.0
@@ -57,7 +69,16 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"gateway port must be 0-65535 (0 = any free port), got {self.port}")
-        for name in ("ping_interval_s", "ping_timeout_s", "close_timeout_s", "max_body_bytes"):
+        positive = (
+            "ping_interval_s",
+            "ping_timeout_s",
+            "close_timeout_s",
+            "max_body_bytes",
+            "max_chat_sessions",
+            "chat_idle_s",
+            "emotion_timeout_s",
+        )
+        for name in positive:
             value = getattr(self, name)
             if not value > 0:
                 raise ConfigError(f"gateway setting {name} must be positive, got {value!r}")
@@ -97,17 +118,51 @@ async def serve_gateway(
     settings: GatewaySettings | None = None,
     ready: Callable[[], bool] = lambda: True,
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
-    routers: Sequence[APIRouter] = (),
+    api_keys: ApiKeys | None = None,
 ) -> AsyncIterator[Gateway]:
     """Listen for clients for the duration of the `async with` block.
 
     `ready` answers `/readyz`; `workers` says whether a worker is there to
     answer turns (none: turns are refused at once with `unavailable`);
-    `routers` are the further routes to serve (HTTP APIs, pages). Leaving the
-    block stops accepting, closes the open sessions with 1001 (going away) and
-    waits for them to end.
+    `api_keys` are the HTTP APIs' keys. Leaving the block stops accepting,
+    closes the open sessions with 1001 (going away) and waits for them to end.
     """
     settings = settings or GatewaySettings()
+    async with AsyncExitStack() as stack:
+        chat = await stack.enter_async_context(
+            ChatSessions(
+                bus,
+                limits=settings.limits,
+                metrics=metrics,
+                workers=workers,
+                idle_s=settings.chat_idle_s,
+                max_sessions=settings.max_chat_sessions,
+            )
+        )
+        reader = await stack.enter_async_context(
+            emotion_client(bus, workers=workers, timeout_s=settings.emotion_timeout_s)
+        )
+        credentials = Credentials(
+            authority, api_keys or ApiKeys.none(), default_tenant=settings.default_tenant
+        )
+        routers = [
+            openai_router(ChatService(credentials=credentials, sessions=chat, workers=workers)),
+            emotion_router(EmotionService(credentials=credentials, reader=reader)),
+        ]
+        async with _serve(bus, authority, metrics, settings, ready, workers, routers) as gateway:
+            yield gateway
+
+
+@asynccontextmanager
+async def _serve(
+    bus: EventBus,
+    authority: TokenAuthority,
+    metrics: Metrics,
+    settings: GatewaySettings,
+    ready: Callable[[], bool],
+    workers: Callable[[], Availability],
+    routers: list[APIRouter],
+) -> AsyncIterator[Gateway]:
     live = LiveConnections()
     service = WebSocketService(
         bus=bus,

@@ -131,9 +131,10 @@ class SessionCore:
         self._last_activity = now
         return cancels, turn
 
-    def cancel(self) -> list[Cancel]:
-        """The `Cancel`s the client's `cancel` asks for (none when nothing is in flight)."""
-        return self._cancel_in_flight("client")
+    def cancel(self, turn_id: str | None = None) -> list[Cancel]:
+        """The `Cancel`s the client's `cancel` asks for: of `turn_id` if given, else of
+        every turn in flight (none when nothing is)."""
+        return self._cancel_in_flight("client", only=turn_id)
 
     def feedback(self, message: FeedbackMessage) -> Feedback:
         """The `Feedback` event; raises `WireError(unknown_turn)` for a foreign turn."""
@@ -208,11 +209,13 @@ class SessionCore:
         self._ended.add(turn_id)
         self._in_flight.pop(turn_id, None)
 
-    def _cancel_in_flight(self, reason: Literal["barge_in", "client", "takeover"]) -> list[Cancel]:
+    def _cancel_in_flight(
+        self, reason: Literal["barge_in", "client", "takeover"], *, only: str | None = None
+    ) -> list[Cancel]:
         cancels = [
             Cancel(session_id=self.session_id, turn_id=turn_id, reason=reason)
             for turn_id, flight in self._in_flight.items()
-            if not flight.cancelled
+            if not flight.cancelled and only in (None, turn_id)
         ]
         for cancel in cancels:
             self._in_flight[cancel.turn_id].cancelled = True

@@ -24,6 +24,7 @@ from agent.gateway import (
     TokenAuthority,
     serve_gateway,
 )
+from agent.gateway.roster import Availability
 from agent.metrics import Metrics
 
 __all__ = [
@@ -63,14 +64,24 @@ class Env:
 
 @asynccontextmanager
 async def running(
-    limits: ConnectionLimits | None = None, ready: Callable[[], bool] = lambda: True
+    limits: ConnectionLimits | None = None,
+    ready: Callable[[], bool] = lambda: True,
+    workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
+    max_body_bytes: int = 1024 * 1024,
 ) -> AsyncIterator[Env]:
     metrics = Metrics()
-    settings = GatewaySettings(port=0, limits=limits or ConnectionLimits())
+    settings = GatewaySettings(
+        port=0, limits=limits or ConnectionLimits(), max_body_bytes=max_body_bytes
+    )
     async with (
         InProcessBus() as bus,
         serve_gateway(
-            bus, authority=AUTHORITY, metrics=metrics, settings=settings, ready=ready
+            bus,
+            authority=AUTHORITY,
+            metrics=metrics,
+            settings=settings,
+            ready=ready,
+            workers=workers,
         ) as gateway,
     ):
         yield Env(bus, gateway, metrics)

@@ -7,11 +7,13 @@ from typing import TypedDict
 import pytest
 
 from agent.events import (
+    AgentMessage,
     Cancel,
     Feedback,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    Takeover,
     TurnFailed,
     UserTurn,
 )
@@ -88,6 +90,48 @@ def test_client_cancel() -> None:
     session.user_message(UserMessage(id="a", text="one"), now=0)
     assert session.cancel() == [Cancel(session_id=SESSION, turn_id="a", reason="client")]
     assert session.cancel() == []
+
+
+def test_cancel_of_one_turn_leaves_the_others() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    assert session.cancel("other") == []
+    assert [c.turn_id for c in session.cancel("a")] == ["a"]
+    assert session.cancel("a") == []
+
+
+def test_tenant_travels_on_turns_and_feedback() -> None:
+    session = SessionCore(session_id=SESSION, user_id="u1", tenant="acme")
+    _, turn = session.user_message(UserMessage(id="a", text="one"), now=0)
+    assert turn.tenant == "acme"
+    assert session.feedback(FeedbackMessage(turn_id="a", score=5)).tenant == "acme"
+
+
+def test_a_takeover_cancels_the_bot_and_marks_the_turns_for_the_person() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    notice, cancels = session.takeover(
+        Takeover(session_id=SESSION, agent="Dana", active=True, at=1)
+    )
+    assert notice == {"type": "takeover", "agent": "Dana", "active": True}
+    assert cancels == [Cancel(session_id=SESSION, turn_id="a", reason="takeover")]
+    _, turn = session.user_message(UserMessage(id="b", text="hello?"), now=2)
+    assert turn.human_agent == "Dana"
+    said = AgentMessage(
+        session_id=SESSION, agent="Dana", message_id="m1", text="Hi, Dana here", at=3
+    )
+    assert session.agent_message(said, now=3) == {
+        "type": "agent_message",
+        "id": "m1",
+        "agent": "Dana",
+        "text": "Hi, Dana here",
+    }
+    notice, cancels = session.takeover(
+        Takeover(session_id=SESSION, agent="Dana", active=False, at=4)
+    )
+    assert (notice["active"], cancels) == (False, [])
+    _, turn = session.user_message(UserMessage(id="c", text="thanks"), now=5)
+    assert turn.human_agent is None
 
 
 def test_failed_turn_is_no_longer_in_flight() -> None:

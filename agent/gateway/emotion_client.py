@@ -1,0 +1,104 @@
+"""Emotion analysis for `/v1/emotion`: the gateway asks the workers over the bus.
+
+A gateway holds no model: it publishes an `EmotionRequest` and waits for the
+`EmotionResult` on its own result topic, so the texts are read by the workers'
+recognizers, through the same micro-batcher as live turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+
+from agent import topics
+from agent.bus.base import EventBus, Subscription
+from agent.errors import StageError
+from agent.events import EmotionRequest, EmotionResult
+from agent.gateway.roster import Availability
+from agent.values import EmotionReading
+
+__all__ = ["EmotionClient", "NoWorker", "emotion_client"]
+
+_log = structlog.get_logger(__name__)
+
+
+class NoWorker(Exception):
+    """No worker is there to read the texts."""
+
+
+class EmotionClient:
+    """`read` sends texts to the workers and returns their readings."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        gateway_id: str,
+        workers: Callable[[], Availability],
+        timeout_s: float,
+    ) -> None:
+        self._bus = bus
+        self._gateway_id = gateway_id
+        self._workers = workers
+        self._timeout_s = timeout_s
+        self._waiting: dict[str, asyncio.Future[EmotionResult]] = {}
+
+    async def read(self, texts: Sequence[str]) -> tuple[EmotionReading, ...]:
+        """One reading per text, in order. Safe to cancel.
+
+        Raises `NoWorker`, `TimeoutError` when no answer comes in time,
+        `StageError` when the worker could not read them, `BusError`.
+        """
+        if self._workers() is Availability.NONE:
+            raise NoWorker("no worker is available to read the texts")
+        request_id = secrets.token_hex(12)
+        answer: asyncio.Future[EmotionResult] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = answer
+        try:
+            request = EmotionRequest(
+                request_id=request_id, reply_to=self._gateway_id, texts=tuple(texts)
+            )
+            await self._bus.publish(topics.EMOTION_REQUESTS, request)
+            async with asyncio.timeout(self._timeout_s):
+                result = await answer
+        finally:
+            self._waiting.pop(request_id, None)
+        if result.error is not None:
+            raise StageError("emotion", result.error)
+        if len(result.readings) != len(texts):
+            raise StageError("emotion", "the worker returned a reading count that does not match")
+        return result.readings
+
+    async def listen(self, results: Subscription) -> None:
+        async for delivery in results:
+            result = delivery.event
+            if not isinstance(result, EmotionResult):
+                continue
+            answer = self._waiting.get(result.request_id)
+            if answer is not None and not answer.done():
+                answer.set_result(result)
+
+
+@asynccontextmanager
+async def emotion_client(
+    bus: EventBus,
+    *,
+    workers: Callable[[], Availability],
+    timeout_s: float = 15.0,
+) -> AsyncIterator[EmotionClient]:
+    """An `EmotionClient` listening on its own result topic for the duration of the block."""
+    gateway_id = secrets.token_hex(8)
+    client = EmotionClient(bus, gateway_id=gateway_id, workers=workers, timeout_s=timeout_s)
+    async with (
+        bus.subscribe(topics.emotion_results(gateway_id)) as results,
+        asyncio.TaskGroup() as tasks,
+    ):
+        listening = tasks.create_task(client.listen(results))
+        try:
+            yield client
+        finally:
+            listening.cancel()
