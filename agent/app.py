@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.bus.base import EventBus
 from agent.bus.inprocess import InProcessBus
 from agent.bus.mqtt import MqttBus, MqttSettings
 from agent.config import Settings
 from agent.dialogue import DialogueManager, ManagerSettings, Stages
+from agent.dialogue.presence import announce_presence
 from agent.emotion import EmotionRecognizer, LexiconRecognizer
 from agent.emotion.batching import MicroBatcher
 from agent.emotion.catalog import models_for
 from agent.emotion.routing import LanguageRouter
+from agent.emotion.service import serve_emotion_requests
+from agent.events import HandoffRequested
 from agent.gateway import (
     ConnectionLimits,
     Gateway,
@@ -33,12 +38,18 @@ from agent.gateway import (
     load_or_create_secret,
     serve_gateway,
 )
+from agent.gateway.api_keys import ApiKeys
+from agent.gateway.presence import follow_workers
+from agent.gateway.roster import Availability
 from agent.generation.setup import start_generator
+from agent.handoff import HandoffForwarder, HandoffNotifier, WebhookConfig
 from agent.metrics import Metrics
 from agent.probes import serve_probes
+from agent.values import Exchange
 from memory.ledger import InMemoryTurnLedger, TurnLedger
 from memory.sql import (
     SqlConversationStore,
+    SqlHandoffOutbox,
     SqlTurnLedger,
     WriterConfig,
     open_engine,
@@ -67,6 +78,7 @@ class Running:
     manager: DialogueManager | None = None
     store: ConversationStore | None = None
     authority: TokenAuthority | None = None
+    engine: AsyncEngine | None = None
 
 
 def authority_for(settings: Settings) -> tuple[TokenAuthority, bool]:
@@ -112,14 +124,10 @@ def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
     return dataclasses.replace(broker, session_expiry_s=0) if role == "worker" else broker
 
 
-async def _start_worker(
-    stack: AsyncExitStack, settings: Settings, bus: EventBus, metrics: Metrics, *, shared: bool
-) -> tuple[DialogueManager, ConversationStore]:
-    """Database, store, ledger and dialogue manager on `bus`.
-
-    `shared` picks the SQL ledger, which several worker processes can share;
-    the embedded process has one worker and keeps its ledger in memory.
-    """
+async def _start_store(
+    stack: AsyncExitStack, settings: Settings
+) -> tuple[AsyncEngine, SqlConversationStore]:
+    """The database (migrated to the newest schema), the store and, if set, the retention sweep."""
     engine = open_engine(settings.resolved_database_url())
     stack.push_async_callback(engine.dispose)
     await upgrade_schema(engine)
@@ -138,6 +146,42 @@ async def _start_worker(
                 interval=settings.purge_interval,
             )
         )
+    return engine, store
+
+
+async def _start_handoffs(
+    stack: AsyncExitStack,
+    settings: Settings,
+    bus: EventBus,
+    engine: AsyncEngine,
+    store: ConversationStore,
+) -> None:
+    """Deliver handoffs to the help-desk webhook, when one is configured (docs/handoff.md)."""
+    config = WebhookConfig.from_settings(settings)
+    if config is None:
+        return
+
+    async def transcript(request: HandoffRequested) -> Sequence[Exchange]:
+        return await store.conversation(
+            request.session_id, limit=config.max_turns, tenant=request.tenant
+        )
+
+    outbox = SqlHandoffOutbox(engine, cipher=settings.cipher())
+    notifier = await stack.enter_async_context(HandoffNotifier(outbox, transcript, config))
+    await stack.enter_async_context(HandoffForwarder(bus, notifier, group=settings.worker_group))
+
+
+async def _start_worker(
+    stack: AsyncExitStack, settings: Settings, bus: EventBus, metrics: Metrics, *, shared: bool
+) -> tuple[DialogueManager, ConversationStore, AsyncEngine]:
+    """Database, store, handoffs, ledger and dialogue manager on `bus`; emotion requests.
+
+    `shared` picks the SQL ledger, which several worker processes can share, and
+    makes the worker announce itself to the gateways; the embedded process has
+    one worker, keeps its ledger in memory and its gateway asks the worker itself.
+    """
+    engine, store = await _start_store(stack, settings)
+    await _start_handoffs(stack, settings, bus, engine, store)
     ledger: TurnLedger = SqlTurnLedger(engine) if shared else InMemoryTurnLedger()
     flow = load_flow() if settings.flow_file is None else load_flow(settings.flow_file)
     learner = BanditLearner(
@@ -173,7 +217,20 @@ async def _start_worker(
         sweep_interval=min(5.0, settings.turn_lease / 2),
     )
     manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)
-    return await stack.enter_async_context(manager), store
+    await stack.enter_async_context(manager)
+    await stack.enter_async_context(
+        serve_emotion_requests(bus, stages.recognizer, group=settings.worker_group)
+    )
+    if shared:
+        await stack.enter_async_context(
+            announce_presence(
+                bus,
+                worker_id=manager.worker_id,
+                ready=lambda: manager.ready,
+                interval=settings.worker_beat_interval,
+            )
+        )
+    return manager, store, engine
 
 
 async def _start_gateway(
@@ -184,7 +241,9 @@ async def _start_gateway(
     metrics: Metrics,
     *,
     ready: Callable[[], bool],
+    workers: Callable[[], Availability],
 ) -> Gateway:
+    keys = settings.api_keys
     return await stack.enter_async_context(
         serve_gateway(
             bus,
@@ -192,6 +251,8 @@ async def _start_gateway(
             metrics=metrics,
             settings=_gateway_settings(settings),
             ready=ready,
+            workers=workers,
+            api_keys=None if keys is None else ApiKeys.parse(keys.get_secret_value()),
         )
     )
 
@@ -221,12 +282,27 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(InProcessBus())
-        manager, store = await _start_worker(stack, settings, bus, metrics, shared=False)
+        manager, store, engine = await _start_worker(stack, settings, bus, metrics, shared=False)
+
+        def workers() -> Availability:
+            return Availability.AVAILABLE if manager.ready else Availability.NONE
+
         gateway = await _start_gateway(
-            stack, settings, bus, authority, metrics, ready=lambda: manager.ready
+            stack,
+            settings,
+            bus,
+            authority,
+            metrics,
+            ready=lambda: manager.ready,
+            workers=workers,
         )
         yield Running(
-            metrics=metrics, gateway=gateway, manager=manager, store=store, authority=authority
+            metrics=metrics,
+            gateway=gateway,
+            manager=manager,
+            store=store,
+            authority=authority,
+            engine=engine,
         )
 
 
@@ -242,8 +318,21 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "gateway")))
+        roster = await stack.enter_async_context(
+            follow_workers(bus, interval=settings.worker_beat_interval)
+        )
+
+        def workers() -> Availability:
+            return roster.availability(time.monotonic())
+
         served = await _start_gateway(
-            stack, settings, bus, authority, metrics, ready=lambda: bus.connected
+            stack,
+            settings,
+            bus,
+            authority,
+            metrics,
+            ready=lambda: bus.connected and workers() is Availability.AVAILABLE,
+            workers=workers,
         )
         yield Running(metrics=metrics, gateway=served, authority=authority)
 
@@ -260,7 +349,7 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "worker")))
-        manager, store = await _start_worker(stack, settings, bus, metrics, shared=True)
+        manager, store, engine = await _start_worker(stack, settings, bus, metrics, shared=True)
         if settings.probe_port is not None:
             await stack.enter_async_context(
                 serve_probes(
@@ -270,4 +359,4 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
                     ready=lambda: manager.ready and bus.connected,
                 )
             )
-        yield Running(metrics=metrics, manager=manager, store=store)
+        yield Running(metrics=metrics, manager=manager, store=store, engine=engine)

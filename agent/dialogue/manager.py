@@ -33,6 +33,7 @@ from agent.events import (
     Cancel,
     Event,
     Feedback,
+    HandoffRequested,
     ReplyEnded,
     TurnFailed,
     UserTurn,
@@ -348,12 +349,16 @@ class DialogueManager:
                 return
 
     def _publisher(self, session_id: str) -> Publish:
-        topic = topics.reply(session_id)
+        """Publish a turn's events: to the session's reply topic, a handoff request to its
+        handoff topic (for the help desk)."""
+        reply, handoff = topics.reply(session_id), topics.handoff(session_id)
 
         async def publish(event: Event) -> None:
             if isinstance(event, ReplyEnded):
                 self._observe(event)
-            await self._bus.publish(topic, event)
+            await self._bus.publish(
+                handoff if isinstance(event, HandoffRequested) else reply, event
+            )
 
         return publish
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import structlog
 
+from agent.dialogue.handoff import handoff_events
 from agent.dialogue.interrupt import run_interruptible
 from agent.dialogue.learning import Decided, Learner
 from agent.dialogue.session import SessionState
@@ -28,7 +29,6 @@ from agent.events import (
     DecisionMade,
     EmotionRead,
     Event,
-    Handoff,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
@@ -50,7 +50,15 @@ from memory.records import TurnRecord
 from memory.store import ConversationStore
 from policies.base import Policy
 
-__all__ = ["FALLBACK_DECISION", "PipelineSettings", "Publish", "Stages", "TurnPipeline"]
+__all__ = [
+    "FALLBACK_DECISION",
+    "HUMAN_GENERATOR",
+    "PERSON_DECISION",
+    "PipelineSettings",
+    "Publish",
+    "Stages",
+    "TurnPipeline",
+]
 
 Publish = Callable[[Event], Awaitable[None]]
 
@@ -64,6 +72,19 @@ FALLBACK_DECISION = Decision(
     policy="fallback",
     reasons=("every policy abstained",),
 )
+
+HUMAN_GENERATOR = "human"
+"""Who answers the turns of a session a person has taken over."""
+
+PERSON_DECISION = Decision(
+    action=Action.HANDOFF,
+    strategy=Strategy.INFORM,
+    tone=Tone.NEUTRAL,
+    confidence=1.0,
+    policy="human",
+    reasons=("a person has taken this conversation over",),
+)
+"""What is kept as the decision of such a turn: no policy decided it."""
 
 
 class FlowMachine(Protocol):
@@ -145,6 +166,10 @@ class TurnPipeline:
         """
         clock = _Stopwatch()
         clock.marks["queue"] = round(queued_ms, 3)
+        if turn.human_agent is not None:
+            return await self._keep_for_person(
+                turn, turn.human_agent, state, publish, clock, started
+            )
         reading, context, decision = await self._understand(turn, state, publish, clock)
         features = self._learn_from(turn, state, context, decision)
         text, interrupted = await self._reply(
@@ -176,11 +201,73 @@ class TurnPipeline:
             features=features,
             flow_state=context.flow_state,
         )
+        await self._keep(record)
+        return record
+
+    async def _keep(self, record: TurnRecord) -> None:
         try:
             await self._stages.store.record_turn(record)
         except StoreError as exc:
             # The reply reached the user; answering again would repeat it.
-            _log.error("turn not recorded", session_id=turn.session_id, error=str(exc))
+            _log.error("turn not recorded", session_id=record.session_id, error=str(exc))
+
+    async def _keep_for_person(
+        self,
+        turn: UserTurn,
+        agent: str,
+        state: SessionState,
+        publish: Publish,
+        clock: _Stopwatch,
+        started: float,
+    ) -> TurnRecord:
+        """A turn of a session a person has taken over: read and keep it; the bot is silent.
+
+        The reading still reaches the client and staff (it is the mood the person
+        sees), and the turn ends with an empty `ReplyEnded` from `human`.
+        """
+        sid, tid = turn.session_id, turn.turn_id
+        reading = await self._recognize(turn)
+        clock.lap("emotion")
+        await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
+        mood = update_mood(state.mood, reading)
+        flow_state = state.conversation[-1].flow_state if state.conversation else None
+        state.conversation.append(
+            Exchange(text=turn.text, reply="", emotion=reading, flow_state=flow_state)
+        )
+        state.mood = mood
+        decision = dataclasses.replace(
+            PERSON_DECISION, policy=f"human:{agent}"[:64], confidence=1.0
+        )
+        total_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        clock.lap("publish")
+        await publish(
+            ReplyEnded(
+                session_id=sid,
+                turn_id=tid,
+                text="",
+                interrupted=False,
+                generator=HUMAN_GENERATOR,
+                ttft_ms=total_ms,
+                total_ms=total_ms,
+                stages=clock.marks,
+            )
+        )
+        record = TurnRecord(
+            session_id=sid,
+            user_id=turn.user_id,
+            turn_id=tid,
+            seq=turn.seq,
+            text=turn.text,
+            reply="",
+            interrupted=False,
+            generator=HUMAN_GENERATOR,
+            emotion=reading,
+            decision=decision,
+            created_at=time.time(),
+            tenant=turn.tenant,
+            flow_state=flow_state,
+        )
+        await self._keep(record)
         return record
 
     def _learn_from(
@@ -241,8 +328,8 @@ class TurnPipeline:
         clock.lap("policy")
         await publish(DecisionMade(session_id=sid, turn_id=tid, decision=decision))
         if decision.action is Action.HANDOFF:
-            reason = "; ".join(decision.reasons)[:500]
-            await publish(Handoff(session_id=sid, turn_id=tid, reason=reason))
+            for event in handoff_events(turn, reading, decision, now=time.time()):
+                await publish(event)
         clock.lap("publish")
         return reading, context, decision
 

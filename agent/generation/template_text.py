@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from agent.language import Language
 from agent.values import Action, Strategy
 
-__all__ = ["ACTION_TEMPLATES", "FEELING_WORDS", "STRATEGY_TEMPLATES"]
+__all__ = ["ACTION_TEMPLATES", "FEELING_WORDS", "HANDOFF_NOTICES", "STRATEGY_TEMPLATES"]
 
 STRATEGY_TEMPLATES: Mapping[tuple[Strategy, Language], tuple[str, ...]] = {
     (Strategy.EMPATHIZE, "en"): (
@@ -97,6 +97,15 @@ ACTION_TEMPLATES: Mapping[tuple[Action, Language], tuple[str, ...]] = {
     ),
     (Action.END, "en"): ("Thanks for talking with me. Take care!",),
     (Action.END, "zh"): ("谢谢你的交流，祝你一切顺利！",),
+}  # fmt: skip
+
+# What the user is told when a person will take over (the `handoff` message): never the
+# policy's reasons, which are for staff. Keyed by whether the safety policy asked.
+HANDOFF_NOTICES: Mapping[tuple[bool, Language], str] = {
+    (False, "en"): "A member of our team will take over this conversation.",
+    (False, "zh"): "我们的工作人员将接手这段对话。",
+    (True, "en"): "A person from our team will join this conversation to make sure you get the right support.",
+    (True, "zh"): "我们的工作人员将加入这段对话，确保你得到合适的帮助。",
 }  # fmt: skip
 
 FEELING_WORDS: Mapping[Language, Mapping[str, str]] = {
