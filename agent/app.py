@@ -39,6 +39,7 @@ from agent.gateway import (
     serve_gateway,
 )
 from agent.gateway.api_keys import ApiKeys
+from agent.gateway.operator_api import HistoryReader
 from agent.gateway.presence import follow_workers
 from agent.gateway.roster import Availability
 from agent.generation.setup import start_generator
@@ -57,6 +58,7 @@ from memory.sql import (
 )
 from memory.sql.policy_state import PolicyStateSync
 from memory.sql.retention import retention_sweeper
+from memory.sql.timeline import UserTimeline, user_timeline
 from memory.store import ConversationStore
 from policies.bandit import LinearBandit
 from policies.bandit_policy import BanditPolicy
@@ -242,8 +244,17 @@ async def _start_gateway(
     *,
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
+    engine: AsyncEngine | None,
 ) -> Gateway:
+    """The gateway; with `engine`, the operator console reads users' histories from it."""
     keys = settings.api_keys
+    history: HistoryReader | None = None
+    if engine is not None:
+        database = engine
+
+        async def history(user_id: str, tenant: str) -> UserTimeline | None:
+            return await user_timeline(database, user_id, tenant=tenant)
+
     return await stack.enter_async_context(
         serve_gateway(
             bus,
@@ -253,6 +264,7 @@ async def _start_gateway(
             ready=ready,
             workers=workers,
             api_keys=None if keys is None else ApiKeys.parse(keys.get_secret_value()),
+            history=history,
         )
     )
 
@@ -295,6 +307,7 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
             metrics,
             ready=lambda: manager.ready,
             workers=workers,
+            engine=engine,
         )
         yield Running(
             metrics=metrics,
@@ -317,6 +330,10 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
         )
     metrics = Metrics()
     async with AsyncExitStack() as stack:
+        engine = None
+        if settings.database_url is not None:  # for the operator console's histories
+            engine = open_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "gateway")))
         roster = await stack.enter_async_context(
             follow_workers(bus, interval=settings.worker_beat_interval)
@@ -333,6 +350,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
             metrics,
             ready=lambda: bus.connected and workers() is Availability.AVAILABLE,
             workers=workers,
+            engine=engine,
         )
         yield Running(metrics=metrics, gateway=served, authority=authority)
 

@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _listen(gateway)
     _mqtt(gateway)
+    gateway.add_argument(
+        "--database-url",
+        help="the workers' database, read by the operator console for users' histories "
+        "(default: none; the console then shows live sessions only)",
+    )
     _common(gateway)
 
     worker = commands.add_parser(

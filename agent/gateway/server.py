@@ -29,8 +29,10 @@ from agent.gateway.http_server import HttpServerSettings, serve_http
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
 from agent.gateway.openai_api import ChatService, openai_router
+from agent.gateway.operator_api import HistoryReader, OperatorService, operator_router
 from agent.gateway.relay import CLOSE_GOING_AWAY, Ending
 from agent.gateway.roster import Availability
+from agent.gateway.watch import watch_sessions
 from agent.gateway.ws_route import WS_PATH, WebSocketService, ws_router
 from agent.metrics import Metrics
 from agent.probes import probe_router
@@ -119,13 +121,16 @@ async def serve_gateway(
     ready: Callable[[], bool] = lambda: True,
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
     api_keys: ApiKeys | None = None,
+    history: HistoryReader | None = None,
 ) -> AsyncIterator[Gateway]:
     """Listen for clients for the duration of the `async with` block.
 
     `ready` answers `/readyz`; `workers` says whether a worker is there to
     answer turns (none: turns are refused at once with `unavailable`);
-    `api_keys` are the HTTP APIs' keys. Leaving the block stops accepting,
-    closes the open sessions with 1001 (going away) and waits for them to end.
+    `api_keys` are the HTTP APIs' keys; `history` reads a user's emotional
+    history for the operator console (None: this gateway has no database).
+    Leaving the block stops accepting, closes the open sessions with 1001
+    (going away) and waits for them to end.
     """
     settings = settings or GatewaySettings()
     async with AsyncExitStack() as stack:
@@ -142,12 +147,25 @@ async def serve_gateway(
         reader = await stack.enter_async_context(
             emotion_client(bus, workers=workers, timeout_s=settings.emotion_timeout_s)
         )
+        # A session nothing was heard of for longer than any session may idle has gone
+        # with its gateway.
+        stale_after = max(settings.limits.idle_timeout_s, settings.chat_idle_s) + 60.0
+        watch = await stack.enter_async_context(watch_sessions(bus, stale_after=stale_after))
         credentials = Credentials(
             authority, api_keys or ApiKeys.none(), default_tenant=settings.default_tenant
+        )
+        operators = OperatorService(
+            credentials=credentials,
+            authority=authority,
+            bus=bus,
+            watch=watch,
+            history=history,
+            default_tenant=settings.default_tenant,
         )
         routers = [
             openai_router(ChatService(credentials=credentials, sessions=chat, workers=workers)),
             emotion_router(EmotionService(credentials=credentials, reader=reader)),
+            operator_router(operators),
         ]
         async with _serve(bus, authority, metrics, settings, ready, workers, routers) as gateway:
             yield gateway
