@@ -70,12 +70,21 @@ class ChatView:
         elif kind == "reply_delta" and self._open_reply == message["turn_id"]:
             self.out.write(message["text"])
             self.out.flush()
+        elif kind == "reply_end" and message["generator"] == "human":
+            pass  # a person has the conversation: their words come as agent messages
         elif kind == "reply_end":
             note = " [interrupted]" if message["interrupted"] else ""
             timing = f"({message['generator']}, ttft {message['ttft_ms']:.1f} ms)"
             self._line(self._dim(f"{note}  {timing}"))
         elif kind == "handoff":
             self._line(self._dim(f"  handoff to a human: {message['reason']}"))
+        elif kind == "takeover":
+            joined = (
+                "joined the conversation" if message["active"] else "left; the bot answers again"
+            )
+            self._line(self._dim(f"  {message['agent']} {joined}"))
+        elif kind == "agent_message":
+            self._line(f"{message['agent']}> {message['text']}")
         elif kind == "error":
             self._line(f"  error {message['code']}: {message['message']}")
 

@@ -13,10 +13,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli_parser import DEMO_USER, build_parser
+from agent.cli_parser import DEMO_OPERATOR, DEMO_USER, build_parser
 from agent.config import Settings, load_settings
 from agent.emotion.datasets import DataFormat
 from agent.errors import ConfigError, HeartlineError
+from agent.gateway.auth import Role
 from agent.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ __all__ = ["main"]
 
 _DAY = 24 * 3600.0
 
-Role = Callable[[Settings], AbstractAsyncContextManager["Running"]]
+ServingRole = Callable[[Settings], AbstractAsyncContextManager["Running"]]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -46,7 +47,7 @@ def _run_server(main: Coroutine[Any, Any, None]) -> None:
 
 
 async def _run_until_signalled(
-    role: Role, settings: Settings, on_start: Callable[[Running], None]
+    role: ServingRole, settings: Settings, on_start: Callable[[Running], None]
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,12 +71,18 @@ def _serve(settings: Settings) -> None:
         if running.gateway is None or running.authority is None:
             raise RuntimeError("the embedded role starts a gateway")
         token = running.authority.issue(DEMO_USER, ttl_s=_DAY)
+        staff = running.authority.issue(DEMO_OPERATOR, ttl_s=_DAY, role=Role.OPERATOR)
+        root = running.gateway.http_url
         if created:
             print(f"Created a token secret in {settings.data_dir}.")
         print(f"Heartline is listening on {running.gateway.url}")
         print(f"Demo token (user {DEMO_USER!r}, valid 24 h): {token}")
+        print(f"Web chat:          {root}/?token={token}")
+        print(f"Operator console:  {root}/operator?token={staff}")
+        print(f"OpenAI-compatible: {root}/v1 (the demo token is an API key for user {DEMO_USER!r})")
+        print(f"API docs:          {root}/docs")
         command = sys.argv[0] if Path(sys.argv[0]).name == "heartline" else "heartline"
-        print(f"Chat with it:  {command} chat" + _chat_flags(settings, running.gateway.port))
+        print(f"Chat with it:      {command} chat" + _chat_flags(settings, running.gateway.port))
         print("Stop with Ctrl+C.", flush=True)
 
     _run_server(_run_until_signalled(embedded, settings, announce))
@@ -93,7 +100,7 @@ def _chat_flags(settings: Settings, port: int) -> str:
 def _role(name: str, settings: Settings) -> None:
     from agent import app
 
-    role: Role = app.gateway if name == "gateway" else app.worker
+    role: ServingRole = app.gateway if name == "gateway" else app.worker
     _run_server(_run_until_signalled(role, settings, lambda running: None))
 
 
@@ -119,7 +126,9 @@ def _token(args: argparse.Namespace, settings: Settings) -> None:
     authority, created = authority_for(settings)
     if created:
         print(f"Created a token secret in {settings.data_dir}.", file=sys.stderr)
-    print(authority.issue(args.user, ttl_s=args.ttl_hours * 3600.0))
+    role = Role.OPERATOR if args.operator else Role.USER
+    name = args.operator or args.user
+    print(authority.issue(name, ttl_s=args.ttl_hours * 3600.0, tenant=args.tenant, role=role))
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

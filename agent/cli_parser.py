@@ -14,9 +14,10 @@ from agent import __version__
 from agent.emotion.datasets import DataFormat
 from agent.emotion.precision import PRECISIONS
 
-__all__ = ["DEMO_USER", "build_parser"]
+__all__ = ["DEMO_OPERATOR", "DEMO_USER", "build_parser"]
 
 DEMO_USER = "demo"
+DEMO_OPERATOR = "staff"
 _MODEL_HELP = (
     "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
     "or a Hugging Face sequence-classification model (folder or hub id)"
@@ -176,11 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser(
         "chat",
         help="talk to a server from the terminal",
-        description="Stream replies from a Heartline server and show the emotion it read. "
-        "Without --token, a token for --user is made from the data directory's secret.",
+        description="A terminal client: stream replies from a Heartline server and show the "
+        "emotion it read. Without --token, a token for --user is made from the data "
+        "directory's secret.",
     )
     chat.add_argument("--url", help="server URL (default ws://HOST:PORT/ws)")
-    _listen(chat)
+    chat.add_argument("--host", help="the server's host to connect to (default 127.0.0.1)")
+    chat.add_argument("--port", type=int, help="the server's port (default 8765)")
     chat.add_argument("--token", help="a token from `heartline token`")
     chat.add_argument("--user", default=DEMO_USER, help="user to chat as (default demo)")
     _common(chat)
@@ -269,11 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser(
         "token",
-        help="print a token for a user",
-        description="Print a signed token for USER, valid for servers with the same secret "
-        "(the same data directory or HEARTLINE_SECRET).",
+        help="print a token for a user or an operator",
+        description="Print a signed token, valid for servers with the same secret (the same "
+        "data directory or HEARTLINE_SECRET): for a user (the WebSocket, the web chat, and the "
+        "OpenAI-compatible API as that user), or for staff (the operator console and API).",
     )
-    token.add_argument("--user", required=True, help="the user id the token carries")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="the user id the token carries")
+    who.add_argument("--operator", metavar="NAME", help="an operator's token, for staff NAME")
+    token.add_argument(
+        "--tenant", help="the tenant the token acts in (default: the server's HEARTLINE_TENANT)"
+    )
     token.add_argument(
         "--ttl-hours", type=float, default=24.0, help="hours the token stays valid (default 24)"
     )

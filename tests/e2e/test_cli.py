@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.gateway import TokenAuthority
+from agent.gateway.auth import Role
 from memory.crypto import TextCipher
 from memory.sql import SqlConversationStore, open_engine, upgrade_schema
 from tests.support.records import turn
@@ -265,3 +266,13 @@ def test_the_data_commands_export_rotate_forget_and_purge(tmp_path: Path) -> Non
     assert "0005 -> 0004" in _run("db", "downgrade", *data).stdout
     assert "behind" in _run("db", "current", *data).stdout
     assert "0004 -> 0005" in _run("db", "upgrade", *data).stdout
+
+
+def test_token_for_an_operator_in_a_tenant(tmp_path: Path) -> None:
+    result = _run("token", "--operator", "dana", "--tenant", "acme", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    secret = (tmp_path / "secret.key").read_bytes()
+    principal = TokenAuthority(secret).verify(result.stdout.strip())
+    assert (principal.user_id, principal.tenant, principal.role) == ("dana", "acme", Role.OPERATOR)
+    both = _run("token", "--user", "a", "--operator", "b", "--data-dir", str(tmp_path))
+    assert both.returncode == 2
