@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 
@@ -143,3 +144,71 @@ async def test_turns_survive_a_worker_killed_mid_reply(
     for done in results:
         assert [turn_id for turn_id, _, _ in done] == ["t1", "t2", "t3"]
         assert all(text == joined and text for _, text, joined in done)
+
+
+async def _readiness(port: int, wanted: int) -> None:
+    """Until the gateway's /readyz answers `wanted`."""
+    async with asyncio.timeout(30):
+        while True:
+            if (await http_get(port, "/readyz"))[0] == wanted:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_gateway_without_workers_is_not_ready_and_refuses_turns_at_once(
+    private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    secret = secrets.token_hex(32)
+    env = {
+        "HEARTLINE_MQTT_HOST": private_broker.host,
+        "HEARTLINE_MQTT_PORT": str(private_broker.port),
+        "HEARTLINE_DATABASE_URL": fresh_postgres_url,
+        "HEARTLINE_SECRET": secret,
+        "HEARTLINE_DATA_DIR": str(tmp_path / "data"),
+        "HEARTLINE_WORKER_BEAT_INTERVAL": "0.2",
+    }
+    token = TokenAuthority(secret.encode()).issue("alice")
+    gateway = RoleProcess("gateway", ["gateway", "--port", "0"], env, tmp_path)
+    worker: RoleProcess | None = None
+    try:
+        port = await gateway.wait_listening("gateway listening")
+        url = f"ws://127.0.0.1:{port}/ws"
+        await _readiness(port, 503)
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await asyncio.sleep(1.0)  # past the roster's three missed beats
+            await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "hello?"}))
+            async with asyncio.timeout(5):  # not the 60 s of re-publishing
+                refused = json.loads(await ws.recv())
+        assert (refused["type"], refused["code"], refused["turn_id"]) == (
+            "error",
+            "unavailable",
+            "t1",
+        )
+
+        worker = RoleProcess("worker", ["worker"], env, tmp_path)
+        await _readiness(port, 200)
+        assert [turn for turn, _, _ in await converse(url, token, 1)] == ["t1"]
+        assert worker.stop() == 0  # its last beat says it is leaving
+        await _readiness(port, 503)
+    finally:
+        codes = [role.stop() for role in (gateway, worker) if role is not None]
+    assert codes[0] == 0
+
+
+async def test_the_http_apis_reach_the_workers_through_the_bus(
+    private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    async with cluster(private_broker, fresh_postgres_url, tmp_path) as running:
+        base = f"http://127.0.0.1:{running.gateway_port}/v1"
+        headers = {"Authorization": f"Bearer {running.authority.issue('bob')}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+            emotion = await http.post("/emotion", json={"texts": ["I am furious", "谢谢你"]})
+            chat = await http.post(
+                "/chat/completions",
+                json={"model": "heartline", "messages": [{"role": "user", "content": "hello"}]},
+            )
+    assert emotion.status_code == 200, emotion.text
+    assert [r["language"] for r in emotion.json()["data"]] == ["en", "zh"]
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["choices"][0]["message"]["content"]

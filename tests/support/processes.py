@@ -81,6 +81,17 @@ class RoleProcess:
                 raise AssertionError(f"{self.name} not ready: {self._tail()}")
             await asyncio.sleep(0.1)
 
+    async def wait_listening(self, listening: str, within: float = 30.0) -> int:
+        """The port the process logged with the event `listening`, ready or not."""
+        deadline = time.monotonic() + within
+        while (port := self._logged_port(listening)) is None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self._tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not log {listening!r}: {self._tail()}")
+            await asyncio.sleep(0.05)
+        return port
+
     def _logged_port(self, event: str) -> int | None:
         for line in self.log_path.read_text().splitlines():
             try:
