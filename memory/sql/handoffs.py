@@ -27,11 +27,11 @@ from memory.sealing import MessageSealer
 from memory.sql.engine import insert_ignoring, store_errors, write_engine
 from memory.sql.models import HandoffDeliveryRow
 
-__all__ = ["SqlHandoffOutbox"]
+__all__ = ["HANDOFF_BODY", "SqlHandoffOutbox"]
 
 _log = structlog.get_logger(__name__)
 
-_BODY = "handoff_deliveries.body"
+HANDOFF_BODY = "handoff_deliveries.body"
 _MAX_ERROR = 500  # the column's length
 _Row = HandoffDeliveryRow
 
@@ -54,7 +54,9 @@ class SqlHandoffOutbox:
         sealer = MessageSealer(tenant=delivery.tenant, cipher=self._cipher)
         body = delivery.body
         if self._cipher is not None:
-            body = self._cipher.encrypt(body, associated=sealer.associated(delivery.user_id, _BODY))
+            body = self._cipher.encrypt(
+                body, associated=sealer.associated(delivery.user_id, HANDOFF_BODY)
+            )
         values = {
             "delivery_id": delivery.delivery_id,
             "tenant": delivery.tenant,
@@ -105,7 +107,7 @@ class SqlHandoffOutbox:
                         continue
                     sealer = MessageSealer(tenant=row.tenant, cipher=self._cipher)
                     try:
-                        body = sealer.open(row.body, user=row.user_id, column=_BODY)
+                        body = sealer.open(row.body, user=row.user_id, column=HANDOFF_BODY)
                     except StoreError as error:
                         await conn.execute(
                             update(_Row)

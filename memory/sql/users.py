@@ -3,10 +3,12 @@
 Each runs in one transaction and touches one tenant's rows only (purge: every
 tenant's, by age). Forgetting deletes the user's row and lets the foreign keys
 cascade to everything hanging off it (sessions, turns, readings, decisions,
-feedback, mood totals); the turn ledger, keyed by session, is cleared by hand.
-A purge deletes turns and feedback older than the cutoff, then the sessions
-and users left with nothing, and rebuilds the mood totals of the users it
-touched so that no figure outlives the rows it came from.
+feedback, mood totals); the turn ledger, keyed by session, and the handoff
+documents kept for the help desk, keyed by tenant and user id, are cleared by
+hand. A purge deletes turns and feedback older than the cutoff, handoff
+documents delivered or given up on before it, then the sessions and users left
+with nothing, and rebuilds the mood totals of the users it touched so that no
+figure outlives the rows it came from.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from memory.sealing import MessageSealer
 from memory.sql.engine import store_errors, write_engine
+from memory.sql.handoffs import HANDOFF_BODY
 from memory.sql.models import (
     DecisionRow,
     EmotionRow,
     FeedbackRow,
+    HandoffDeliveryRow,
     LedgerRow,
     SessionMoodRow,
     SessionRow,
@@ -63,6 +67,17 @@ async def export_user(
                 conn, select(SessionMoodRow).where(SessionMoodRow.user_id == user_id)
             )
             labels = await _rows(conn, select(UserLabelRow).where(UserLabelRow.user_id == user_id))
+            handoffs = await _rows(
+                conn,
+                select(
+                    HandoffDeliveryRow.delivery_id,
+                    HandoffDeliveryRow.session_id,
+                    HandoffDeliveryRow.trigger,
+                    HandoffDeliveryRow.status,
+                    HandoffDeliveryRow.created_at,
+                    HandoffDeliveryRow.body,
+                ).where(HandoffDeliveryRow.tenant == tenant, HandoffDeliveryRow.user_id == user),
+            )
             pending = await _rows(
                 conn,
                 select(
@@ -75,6 +90,8 @@ async def export_user(
             )
     for entry in pending:  # a turn not yet answered: the event as received
         entry["payload"] = bytes(entry["payload"]).decode("utf-8", "replace")
+    for handoff in handoffs:  # the document as the help desk got it
+        handoff["body"] = sealer.open(handoff["body"], user=user, column=HANDOFF_BODY)
     for turn in turns:
         turn["text"] = sealer.open(turn["text"], user=user, column="turns.text")
         turn["reply"] = sealer.open(turn["reply"], user=user, column="turns.reply")
@@ -91,6 +108,7 @@ async def export_user(
         "session_moods": session_moods,
         "label_counts": {label["label"]: label["count"] for label in labels},
         "ledger": pending,
+        "handoffs": handoffs,
     }
 
 
@@ -103,8 +121,17 @@ async def forget_user(engine: AsyncEngine, user: str, *, tenant: str) -> dict[st
                     select(UserRow.id).where(UserRow.tenant == tenant, UserRow.external_id == user)
                 )
             ).scalar_one_or_none()
-            if user_id is None:
-                return {}
+            handoffs = await conn.execute(
+                delete(HandoffDeliveryRow).where(
+                    HandoffDeliveryRow.tenant == tenant, HandoffDeliveryRow.user_id == user
+                )
+            )
+            if user_id is None:  # handoffs may be recorded before the turns that caused them
+                return (
+                    {HandoffDeliveryRow.__tablename__: handoffs.rowcount}
+                    if handoffs.rowcount
+                    else {}
+                )
             counts = {
                 table.__tablename__: await _count(conn, table, table.user_id == user_id)
                 for table in (
@@ -119,6 +146,7 @@ async def forget_user(engine: AsyncEngine, user: str, *, tenant: str) -> dict[st
             mine = select(SessionRow.id).where(SessionRow.user_id == user_id)
             ledger = await conn.execute(delete(LedgerRow).where(LedgerRow.session_id.in_(mine)))
             counts[LedgerRow.__tablename__] = ledger.rowcount
+            counts[HandoffDeliveryRow.__tablename__] = handoffs.rowcount
             await conn.execute(delete(UserRow).where(UserRow.id == user_id))
             counts[UserRow.__tablename__] = 1
     return counts
@@ -145,6 +173,11 @@ async def purge_before(engine: AsyncEngine, cutoff: float) -> PurgeResult:
                 (TurnRow, old_turns),
                 (FeedbackRow, FeedbackRow.created_at < cutoff),
                 (LedgerRow, LedgerRow.done.is_(True) & (LedgerRow.first_seen < cutoff)),
+                (
+                    HandoffDeliveryRow,
+                    (HandoffDeliveryRow.status != "pending")
+                    & (HandoffDeliveryRow.created_at < cutoff),
+                ),
                 (
                     SessionRow,
                     (SessionRow.last_at < cutoff)

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
 from memory.crypto import TextCipher, new_key
+from memory.handoffs import NewDelivery
 from memory.records import FeedbackRecord, TurnRecord
 from memory.sealing import MessageSealer
-from memory.sql import SqlConversationStore, SqlTurnLedger
+from memory.sql import SqlConversationStore, SqlHandoffOutbox, SqlTurnLedger
 from memory.sql.models import Base, SessionRow, TurnRow, UserMoodRow
 from memory.sql.moods import rebuild_statements
 from memory.sql.retention import retention_sweeper, rotate_key
@@ -242,3 +243,51 @@ async def test_the_retention_sweeper_purges_while_it_runs(sql_engine: AsyncEngin
     async with SqlConversationStore(sql_engine) as store:
         assert (await store.history("dora", now=time.time())).turns == 1
         assert (await store.history("alice", now=time.time())).turns == 0
+
+
+async def _handoff(engine: AsyncEngine, tenant: str, user: str, delivery_id: str) -> None:
+    outbox = SqlHandoffOutbox(engine)
+    document = f'{{"user_id": "{user}", "transcript": [{{"text": "{user} needs a person"}}]}}'
+    recorded = await outbox.record(
+        NewDelivery(
+            delivery_id=delivery_id,
+            tenant=tenant,
+            session_id=f"{tenant}-{user}-1",
+            user_id=user,
+            trigger="rule",
+            body=document,
+        ),
+        now=1_000.0,
+    )
+    assert recorded
+
+
+async def test_handoff_documents_are_exported_forgotten_and_purged(
+    sql_engine: AsyncEngine,
+) -> None:
+    await _fill(sql_engine)
+    await _handoff(sql_engine, "default", "alice", "d-alice")
+    await _handoff(sql_engine, "other", "alice", "d-other-alice")
+    await _handoff(sql_engine, "default", "bob", "d-bob")
+    sealer = MessageSealer(tenant="default")
+
+    exported = await export_user(sql_engine, "alice", sealer=sealer, tenant="default")
+    assert exported is not None
+    assert [h["delivery_id"] for h in exported["handoffs"]] == ["d-alice"]
+    assert "alice needs a person" in exported["handoffs"][0]["body"]
+
+    deleted = await forget_user(sql_engine, "alice", tenant="default")
+    assert deleted["handoff_deliveries"] == 1
+    assert "d-alice" not in await _dump(sql_engine)
+    assert "d-other-alice" in await _dump(sql_engine)
+
+    outbox = SqlHandoffOutbox(sql_engine)
+    (claim,) = [
+        c
+        for c in await outbox.claim_due(now=1_001.0, limit=10, lease=60.0)
+        if c.delivery_id == "d-bob"
+    ]
+    await outbox.delivered(claim, status=200, now=1_001.0)
+    purged = await purge_before(sql_engine, cutoff=1_500.0)
+    assert purged.deleted["handoff_deliveries"] == 1  # delivered; the other alice's is pending
+    assert "d-other-alice" in await _dump(sql_engine)
