@@ -23,7 +23,7 @@ from memory.crypto import new_key
 from memory.sealing import MessageSealer
 from memory.sql import downgrade_schema, open_engine, schema_revision, upgrade_schema
 from memory.sql.models import TurnRow
-from memory.sql.retention import rotate_key
+from memory.sql.retention import rotate_handoff_key, rotate_key
 from memory.sql.schema import head_revision
 from memory.sql.users import export_user, forget_user, purge_before
 
@@ -98,7 +98,10 @@ async def db_rotate_key(settings: Settings) -> None:
             total = (await conn.execute(select(func.count()).select_from(TurnRow))).scalar_one()
         with tqdm(total=total, unit="turn", desc="re-encrypting", file=sys.stderr) as bar:
             rewritten = await rotate_key(engine, cipher, progress=bar.update)
+        handoffs = await rotate_handoff_key(engine, cipher)
     print(f"{rewritten} of {total} turns re-encrypted under key {cipher.active_key_id!r}")
+    if handoffs:
+        print(f"{handoffs} handoff documents re-encrypted")
 
 
 def db_new_key(key_id: str) -> None:

@@ -13,10 +13,11 @@ from memory.crypto import TextCipher
 from memory.periodic import Periodic
 from memory.sealing import TenantSealers
 from memory.sql.engine import store_errors, write_engine
-from memory.sql.models import TurnRow, UserRow
+from memory.sql.handoffs import HANDOFF_BODY
+from memory.sql.models import HandoffDeliveryRow, TurnRow, UserRow
 from memory.sql.users import PurgeResult, purge_before
 
-__all__ = ["retention_sweeper", "rotate_key"]
+__all__ = ["retention_sweeper", "rotate_handoff_key", "rotate_key"]
 
 _log = structlog.get_logger(__name__)
 
@@ -73,6 +74,40 @@ async def rotate_key(
         after, rewritten = rows[-1].id, rewritten + len(changes)
         if progress is not None:
             progress(len(rows))
+
+
+async def rotate_handoff_key(engine: AsyncEngine, cipher: TextCipher) -> int:
+    """Re-seal the stored handoff documents under the active key; returns how many.
+
+    They are few (kept until delivered and purged), so one transaction does.
+    """
+    sealers = TenantSealers(cipher)
+    rows = select(
+        HandoffDeliveryRow.id,
+        HandoffDeliveryRow.body,
+        HandoffDeliveryRow.tenant,
+        HandoffDeliveryRow.user_id,
+    )
+    with store_errors("re-encrypting handoff documents"):
+        async with write_engine(engine).begin() as conn:
+            changes = [
+                {
+                    "row": row.id,
+                    "body": sealers.for_tenant(row.tenant).reseal(
+                        row.body, user=row.user_id, column=HANDOFF_BODY
+                    ),
+                }
+                for row in (await conn.execute(rows)).all()
+                if cipher.needs_rotation(row.body)
+            ]
+            if changes:
+                await conn.execute(
+                    update(HandoffDeliveryRow)
+                    .where(HandoffDeliveryRow.id == bindparam("row"))
+                    .values(body=bindparam("body")),
+                    changes,
+                )
+    return len(changes)
 
 
 def retention_sweeper(

@@ -18,7 +18,7 @@ from memory.sealing import MessageSealer
 from memory.sql import SqlConversationStore, SqlHandoffOutbox, SqlTurnLedger
 from memory.sql.models import Base, SessionRow, TurnRow, UserMoodRow
 from memory.sql.moods import rebuild_statements
-from memory.sql.retention import retention_sweeper, rotate_key
+from memory.sql.retention import retention_sweeper, rotate_handoff_key, rotate_key
 from memory.sql.users import export_user, forget_user, purge_before
 from tests.support.records import count, turn
 
@@ -291,3 +291,23 @@ async def test_handoff_documents_are_exported_forgotten_and_purged(
     purged = await purge_before(sql_engine, cutoff=1_500.0)
     assert purged.deleted["handoff_deliveries"] == 1  # delivered; the other alice's is pending
     assert "d-other-alice" in await _dump(sql_engine)
+
+
+async def test_handoff_documents_rotate_to_the_new_key(sql_engine: AsyncEngine) -> None:
+    k1, k2 = ("k1", new_key()), ("k2", new_key())
+    outbox = SqlHandoffOutbox(sql_engine, cipher=_cipher(k1))
+    delivery = NewDelivery(
+        delivery_id="d1",
+        tenant="default",
+        session_id="s1",
+        user_id="alice",
+        trigger="rule",
+        body='{"text": "alice needs a person"}',
+    )
+    assert await outbox.record(delivery, now=1.0)
+    assert await rotate_handoff_key(sql_engine, _cipher(k2, k1)) == 1
+    assert await rotate_handoff_key(sql_engine, _cipher(k2, k1)) == 0
+    (claim,) = await SqlHandoffOutbox(sql_engine, cipher=_cipher(k2)).claim_due(
+        now=2.0, limit=1, lease=60.0
+    )
+    assert claim.body == delivery.body
