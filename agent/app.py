@@ -105,6 +105,7 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         limits=limits,
         default_tenant=settings.tenant,
         max_body_bytes=settings.max_body_bytes,
+        chat_idle_s=settings.chat_session_idle,
     )
 
 

@@ -75,9 +75,9 @@ def _reading(index: int, text: str, reading: EmotionReading) -> Reading:
         groups=list(reading.groups) or groups_of(present),
         scores={label: round(reading.score(label), 4) for label in LABELS},
         ekman=group_scores(reading.scores),
-        valence=reading.valence,
-        arousal=reading.arousal,
-        intensity=reading.intensity,
+        valence=round(reading.valence, 4),
+        arousal=round(reading.arousal, 4),
+        intensity=round(reading.intensity, 4),
         model=reading.model,
     )
 
