@@ -1,6 +1,9 @@
 """The vLLM generator: chat completions streamed from vLLM's OpenAI-compatible server.
 
-`VllmGenerator` POSTs `/v1/chat/completions` with `stream: true` and
+`VllmSettings.base_url` is the server's URL as OpenAI clients take it, with or without
+`/v1` (`http://gpu:8000`, `http://gpu:8000/v1/`), or under a proxy's path prefix
+(`http://proxy/llm/v1`); it is normalised once, to the root without `/v1`.
+`VllmGenerator` POSTs `<root>/v1/chat/completions` with `stream: true` and
 `stream_options.include_usage`, and yields the content deltas of the
 server-sent events (`agent.generation.sse`) as they arrive. It owns one pooled
 `httpx.AsyncClient` for its lifetime (`async with`).
@@ -39,6 +42,7 @@ import enum
 import math
 import random
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -74,7 +78,7 @@ _KEEPALIVE_S: Final = 4.0
 class VllmSettings:
     """Where the vLLM server is, what to ask it, and how long to wait for it."""
 
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str = "http://127.0.0.1:8000"  # with or without /v1; stored without
     model: str
     api_key: str | None = field(default=None, repr=False)  # `vllm serve --api-key`
     max_tokens: int = 256  # sent as `max_completion_tokens`
@@ -98,11 +102,7 @@ class VllmSettings:
                 f"vllm base_url must start with http:// or https://, got {self.base_url!r};"
                 " use the address `vllm serve` listens on, e.g. http://127.0.0.1:8000"
             )
-        if self.base_url.rstrip("/").endswith("/v1"):
-            raise ConfigError(
-                f"vllm base_url {self.base_url!r} ends with /v1; give the server root"
-                " (http://host:8000): the client adds /v1/chat/completions"
-            )
+        object.__setattr__(self, "base_url", _server_root(self.base_url))
         if not self.model:
             raise ConfigError("vllm model is empty; set it to the model `vllm serve` was given")
         require_positive(
@@ -123,6 +123,19 @@ class VllmSettings:
         ):
             raise ConfigError("vllm retries and retry_backoff_s must be >= 0; use 2 and 0.1")
         require_temperature("vllm", self.temperature)
+
+
+def _server_root(url: str) -> str:
+    """`url` without trailing slashes and `/v1`: the root `_PATH` is appended to."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path.rstrip("/")
+    if path.endswith(_PATH) or path.endswith(_PATH.removeprefix("/v1")):
+        raise ConfigError(
+            f"vllm base_url {url!r} is the chat completions endpoint; give the server's URL"
+            " (http://host:8000 or http://host:8000/v1): the client adds the endpoint"
+        )
+    root = parts._replace(path=path.removesuffix("/v1"))
+    return urllib.parse.urlunsplit(root)
 
 
 class _Outcome(enum.Enum):

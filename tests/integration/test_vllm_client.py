@@ -123,6 +123,17 @@ async def test_the_request_is_a_streaming_chat_completion() -> None:
     }
 
 
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+@pytest.mark.parametrize("prefix", ["", "/llm"])
+async def test_the_url_reaches_the_endpoint_with_or_without_v1(prefix: str, suffix: str) -> None:
+    async with FakeVllm(model=MODEL, path_prefix=prefix) as server:
+        client = VllmGenerator(settings(server.base_url + suffix), build_messages=plain_messages)
+        async with client:
+            assert await collect(client) == ["Hello", ",", " how", " are", " you", "?"]
+    (received,) = server.requests
+    assert received.path == f"{prefix}/v1/chat/completions"
+
+
 async def test_the_api_key_is_not_in_the_settings_repr() -> None:
     assert "sekrit" not in repr(settings("http://127.0.0.1:1", api_key="sekrit"))
 

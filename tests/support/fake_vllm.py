@@ -94,11 +94,18 @@ class _ClientGone(Exception):
 
 
 class FakeVllm:
-    """`async with FakeVllm(model=...) as server:` listens on 127.0.0.1, port 0."""
+    """`async with FakeVllm(model=...) as server:` listens on 127.0.0.1, port 0.
 
-    def __init__(self, *, model: str = "test-model", api_key: str | None = None) -> None:
+    `path_prefix` serves the API under a prefix (`/llm/v1/chat/completions`), as a
+    reverse proxy in front of vLLM does; `base_url` then includes it.
+    """
+
+    def __init__(
+        self, *, model: str = "test-model", api_key: str | None = None, path_prefix: str = ""
+    ) -> None:
         self.model = model
         self.api_key = api_key
+        self.path_prefix = path_prefix
         self.default = Script()
         self.requests: list[Received] = []
         self.connections = 0
@@ -115,7 +122,7 @@ class FakeVllm:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.path_prefix}"
 
     def script(self, *scripts: Script) -> None:
         """Queue how the next requests are answered, in order."""
@@ -181,7 +188,7 @@ class FakeVllm:
         self.requests.append(received)
         script = self._scripts.popleft() if self._scripts else self.default
 
-        if path != "/v1/chat/completions":
+        if path != f"{self.path_prefix}/v1/chat/completions":
             await self._write_json(writer, HTTPStatus.NOT_FOUND, {"detail": "Not Found"})
             return True
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
