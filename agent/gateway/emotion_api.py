@@ -20,7 +20,7 @@ from agent.errors import BusError, StageError
 from agent.events import MAX_EMOTION_TEXTS, MAX_TEXT_CHARS
 from agent.gateway.credentials import Caller, Credentials
 from agent.gateway.emotion_client import EmotionClient, NoWorker
-from agent.gateway.http_errors import ApiError
+from agent.gateway.http_errors import ApiError, error_responses
 from agent.gateway.protocol import groups_of
 from agent.language import detect_language
 from agent.values import EmotionReading
@@ -89,7 +89,7 @@ def emotion_router(service: EmotionService) -> APIRouter:
     @router.post(
         "/emotion",
         summary="Emotion readings of up to 256 texts",
-        responses={503: {"description": "no worker is available"}},
+        responses=error_responses(400, 401, 403, 413, 503, 504),
     )
     async def analyse(
         _: Annotated[Caller, Depends(user)], body: EmotionRequestBody

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from agent.errors import BusError, WireError
 from agent.gateway.chat_sessions import ChatSessions, ChatUser, HttpBusy
 from agent.gateway.credentials import Caller, Credentials
-from agent.gateway.http_errors import ApiError, error_body
+from agent.gateway.http_errors import ApiError, error_body, error_responses
 from agent.gateway.openai_wire import MODEL_ID, ChatRequest, Completion, estimate_tokens, model_list
 from agent.gateway.roster import Availability
 
@@ -91,7 +91,9 @@ def openai_router(service: ChatService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
     user = service.credentials.require_user()
 
-    @router.get("/models", summary="The models this server serves")
+    @router.get(
+        "/models", summary="The models this server serves", responses=error_responses(401, 403)
+    )
     async def models(_: Annotated[Caller, Depends(user)]) -> dict[str, Any]:
         return model_list()
 
@@ -100,11 +102,12 @@ def openai_router(service: ChatService) -> APIRouter:
         summary="A turn of the user's conversation, streamed or not",
         response_model=None,
         responses={
-            200: {"description": "a `chat.completion`, or `text/event-stream` chunks"},
-            400: {"description": "invalid request"},
-            401: {"description": "missing or invalid credentials"},
-            404: {"description": "unknown model"},
-            503: {"description": "no worker is available"},
+            200: {
+                "description": "a `chat.completion`, or `chat.completion.chunk` events "
+                "when `stream` is true",
+                "content": {"application/json": {}, "text/event-stream": {}},
+            },
+            **error_responses(400, 401, 403, 404, 413, 502, 503, 504),
         },
     )
     async def chat_completions(

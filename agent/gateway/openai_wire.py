@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from agent.events import MAX_TEXT_CHARS
 from agent.gateway.protocol import ServerMessage
@@ -58,7 +58,7 @@ class Message(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 UserField = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -82,7 +82,7 @@ class ChatRequest(BaseModel):
     )
     model: str = Field(description=f"`{MODEL_ID}` (GET /v1/models)")
     messages: Annotated[list[Message], Field(min_length=1, max_length=1000)]
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: UserField | None = Field(
         default=None,
@@ -90,7 +90,7 @@ class ChatRequest(BaseModel):
         "one conversation and an emotional history. Without it, the request is a "
         "conversation of its own.",
     )
-    n: int = Field(default=1, ge=1, le=1, description="Only 1.")
+    n: StrictInt = Field(default=1, ge=1, le=1, description="Only 1.")
 
     def turn_text(self) -> str:
         """The new turn: the last message's text; raises `ValueError` saying what is wrong."""

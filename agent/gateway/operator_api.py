@@ -27,10 +27,10 @@ from agent import topics
 from agent.bus.base import EventBus
 from agent.errors import AuthError, BusError, StoreError
 from agent.events import AgentMessage, HandoffRequested, Takeover
-from agent.gateway.auth import Role, TokenAuthority, check_tenant
+from agent.gateway.auth import Role, TokenAuthority
 from agent.gateway.board import BoardChange, LiveSession
 from agent.gateway.credentials import Caller, Credentials
-from agent.gateway.http_errors import ApiError
+from agent.gateway.http_errors import ApiError, error_responses
 from agent.gateway.protocol import encode_text
 from agent.gateway.watch import Watch
 from agent.privacy.redaction import redact
@@ -118,19 +118,35 @@ def operator_router(service: OperatorService) -> APIRouter:
     staff = service.credentials.require_operator()
     Staff = Annotated[Caller, Depends(staff)]
 
-    @router.get("/sessions", summary="Live sessions, the most recently active first")
+    @router.get(
+        "/sessions",
+        summary="Live sessions, the most recently active first",
+        responses=error_responses(401, 403),
+    )
     async def sessions(_: Staff) -> dict[str, Any]:
         return {"sessions": [s.view() for s in service.watch.board.sessions()]}
 
-    @router.get("/handoffs", summary="Sessions waiting for a person, oldest first")
+    @router.get(
+        "/handoffs",
+        summary="Sessions waiting for a person, oldest first",
+        responses=error_responses(401, 403),
+    )
     async def handoffs(_: Staff) -> dict[str, Any]:
         return {"sessions": [s.view() for s in service.watch.board.handoffs()]}
 
-    @router.get("/sessions/{session_id}", summary="A live session with its transcript")
+    @router.get(
+        "/sessions/{session_id}",
+        summary="A live session with its transcript",
+        responses=error_responses(401, 403, 404),
+    )
     async def session(_: Staff, session_id: str) -> dict[str, Any]:
         return _live(service, session_id).detail()
 
-    @router.post("/sessions/{session_id}/takeover", summary="A person takes the session over")
+    @router.post(
+        "/sessions/{session_id}/takeover",
+        summary="A person takes the session over",
+        responses=error_responses(401, 403, 404, 409, 503),
+    )
     async def takeover(caller: Staff, session_id: str) -> dict[str, Any]:
         """The bot stops answering the session; its customer is told a person joined."""
         live = _live(service, session_id)
@@ -166,6 +182,7 @@ def operator_router(service: OperatorService) -> APIRouter:
         "/sessions/{session_id}/messages",
         status_code=202,
         summary="Say something to the customer of a session taken over",
+        responses=error_responses(400, 401, 403, 404, 409, 503),
     )
     async def say(caller: Staff, session_id: str, body: AgentText) -> dict[str, str]:
         live = _live(service, session_id)
@@ -183,7 +200,11 @@ def operator_router(service: OperatorService) -> APIRouter:
         await _publish(service, session_id, event)
         return {"id": message_id}
 
-    @router.post("/sessions/{session_id}/release", summary="Give the session back to the bot")
+    @router.post(
+        "/sessions/{session_id}/release",
+        summary="Give the session back to the bot",
+        responses=error_responses(401, 403, 404, 409, 503),
+    )
     async def release(caller: Staff, session_id: str) -> dict[str, Any]:
         live = _live(service, session_id)
         agent = caller.user_id or "operator"
@@ -198,7 +219,7 @@ def operator_router(service: OperatorService) -> APIRouter:
     @router.get(
         "/users/{user_id}/history",
         summary="A user's emotional history across sessions",
-        responses={503: {"description": "this gateway has no database"}},
+        responses=error_responses(400, 401, 403, 404, 503),
     )
     async def history(_: Staff, user_id: str, tenant: str | None = None) -> dict[str, Any]:
         """Each session's mood and every turn's reading, oldest first."""
@@ -208,10 +229,8 @@ def operator_router(service: OperatorService) -> APIRouter:
                 "this gateway has no database: set HEARTLINE_DATABASE_URL on it to read histories",
                 code="no_database",
             )
-        chosen = tenant or service.default_tenant
-        _check_tenant(chosen)
         try:
-            timeline = await service.history(user_id, chosen)
+            timeline = await service.history(user_id, tenant or service.default_tenant)
         except StoreError as exc:
             raise ApiError(503, "the database is unavailable", code="unavailable") from exc
         if timeline is None:
@@ -240,13 +259,6 @@ def _console_refusal(authority: TokenAuthority, token: str) -> str | None:
     except AuthError as exc:
         return str(exc)
     return None if principal.role is Role.OPERATOR else "this needs an operator token"
-
-
-def _check_tenant(tenant: str) -> None:
-    try:
-        check_tenant(tenant, error=ValueError)
-    except ValueError as exc:
-        raise ApiError(400, str(exc), code="invalid_request", param="tenant") from exc
 
 
 def _frames(change: BoardChange) -> list[dict[str, Any]]:
