@@ -30,6 +30,7 @@ from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
 from agent.gateway.openai_api import ChatService, openai_router
 from agent.gateway.operator_api import HistoryReader, OperatorService, operator_router
+from agent.gateway.pages import pages_router
 from agent.gateway.relay import CLOSE_GOING_AWAY, Ending
 from agent.gateway.roster import Availability
 from agent.gateway.watch import watch_sessions
@@ -166,6 +167,7 @@ async def serve_gateway(
             openai_router(ChatService(credentials=credentials, sessions=chat, workers=workers)),
             emotion_router(EmotionService(credentials=credentials, reader=reader)),
             operator_router(operators),
+            pages_router(),
         ]
         async with _serve(bus, authority, metrics, settings, ready, workers, routers) as gateway:
             yield gateway
