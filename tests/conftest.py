@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.mqtt", "tests.fixtures.postgres", "tests.fixtures.data"]
+pytest_plugins = [
+    "tests.fixtures.mqtt",
+    "tests.fixtures.postgres",
+    "tests.fixtures.data",
+    "tests.fixtures.browser",
+]
