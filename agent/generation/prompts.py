@@ -17,12 +17,14 @@ this conversation: 4 exchanges, not shown; the user mostly felt annoyance (anger
 system prompt and the current message are never dropped; a current message too long on
 its own is cut in the middle, where a marker says so.
 
-Pure: the system prompt file is read once, when the builder is made.
+Pure: the system prompt file is read once, when the builder is made. Its HTML comments
+(`<!-- ... -->`) are notes for the people who edit it, removed before the model sees it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +49,8 @@ __all__ = [
 
 DEFAULT_SYSTEM_PROMPT = Path(__file__).parent / "persona" / "system.md"
 TRUNCATION_MARKER = " […] "
+# Notes for the people who edit a system prompt file; the model never sees them.
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
 Message = dict[str, str]
 
@@ -347,7 +351,7 @@ def _load_system_prompt(settings: PromptSettings) -> str:
             f"PromptSettings.system_prompt at a readable UTF-8 file "
             f"(the shipped default is {DEFAULT_SYSTEM_PROMPT})"
         ) from exc
-    text = text.strip()
+    text = _COMMENT.sub("", text).strip()
     if not text:
         raise ConfigError(f"the system prompt file {path} is empty; write the system prompt in it")
     return text.replace("{persona}", settings.persona_name)

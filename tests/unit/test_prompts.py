@@ -346,6 +346,20 @@ def test_a_custom_system_prompt_file_is_used(tmp_path: Path) -> None:
     assert "Heartline" not in system
 
 
+def test_comments_in_the_system_prompt_file_never_reach_the_model(tmp_path: Path) -> None:
+    prompt = tmp_path / "persona.md"
+    prompt.write_text(
+        "<!--\nNotes for editors.\n-->\n\nYou are {persona}.<!-- inline -->\nBe brief.\n",
+        encoding="utf-8",
+    )
+    builder = PromptBuilder(PromptSettings(system_prompt=prompt, persona_name="Polly"))
+    assert builder.system_prompt == "You are Polly.\nBe brief."
+    only_notes = tmp_path / "notes.md"
+    only_notes.write_text("<!-- nothing but notes -->\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is empty"):
+        PromptBuilder(PromptSettings(system_prompt=only_notes))
+
+
 def test_a_missing_system_prompt_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "system.md"
     with pytest.raises(ConfigError, match="system prompt file") as info:
