@@ -1,6 +1,8 @@
-"""Settings: read once at the CLI edge from flags and `HEARTLINE_*` variables, then passed down.
+"""Settings: read once at the CLI edge from flags, `HEARTLINE_*` variables and a settings
+file, then passed down.
 
-Precedence: command-line flag, then environment variable, then the default.
+Precedence: command-line flag, then environment variable, then the settings file
+(`--config FILE` or `HEARTLINE_CONFIG`; `agent.config_file`), then the default.
 Every timeout and limit has a finite default; `heartline serve` needs none set.
 """
 
@@ -12,12 +14,16 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from agent.config_file import read_settings_file
 from agent.errors import ConfigError
 from memory.crypto import TextCipher
 
-__all__ = ["Settings", "default_data_dir", "load_settings"]
+__all__ = ["CONFIG_VARIABLE", "Settings", "default_data_dir", "load_settings"]
+
+# Names the settings file when --config is not given; not a setting itself.
+CONFIG_VARIABLE = "HEARTLINE_CONFIG"
 
 
 def default_data_dir() -> Path:
@@ -130,8 +136,9 @@ class Settings(BaseSettings):
             )
         if self.generator == "vllm" and not (self.vllm_url and self.model):
             raise ValueError(
-                "--generator vllm needs --vllm-url (the server root, e.g. "
-                "http://gpu-host:8000) and --model (the name `vllm serve` was given)"
+                "--generator vllm needs --vllm-url (the server's URL, e.g. "
+                "http://gpu-host:8000 or http://gpu-host:8000/v1) and --model (the name "
+                "`vllm serve` was given)"
             )
         return self
 
@@ -151,7 +158,7 @@ class Settings(BaseSettings):
 
 def _check_environment() -> None:
     """A misspelt `HEARTLINE_*` variable would be silently ignored: refuse it instead."""
-    known = {f"HEARTLINE_{name.upper()}" for name in Settings.model_fields}
+    known = {f"HEARTLINE_{name.upper()}" for name in Settings.model_fields} | {CONFIG_VARIABLE}
     for variable in sorted(os.environ):
         if variable.startswith("HEARTLINE_") and variable not in known:
             close = difflib.get_close_matches(variable, known, n=1)
@@ -159,20 +166,47 @@ def _check_environment() -> None:
             raise ConfigError(f"{variable} is not a Heartline setting{hint}")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment with the given flags on top (None = not given)."""
+def _config_file(given: Path | None) -> Path | None:
+    """The settings file: `--config`, else `HEARTLINE_CONFIG`, else none."""
+    if given is not None:
+        return given
+    named = os.environ.get(CONFIG_VARIABLE)
+    if named is None:
+        return None
+    if not named.strip():
+        raise ConfigError(f"{CONFIG_VARIABLE} is empty; name a settings file or unset it")
+    return Path(named)
+
+
+def load_settings(*, config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings from the flags given (None = not given), the environment and a settings file.
+
+    `config_file` is `--config`; without it `HEARTLINE_CONFIG` names the file, if set.
+    """
     _check_environment()
-    given = {name: value for name, value in overrides.items() if value is not None}
+    path = _config_file(config_file)
+    given: dict[str, object] = {}
+    if path is not None:
+        from_file = read_settings_file(path, Settings.model_fields)
+        from_environment = EnvSettingsSource(Settings)()  # the same names Settings reads
+        given = {name: v for name, v in from_file.items() if name not in from_environment}
+    given |= {name: value for name, value in overrides.items() if value is not None}
     try:
         return Settings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         if len(errors) == 1 and not errors[0]["loc"] and errors[0]["type"] == "value_error":
-            raise ConfigError(str(errors[0]["ctx"]["error"])) from exc  # whole-settings check
+            message = str(errors[0]["ctx"]["error"])  # whole-settings check
+            raise ConfigError(message + _sources(path, brief=True)) from exc
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
             for error in errors
         )
-        raise ConfigError(
-            f"invalid settings ({problems}); check the flags and HEARTLINE_* variables"
-        ) from exc
+        raise ConfigError(f"invalid settings ({problems}){_sources(path)}") from exc
+
+
+def _sources(path: Path | None, *, brief: bool = False) -> str:
+    """Where to look: the settings come from the flags, the variables and maybe a file."""
+    if path is None:
+        return "" if brief else "; check the flags and HEARTLINE_* variables"
+    return f"; check the flags, HEARTLINE_* variables and {path}"
