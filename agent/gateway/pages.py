@@ -5,7 +5,9 @@ the gateway itself: no build step, no CDN. The files are read once, when the
 router is made, and answered from memory with an ETag; browsers revalidate
 them on each load (`no-cache`), so an upgraded server never mixes old and new
 modules. The pages carry a strict Content-Security-Policy: scripts, styles and
-connections only from this origin, nothing inline.
+connections only from this origin, nothing inline. The static files may be
+loaded from other origins (`Access-Control-Allow-Origin: *`): another site's page
+can import `heartline.js`.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations at run
@@ -44,6 +46,8 @@ _COMMON: Final = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
+# The files may be imported by other sites' pages (heartline.js is a client module).
+_STATIC: Final = {**_COMMON, "Access-Control-Allow-Origin": "*"}
 _PAGE: Final = {
     **_COMMON,
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -87,7 +91,7 @@ def _answer(file: _File, request: Request) -> Response:
 def pages_router() -> APIRouter:
     """`/`, `/operator` and `/static/<name>` for each file of the package's `static/`."""
     files = _static_files()
-    statics = {name: _load(name, data, _COMMON) for name, data in files.items()}
+    statics = {name: _load(name, data, _STATIC) for name, data in files.items()}
     pages = {path: _load(name, files[name], _PAGE) for path, name in _PAGES.items()}
     router = APIRouter(include_in_schema=False)
 

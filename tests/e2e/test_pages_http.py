@@ -39,6 +39,7 @@ async def test_pages_are_html_with_a_strict_policy(
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["cache-control"] == "no-cache"
+    assert "access-control-allow-origin" not in response.headers
     assert f'<script type="module" src="/static/{marker}"></script>' in response.text
     # Nothing inline: no script bodies, no style attributes or elements.
     assert "<script>" not in response.text
@@ -65,6 +66,7 @@ async def test_static_files_have_their_types_and_revalidate(
     assert response.headers["content-type"] == media_type
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["access-control-allow-origin"] == "*"
     etag = response.headers["etag"]
     again = await client.get(f"/static/{name}", headers={"If-None-Match": etag})
     assert again.status_code == 304

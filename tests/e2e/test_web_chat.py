@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -233,3 +236,50 @@ async def test_a_closed_connection_says_so_and_reconnects(
         await expect(banner).to_be_visible(timeout=EXPECT_MS)
         await expect(page.locator(".notice-divider")).to_have_count(1)
         await chromium.close()
+
+
+async def test_the_documented_snippet_works_on_another_site(
+    app: Running, chromium: Chromium
+) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "pages.md").read_text(encoding="utf-8")
+    snippet = doc.split("```html\n", 1)[1].split("```", 1)[0]
+    root = root_url(app)
+    html = (
+        snippet.replace("http://127.0.0.1:8765", root)
+        .replace("ws://127.0.0.1:8765", "ws" + root.removeprefix("http"))
+        .replace("PASTE A TOKEN", token(app))
+    )
+    assert root in html
+    with _site(html) as site:  # another origin: a page of the user's own
+        page = await chromium.page(site)
+        await expect(page.locator("#thanks")).to_be_visible(timeout=EXPECT_MS)
+        await expect(page.locator("#reply")).not_to_have_text("")
+        await expect(page.locator("#mood")).not_to_have_text("…")
+        await chromium.close()
+
+
+@contextmanager
+def _site(html: str) -> Iterator[str]:
+    """A web server of its own on this machine that answers every GET with `html`."""
+    body = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/shop.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
