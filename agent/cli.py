@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -32,7 +33,8 @@ ServingRole = Callable[[Settings], AbstractAsyncContextManager["Running"]]
 
 def _settings(args: argparse.Namespace) -> Settings:
     names = set(Settings.model_fields)
-    return load_settings(**{k: v for k, v in vars(args).items() if k in names})
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return load_settings(config_file=getattr(args, "config", None), **flags)
 
 
 def _run_server(main: Coroutine[Any, Any, None]) -> None:
@@ -81,11 +83,30 @@ def _serve(settings: Settings) -> None:
         print(f"Operator console:  {root}/operator?token={staff}")
         print(f"OpenAI-compatible: {root}/v1 (the demo token is an API key for user {DEMO_USER!r})")
         print(f"API docs:          {root}/docs")
-        command = sys.argv[0] if Path(sys.argv[0]).name == "heartline" else "heartline"
-        print(f"Chat with it:      {command} chat" + _chat_flags(settings, running.gateway.port))
+        for line in _deployment_files(settings):
+            print(line)
+        chat = _command() + " chat" + _chat_flags(settings, running.gateway.port)
+        print(f"Chat with it:      {chat}")
         print("Stop with Ctrl+C.", flush=True)
 
     _run_server(_run_until_signalled(embedded, settings, announce))
+
+
+def _command() -> str:
+    """How the user ran `heartline`, to print commands they can paste."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "heartline" else "heartline"
+
+
+def _deployment_files(settings: Settings) -> list[str]:
+    """Banner lines for the files that replace the shipped rules, flow, FAQ and persona."""
+    files = [
+        ("Rules:", settings.rules_file),
+        ("Flow:", settings.flow_file),
+        ("FAQ:", settings.faq_file),
+        # Only an LLM reads the persona; the templates never do.
+        ("Persona:", None if settings.generator == "templates" else settings.system_prompt_file),
+    ]
+    return [f"{label:<19}{path}" for label, path in files if path is not None]
 
 
 def _chat_flags(settings: Settings, port: int) -> str:
@@ -144,7 +165,27 @@ def _report(error: HeartlineError | OSError) -> int:
     return 2 if isinstance(error, HeartlineError) else 1
 
 
+def _init(folder: Path, *, force: bool) -> None:
+    from agent.scaffold import RULES_FILE, SETTINGS_FILE, write_deployment
+
+    files = write_deployment(folder, force=force)
+    width = max(len(str(folder / file.name)) for file in files)
+    print(f"Wrote a Heartline deployment in {folder}:")
+    for file in files:
+        note = "; readable by you only" if file.private else ""
+        print(f"  {folder / file.name!s:<{width}}  {file.purpose}{note}")
+    rules = shlex.quote(str(folder / RULES_FILE))
+    settings_file = shlex.quote(str(folder / SETTINGS_FILE))
+    print("Each file explains itself in its comments. After editing the rules, check them:")
+    print(f"  {_command()} policy check {rules}")
+    print("Start it:")
+    print(f"  {_command()} serve --config {settings_file}")
+
+
 def _run(args: argparse.Namespace) -> None:
+    if args.command == "init":  # before the settings: HEARTLINE_CONFIG may name its file
+        _init(args.folder, force=args.force)
+        return
     settings = _settings(args)
     json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
     configure_logging(settings.log_level, json=json_logs)

@@ -30,6 +30,13 @@ _PRECISION_HELP = (
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML settings file, one key per setting (port = 8765); flags and "
+        "HEARTLINE_* variables override it (default: HEARTLINE_CONFIG, else none)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         help="where the SQLite file and the token secret live "
@@ -70,7 +77,11 @@ def _generation(parser: argparse.ArgumentParser) -> None:
         "or a local transformers model (--local-model)",
     )
     parser.add_argument("--local-model", type=Path, help="a transformers causal LM directory")
-    parser.add_argument("--vllm-url", help="the vLLM server's root URL, e.g. http://gpu:8000")
+    parser.add_argument(
+        "--vllm-url",
+        help="the vLLM server's URL, with or without /v1 as OpenAI clients take it: "
+        "http://gpu:8000 or http://gpu:8000/v1 (a proxy's prefix stays: http://proxy/llm/v1)",
+    )
     parser.add_argument(
         "--model",
         help="the model name the vLLM server serves; for vllm-engine, a Hugging Face id or folder",
@@ -115,10 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="heartline",
         description="Heartline: a real-time, emotion-aware conversational agent. "
-        "Every option can also be set as HEARTLINE_<OPTION> in the environment.",
+        "Every setting can also be given as HEARTLINE_<NAME> in the environment, or as "
+        "name = value in a settings file (--config FILE), e.g. data_dir for --data-dir.",
     )
     parser.add_argument("--version", action="version", version=f"heartline {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser(
+        "init",
+        help="write a deployment folder: settings, rules, flow, FAQ and persona",
+        description="Write DIR/heartline.toml and the rules, conversation flow, FAQ and "
+        "persona it points at: commented copies of the shipped ones, ready for "
+        "`heartline serve --config DIR/heartline.toml`. If any of them exists, nothing is "
+        "written unless --force.",
+    )
+    init.add_argument("folder", type=Path, metavar="DIR", help="made if missing")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
 
     serve = commands.add_parser(
         "serve",

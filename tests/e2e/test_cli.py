@@ -21,6 +21,8 @@ from agent.gateway import TokenAuthority
 from agent.gateway.auth import Role
 from memory.crypto import TextCipher
 from memory.sql import SqlConversationStore, open_engine, upgrade_schema
+from tests.support.cli import serving
+from tests.support.processes import free_port
 from tests.support.records import turn
 
 HEARTLINE = [sys.executable, "-m", "agent.cli"]
@@ -50,12 +52,14 @@ def _run(
         "db current",
         "policy check",
         "policy evaluate",
+        "users export",
     ],
 )
 def test_every_command_explains_itself(command: str) -> None:
     result = _run(*command.split(), "--help")
     assert result.returncode == 0
     assert "--data-dir" in result.stdout
+    assert "--config FILE" in result.stdout
 
 
 def test_token_is_valid_for_the_data_dirs_secret(tmp_path: Path) -> None:
@@ -71,6 +75,21 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("heartline: invalid settings (port")
     assert "Traceback" not in result.stderr
+
+
+def test_serve_takes_its_settings_from_a_file(tmp_path: Path) -> None:
+    port = free_port()
+    settings = tmp_path / "heartline.toml"
+    settings.write_text(f'port = {port}\ndata_dir = "data"\n', encoding="utf-8")
+    with serving("--config", str(settings)) as banner:
+        assert f"Heartline is listening on ws://127.0.0.1:{port}/ws" in banner
+        assert f"Created a token secret in {tmp_path / 'data'}." in banner
+    settings.write_text(f"port = {port}\nprot = 1\n", encoding="utf-8")
+    refused = _run("serve", env={"HEARTLINE_CONFIG": str(settings)})
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"heartline: {settings}:2: 'prot' is not a Heartline setting; did you mean port?\n"
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
