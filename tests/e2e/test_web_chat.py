@@ -150,6 +150,7 @@ async def test_chinese_toggle_and_a_chinese_reply(app: Running, chromium: Chromi
     await expect(page.locator("#timeline-title")).to_have_text("情绪时间线")
     await expect(page.locator("#input")).to_have_attribute("placeholder", "输入消息…")
     await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await expect(page).to_have_title("Heartline 对话")
     await expect(page.locator("#status")).to_have_text("已连接")
 
     await _say(page, "我非常生气，订单还没到！")

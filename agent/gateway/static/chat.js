@@ -376,7 +376,13 @@ async function connect() {
     client = previous;
     return error.close ?? { code: 1006, reason: "", wasReady: false };
   }
-  if (previous) notice("conn.new_session", undefined, "divider");
+  if (previous) {
+    // The old session's replies can no longer be rated.
+    for (const turn of turns.values()) {
+      if (turn.client !== connection) turn.botItem?.querySelectorAll(".thumb").forEach((b) => (b.disabled = true));
+    }
+    notice("conn.new_session", undefined, "divider");
+  }
   ui.banner.hidden = true;
   ui.form.hidden = true;
   ui.app.hidden = false;

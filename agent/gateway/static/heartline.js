@@ -301,7 +301,7 @@ export async function apiRequest(token, method, path, body, base = globalThis.lo
 
 /**
  * The operator API (`/v1/operator/...`), for staff with an operator token
- * (`heartline token --user NAME --operator`). Every method throws `ApiError` on
+ * (`heartline token --operator NAME`). Every method throws `ApiError` on
  * refusal: 401 for a bad token, 403 for a user token, 404 for an unknown session,
  * 409 when another agent has the session or this one has not taken it over.
  */

@@ -110,6 +110,7 @@ function renderLists() {
 // The selected session
 
 async function select(sessionId) {
+  if (selectedEnded && selected !== sessionId) sessions.delete(selected); // kept while shown
   selected = sessionId;
   selectedEnded = false;
   transcript = [];

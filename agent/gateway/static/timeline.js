@@ -17,7 +17,6 @@ const BOTTOM = 34; // the turn numbers and the axis title
 const AXIS = 46; // width of each axis
 const EDGE = 34; // room between the plot's edge and the first and last points
 const MIN_STEP = 56; // pixels between turns before the plot scrolls sideways
-const DENSE_STEP = 80; // below this, labels are slanted so that they do not overlap
 
 /**
  * @typedef {object} TimelinePoint
@@ -37,6 +36,18 @@ function node(tag, attributes = {}, text) {
 
 function clamp(value, low, high) {
   return Math.min(high, Math.max(low, Number.isFinite(value) ? value : 0));
+}
+
+/** About how wide a label is drawn, in pixels (CJK characters are wider). */
+function labelWidth(text) {
+  let width = 0;
+  for (const char of text) width += /[\u2e80-\u9fff\uff00-\uffef]/.test(char) ? 12 : 6.8;
+  return width;
+}
+
+/** Whether neighbouring labels would overlap at this distance between points. */
+function crowded(labels, step) {
+  return labels.some((label, i) => i > 0 && (labelWidth(label) + labelWidth(labels[i - 1])) / 2 + 8 > step);
 }
 
 const yValence = (v) => HEIGHT - BOTTOM - ((clamp(v, -1, 1) + 1) / 2) * (HEIGHT - TOP - BOTTOM);
@@ -102,7 +113,8 @@ export class Timeline {
     const available = this._available();
     this._width = available;
     const count = points.length;
-    const slanted = count > 1 && (available - 2 * EDGE) / (count - 1) < DENSE_STEP;
+    const labels = points.map((point) => i18n.term(point.dominant));
+    const slanted = count > 1 && crowded(labels, Math.max(MIN_STEP, (available - 2 * EDGE) / (count - 1)));
     const right = slanted ? EDGE + 40 : EDGE; // slanted labels lean right
     const width = Math.max(available, EDGE + right + Math.max(0, count - 1) * MIN_STEP);
     const step = count > 1 ? (width - EDGE - right) / (count - 1) : 0;
@@ -149,7 +161,7 @@ export class Timeline {
       const ly = vy - 11 > 12 ? vy - 11 : vy + 19;
       const attributes = { x: x(i), y: ly, class: "point-label", "text-anchor": slanted ? "start" : "middle" };
       if (slanted) attributes.transform = `rotate(-32 ${x(i)} ${ly})`;
-      group.append(node("text", attributes, i18n.term(point.dominant)));
+      group.append(node("text", attributes, labels[i]));
       plot.append(group);
     });
   }
