@@ -131,8 +131,9 @@ class Settings(BaseSettings):
             )
         if self.handoff_webhook_url is not None and self.handoff_webhook_secret is None:
             raise ValueError(
-                "--handoff-webhook-url needs --handoff-webhook-secret (HEARTLINE_HANDOFF_"
-                "WEBHOOK_SECRET), the shared secret its requests are signed with"
+                "HEARTLINE_HANDOFF_WEBHOOK_URL needs HEARTLINE_HANDOFF_WEBHOOK_SECRET (in a "
+                "settings file: handoff_webhook_secret), the shared secret its requests are "
+                "signed with"
             )
         if self.generator == "vllm" and not (self.vllm_url and self.model):
             raise ValueError(

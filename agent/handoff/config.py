@@ -42,12 +42,13 @@ class WebhookConfig:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"handoff webhook URL {self.url!r} is not an http(s) URL; "
-                "set --handoff-webhook-url to e.g. https://helpdesk.example.com/hooks/heartline"
+                "set HEARTLINE_HANDOFF_WEBHOOK_URL to e.g. "
+                "https://helpdesk.example.com/hooks/heartline"
             )
         if not self.secret:
             raise ConfigError(
-                "the handoff webhook secret is empty; set --handoff-webhook-secret "
-                "(HEARTLINE_HANDOFF_WEBHOOK_SECRET) to the secret the help desk verifies with"
+                "the handoff webhook secret is empty; set HEARTLINE_HANDOFF_WEBHOOK_SECRET "
+                "to the secret the help desk verifies with"
             )
         positive = {
             "timeout": self.timeout,
@@ -68,7 +69,9 @@ class WebhookConfig:
         if settings.handoff_webhook_url is None:
             return None
         if settings.handoff_webhook_secret is None:  # Settings refuses this; say it anyway
-            raise ConfigError("--handoff-webhook-url needs --handoff-webhook-secret")
+            raise ConfigError(
+                "HEARTLINE_HANDOFF_WEBHOOK_URL needs HEARTLINE_HANDOFF_WEBHOOK_SECRET"
+            )
         timeout = settings.handoff_webhook_timeout
         return cls(
             url=settings.handoff_webhook_url,

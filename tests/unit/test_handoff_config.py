@@ -38,7 +38,7 @@ def test_the_settings_carry_over() -> None:
 
 @pytest.mark.parametrize("url", ["ftp://helpdesk/x", "helpdesk.example.com/x", "https://", ""])
 def test_a_url_that_is_not_http_says_how_to_fix_it(url: str) -> None:
-    with pytest.raises(ConfigError, match="--handoff-webhook-url"):
+    with pytest.raises(ConfigError, match="HEARTLINE_HANDOFF_WEBHOOK_URL"):
         WebhookConfig(url=url, secret=b"s")
 
 
