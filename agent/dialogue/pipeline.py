@@ -223,21 +223,17 @@ class TurnPipeline:
         """A turn of a session a person has taken over: read and keep it; the bot is silent.
 
         The reading still reaches the client and staff (it is the mood the person
-        sees), and the turn ends with an empty `ReplyEnded` from `human`.
+        sees), and the turn ends with an empty `ReplyEnded` from `human`. The
+        conversation flow starts over once the bot has the session back: whatever
+        state it was in (an escalation, say) was the person's to settle.
         """
         sid, tid = turn.session_id, turn.turn_id
         reading = await self._recognize(turn)
         clock.lap("emotion")
         await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
-        mood = update_mood(state.mood, reading)
-        flow_state = state.conversation[-1].flow_state if state.conversation else None
-        state.conversation.append(
-            Exchange(text=turn.text, reply="", emotion=reading, flow_state=flow_state)
-        )
-        state.mood = mood
-        decision = dataclasses.replace(
-            PERSON_DECISION, policy=f"human:{agent}"[:64], confidence=1.0
-        )
+        state.mood = update_mood(state.mood, reading)
+        state.conversation.append(Exchange(text=turn.text, reply="", emotion=reading))
+        decision = dataclasses.replace(PERSON_DECISION, policy=f"human:{agent}"[:64])
         total_ms = round((time.perf_counter() - started) * 1000.0, 3)
         clock.lap("publish")
         await publish(
@@ -265,7 +261,6 @@ class TurnPipeline:
             decision=decision,
             created_at=time.time(),
             tenant=turn.tenant,
-            flow_state=flow_state,
         )
         await self._keep(record)
         return record

@@ -31,6 +31,10 @@ TRANSCRIPT_ENTRIES: Final = 50
 
 @dataclass(frozen=True, slots=True)
 class TranscriptEntry:
+    """One line of a session's transcript; `seq` numbers a session's entries from 1, so a
+    console that reads the transcript and follows its changes can drop what it has."""
+
+    seq: int
     role: Literal["user", "assistant", "agent"]
     text: str
     at: float
@@ -39,7 +43,12 @@ class TranscriptEntry:
     dominant: str | None = None
 
     def view(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"role": self.role, "text": self.text, "at": self.at}
+        entry: dict[str, Any] = {
+            "seq": self.seq,
+            "role": self.role,
+            "text": self.text,
+            "at": self.at,
+        }
         for key in ("turn_id", "agent", "dominant"):
             if (value := getattr(self, key)) is not None:
                 entry[key] = value
@@ -64,6 +73,20 @@ class LiveSession:
     )
     handoff: dict[str, Any] | None = None
     agent: str | None = None
+    entries: int = 0
+
+    def note(
+        self,
+        role: Literal["user", "assistant", "agent"],
+        text: str,
+        at: float,
+        **about: str | None,
+    ) -> TranscriptEntry:
+        """Add an entry to the transcript, numbered after the last."""
+        self.entries += 1
+        entry = TranscriptEntry(self.entries, role, text, at, **about)
+        self.transcript.append(entry)
+        return entry
 
     def view(self) -> dict[str, Any]:
         """The session as the operator API shows it (without its transcript)."""
@@ -175,13 +198,14 @@ class Board:
         session.mood = {key: point[key] for key in ("dominant", "valence", "arousal")}
         session.trajectory.append(point)
         entries = [
-            TranscriptEntry(
+            session.note(
                 "user", summary.text, summary.at, turn_id=summary.turn_id, dominant=summary.dominant
             )
         ]
         if summary.reply:
-            entries.append(TranscriptEntry("assistant", summary.reply, summary.at, summary.turn_id))
-        session.transcript.extend(entries)
+            entries.append(
+                session.note("assistant", summary.reply, summary.at, turn_id=summary.turn_id)
+            )
         if summary.handoff is not None and session.agent is None:
             session.handoff = {"reason": summary.handoff, "at": summary.at}
         return BoardChange(session.session_id, session, tuple(entries))
@@ -202,6 +226,5 @@ class Board:
         if session is None:
             return None
         session.last_at = now
-        entry = TranscriptEntry("agent", event.text, event.at, agent=event.agent)
-        session.transcript.append(entry)
+        entry = session.note("agent", event.text, event.at, agent=event.agent)
         return BoardChange(session.session_id, session, (entry,))

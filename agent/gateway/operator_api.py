@@ -81,7 +81,7 @@ def _timeline_view(timeline: UserTimeline) -> dict[str, Any]:
                 "started_at": s.started_at,
                 "last_at": s.last_at,
                 "turns": s.turns,
-                "mood": s.mood,
+                "mood_group": s.mood,
                 "mean_valence": s.mean_valence,
             }
             for s in timeline.sessions

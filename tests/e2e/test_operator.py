@@ -291,3 +291,19 @@ async def test_staff_only(app: Running) -> None:
         ):
             pytest.fail("a user token must not open the console")
     assert refused.value.response.status_code == 401
+
+
+async def test_after_a_release_the_conversation_flow_starts_over(app: Running) -> None:
+    ws, session_id = await _customer(app)
+    async with ws, _staff(app) as staff:
+        asked = await _say(ws, "t1", "I want to talk to a real person")
+        assert next(m for m in asked if m["type"] == "decision")["action"] == "handoff"
+        await _eventually(staff, "/handoffs", lambda b: b["sessions"])
+        await staff.post(f"/sessions/{session_id}/takeover")
+        await _until(ws, "takeover")
+        await _say(ws, "t2", "thanks for taking over")
+        await staff.post(f"/sessions/{session_id}/release")
+        await _until(ws, "takeover")
+        after = await _say(ws, "t3", "Where is my order?")
+    decision = next(m for m in after if m["type"] == "decision")
+    assert decision["action"] == "reply", decision

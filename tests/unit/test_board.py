@@ -63,7 +63,13 @@ def test_the_handoff_queue_empties_when_a_person_takes_over() -> None:
     said = AgentMessage(session_id=SID, agent="dana", message_id="m1", text="Hi", at=4.0)
     change = board.apply(said, now=4.0)
     assert change is not None
-    assert change.entries[0].view() == {"role": "agent", "text": "Hi", "at": 4.0, "agent": "dana"}
+    assert change.entries[0].view() == {
+        "seq": 3,
+        "role": "agent",
+        "text": "Hi",
+        "at": 4.0,
+        "agent": "dana",
+    }
     board.apply(Takeover(session_id=SID, agent="omar", active=False, at=5.0), now=5.0)
     session = board.get(SID)
     assert session is not None

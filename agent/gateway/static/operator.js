@@ -109,6 +109,13 @@ function renderLists() {
 
 // The selected session
 
+/** Add a transcript entry unless it is there already (entries are numbered by `seq`). */
+function addEntry(entry) {
+  if (transcript.some((known) => known.seq === entry.seq)) return;
+  transcript.push(entry);
+  transcript.sort((a, b) => a.seq - b.seq);
+}
+
 async function select(sessionId) {
   if (selectedEnded && selected !== sessionId) sessions.delete(selected); // kept while shown
   selected = sessionId;
@@ -122,7 +129,9 @@ async function select(sessionId) {
   try {
     const detail = await api.session(sessionId);
     if (selected !== sessionId) return;
+    const arrivedMeanwhile = transcript;
     transcript = detail.transcript ?? [];
+    arrivedMeanwhile.forEach(addEntry);
     const { transcript: _, ...session } = detail;
     sessions.set(sessionId, { ...sessions.get(sessionId), ...session });
   } catch (error) {
@@ -224,7 +233,7 @@ function renderHistory() {
         {},
         el("td", { text: new Date(s.started_at * 1000).toLocaleString(i18n.lang === "zh" ? "zh-CN" : "en") }),
         el("td", { text: String(s.turns) }),
-        el("td", {}, el("span", { class: `chip ${moodClass(s.mean_valence)}`, text: i18n.term(s.mood) })),
+        el("td", {}, el("span", { class: `chip ${moodClass(s.mean_valence)}`, text: i18n.term(s.mood_group) })),
         el("td", { text: s.mean_valence === null || s.mean_valence === undefined ? "" : signed(s.mean_valence) }),
       ),
     ),
@@ -333,7 +342,7 @@ function follow() {
   });
   socket.on("transcript", (m) => {
     if (m.session_id !== selected) return;
-    transcript.push(m.entry);
+    addEntry(m.entry);
     renderTranscript();
   });
   socket.on("close", (info) => {
