@@ -6,11 +6,9 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,24 +19,11 @@ from agent.gateway import TokenAuthority
 from agent.gateway.auth import Role
 from memory.crypto import TextCipher
 from memory.sql import SqlConversationStore, open_engine, upgrade_schema
-from tests.support.cli import serving
+from tests.support.cli import HEARTLINE, heartline, serving
 from tests.support.processes import free_port
 from tests.support.records import turn
 
-HEARTLINE = [sys.executable, "-m", "agent.cli"]
-
-
-def _run(
-    *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HEARTLINE, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=None if env is None else {**os.environ, **env},
-    )
+_run = heartline
 
 
 @pytest.mark.parametrize(

@@ -261,7 +261,7 @@ async def test_metrics(env: Env) -> None:
     assert 'heartline_errors_total{code="bad_json"} 1.0' in text
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/ws/extra", "/healthz/x"])
+@pytest.mark.parametrize("path", ["/nope", "/ws/extra", "/healthz/x", "/static/nope.js"])
 async def test_unknown_paths_are_404(env: Env, path: str) -> None:
     assert (await http_get(env.gateway.port, path))[0] == 404
 

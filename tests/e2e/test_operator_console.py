@@ -12,10 +12,16 @@ from playwright.async_api import Page, expect
 from agent.app import Running
 from agent.gateway.auth import Role
 from tests.fixtures.browser import Chromium, colour_pixels
-from tests.support.pages import EXPECT_MS, root_url, serving, token
-
-VALENCE_RGB = (0x25, 0x63, 0xEB)
-AROUSAL_RGB = (0xEA, 0x58, 0x0C)
+from tests.support.pages import (
+    AROUSAL_RGB,
+    EXPECT_MS,
+    VALENCE_RGB,
+    replies_done,
+    root_url,
+    say,
+    serving,
+    token,
+)
 
 
 @pytest.fixture
@@ -35,17 +41,6 @@ async def _console(chromium: Chromium, app: Running) -> Page:
     page = await chromium.page(f"{root_url(app)}/operator?token={staff}")
     await expect(page.locator("#status")).to_have_text("Connected", timeout=EXPECT_MS)
     return page
-
-
-async def _say(page: Page, text: str) -> None:
-    await page.locator("#input").fill(text)
-    await page.locator("#input").press("Enter")
-
-
-async def _replies_done(page: Page, count: int) -> None:
-    await expect(page.locator(".msg-bot .thumb[data-score='5']")).to_have_count(
-        count, timeout=EXPECT_MS
-    )
 
 
 def _kinds(classes: list[str]) -> list[str]:
@@ -71,8 +66,8 @@ async def test_the_console_lists_a_live_session_with_its_mood(
     customer = await _customer(chromium, app)
     console = await _console(chromium, app)
     await expect(console.locator("#whoami")).to_have_text("Signed in as dana")
-    await _say(customer, "I'm furious, it broke again!")
-    await _replies_done(customer, 1)
+    await say(customer, "I'm furious, it broke again!")
+    await replies_done(customer, 1)
 
     row = console.locator("#sessions .session-row")
     await expect(row).to_have_count(1)
@@ -111,8 +106,8 @@ async def test_a_user_token_is_refused(app: Running, chromium: Chromium) -> None
 async def test_takeover_silences_the_bot_until_released(app: Running, chromium: Chromium) -> None:
     customer = await _customer(chromium, app)
     console = await _console(chromium, app)
-    await _say(customer, "I want to talk to a human, this is ridiculous")
-    await _replies_done(customer, 1)
+    await say(customer, "I want to talk to a human, this is ridiculous")
+    await replies_done(customer, 1)
     await expect(customer.locator(".notice-handoff")).to_be_visible()
 
     # The session waits in the handoff queue.
@@ -135,7 +130,7 @@ async def test_takeover_silences_the_bot_until_released(app: Running, chromium: 
     await expect(agent.locator(".msg-who")).to_have_text(["dana"])
     await expect(console.locator("#transcript .msg-agent")).to_have_count(1)
 
-    await _say(customer, "Thank you, Dana")
+    await say(customer, "Thank you, Dana")
     # The turn is still read (its mood shows) and reaches the console, but the bot is silent.
     await expect(customer.locator(".msg-user .chip")).to_have_count(2)
     await expect(console.locator("#transcript .msg-customer")).to_have_count(2)
@@ -146,8 +141,8 @@ async def test_takeover_silences_the_bot_until_released(app: Running, chromium: 
         "dana left; the assistant answers again."
     )
     await expect(console.get_by_role("button", name="Take over")).to_be_visible()
-    await _say(customer, "Where is my order?")
-    await _replies_done(customer, 2)
+    await say(customer, "Where is my order?")
+    await replies_done(customer, 2)
 
     items = customer.locator("#messages > li")
     classes = [await items.nth(i).get_attribute("class") or "" for i in range(await items.count())]
@@ -168,14 +163,14 @@ async def test_a_users_emotional_history_is_drawn_across_sessions(
     app: Running, chromium: Chromium
 ) -> None:
     first = await _customer(chromium, app)
-    await _say(first, "I'm furious, it broke again!")
-    await _replies_done(first, 1)
-    await _say(first, "Thanks so much, that is wonderful news!")
-    await _replies_done(first, 2)
+    await say(first, "I'm furious, it broke again!")
+    await replies_done(first, 1)
+    await say(first, "Thanks so much, that is wonderful news!")
+    await replies_done(first, 2)
     await first.close()
     second = await _customer(chromium, app)
-    await _say(second, "I am so sad, nothing works")
-    await _replies_done(second, 1)
+    await say(second, "I am so sad, nothing works")
+    await replies_done(second, 1)
 
     console = await _console(chromium, app)
     await console.locator("#sessions .session-row").first.click()

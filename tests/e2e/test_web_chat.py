@@ -14,10 +14,18 @@ from playwright.async_api import Page, expect
 
 from agent.app import Running
 from tests.fixtures.browser import Chromium, colour_pixels
-from tests.support.pages import EXPECT_MS, Frames, root_url, serving, token
+from tests.support.pages import (
+    AROUSAL_RGB,
+    EXPECT_MS,
+    VALENCE_RGB,
+    Frames,
+    replies_done,
+    root_url,
+    say,
+    serving,
+    token,
+)
 
-VALENCE_RGB = (0x25, 0x63, 0xEB)
-AROUSAL_RGB = (0xEA, 0x58, 0x0C)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -42,18 +50,6 @@ async def _open_chat(chromium: Chromium, app: Running, *, locale: str = "en-US")
     return page
 
 
-async def _say(page: Page, text: str) -> None:
-    await page.locator("#input").fill(text)
-    await page.locator("#input").press("Enter")
-
-
-async def _replies_done(page: Page, count: int) -> None:
-    """Wait until `count` bot replies have ended (their thumbs show)."""
-    await expect(page.locator(".msg-bot .thumb[data-score='5']")).to_have_count(
-        count, timeout=EXPECT_MS
-    )
-
-
 async def test_a_reply_streams_in_and_the_timeline_and_why_panel_follow(
     app: Running, chromium: Chromium
 ) -> None:
@@ -66,13 +62,13 @@ async def test_a_reply_streams_in_and_the_timeline_and_why_panel_follow(
     plot = page.locator("#timeline .chart-plot")
     blank = await plot.screenshot()
 
-    await _say(page, "I'm furious, it broke again!")
+    await say(page, "I'm furious, it broke again!")
     bot = page.locator(".msg-bot .msg-text")
     # The reply shows while it is still streaming, before it has ended.
     await expect(page.locator(".msg-bot.streaming .msg-text")).not_to_have_text(
         "", timeout=EXPECT_MS
     )
-    await _replies_done(page, 1)
+    await replies_done(page, 1)
     end = frames.of("reply_end")[0]
     assert end["text"] == "".join(delta["text"] for delta in frames.of("reply_delta"))
     await expect(bot).to_have_text(end["text"])
@@ -87,8 +83,8 @@ async def test_a_reply_streams_in_and_the_timeline_and_why_panel_follow(
     await expect(page.locator("#why .why-policy")).to_have_text(re.compile(r"^rules"))
     await expect(page.locator("#why .why-reasons li").first).to_be_visible()
 
-    await _say(page, "Thanks so much, that is wonderful news!")
-    await _replies_done(page, 2)
+    await say(page, "Thanks so much, that is wonderful news!")
+    await replies_done(page, 2)
     await expect(labels).to_have_count(2)
     second = await labels.nth(1).text_content()
     assert second not in (None, "anger")
@@ -109,8 +105,8 @@ async def test_thumbs_up_is_acknowledged(app: Running, chromium: Chromium) -> No
     page = await chromium.new_page()
     frames = Frames(page)
     await page.goto(f"{root_url(app)}/?token={token(app)}")
-    await _say(page, "Where is my order?")
-    await _replies_done(page, 1)
+    await say(page, "Where is my order?")
+    await replies_done(page, 1)
     good = page.get_by_role("button", name="Good reply")
     await good.click()
     await expect(page.locator(".msg-bot .ack")).to_have_text("Thanks for the feedback")
@@ -127,7 +123,7 @@ async def test_typing_while_a_reply_streams_interrupts_it(
     page = await chromium.new_page()
     frames = Frames(page)
     await page.goto(f"{root_url(slow_app)}/?token={token(slow_app)}")
-    await _say(page, "Can you explain how returns work for a damaged parcel?")
+    await say(page, "Can you explain how returns work for a damaged parcel?")
     await expect(page.locator(".msg-bot.streaming .msg-text")).not_to_have_text(
         "", timeout=EXPECT_MS
     )
@@ -153,8 +149,8 @@ async def test_chinese_toggle_and_a_chinese_reply(app: Running, chromium: Chromi
     await expect(page).to_have_title("Heartline 对话")
     await expect(page.locator("#status")).to_have_text("已连接")
 
-    await _say(page, "我非常生气，订单还没到！")
-    await _replies_done(page, 1)
+    await say(page, "我非常生气，订单还没到！")
+    await replies_done(page, 1)
     await expect(page.locator(".msg-bot .msg-text")).to_have_text(CJK)
     await expect(page.locator("#timeline .point-label")).to_have_text(["愤怒"])
     await expect(page.locator("#why .why-strategy")).to_have_text("缓和")
@@ -189,7 +185,7 @@ async def test_enter_that_confirms_an_ime_candidate_does_not_send(
     await expect(page.locator("#input")).to_have_value("你好")
     await page.locator("#input").press("Enter")
     await expect(page.locator(".msg-user .bubble")).to_have_text(["你好"])
-    await _replies_done(page, 1)
+    await replies_done(page, 1)
     await expect(page.locator(".msg-bot .msg-text")).to_have_text(CJK)
 
 
@@ -212,12 +208,12 @@ async def test_without_a_token_a_form_asks_for_one(app: Running, chromium: Chrom
 async def test_server_errors_are_shown(tmp_path: Path, chromium: Chromium) -> None:
     async with serving(tmp_path / "data", frame_limit_bytes=1024) as app:
         page = await _open_chat(chromium, app)
-        await _say(page, "x" * 2000)  # more than this server takes in one frame
+        await say(page, "x" * 2000)  # more than this server takes in one frame
         await expect(page.locator(".notice-error")).to_contain_text("Error (too_large)")
         await expect(page.locator(".notice-error")).to_contain_text("1024 bytes")
         await expect(page.locator("#status")).to_have_text("Connected")
-        await _say(page, "Where is my order?")
-        await _replies_done(page, 1)
+        await say(page, "Where is my order?")
+        await replies_done(page, 1)
         await chromium.close()
 
 

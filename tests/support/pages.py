@@ -9,16 +9,31 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page, WebSocket
+from playwright.async_api import Page, WebSocket, expect
 
 from agent.app import Running, embedded
 from agent.config import load_settings
 from agent.gateway.auth import Role
 
-__all__ = ["EXPECT_MS", "Frames", "root_url", "serving", "token"]
+__all__ = [
+    "AROUSAL_RGB",
+    "EXPECT_MS",
+    "VALENCE_RGB",
+    "Frames",
+    "replies_done",
+    "root_url",
+    "say",
+    "serving",
+    "token",
+]
 
 EXPECT_MS = 20_000
 """How long `expect` waits for what a person should see (generous: CI machines are slow)."""
+
+
+# The timeline's line colours (heartline.css), for screenshot checks.
+VALENCE_RGB = (0x25, 0x63, 0xEB)
+AROUSAL_RGB = (0xEA, 0x58, 0x0C)
 
 
 @asynccontextmanager
@@ -73,3 +88,16 @@ def _json(payload: str | bytes) -> dict[str, Any]:
     data = json.loads(payload)
     assert isinstance(data, dict)
     return data
+
+
+async def say(page: Page, text: str) -> None:
+    """Type `text` into the page's message box and send it."""
+    await page.locator("#input").fill(text)
+    await page.locator("#input").press("Enter")
+
+
+async def replies_done(page: Page, count: int) -> None:
+    """Wait until `count` bot replies have ended (their thumbs show)."""
+    await expect(page.locator(".msg-bot .thumb[data-score='5']")).to_have_count(
+        count, timeout=EXPECT_MS
+    )
