@@ -29,13 +29,16 @@ _log = structlog.get_logger(__name__)
 def probe_router(*, metrics: Metrics, ready: Callable[[], bool]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", response_class=PlainTextResponse, summary="Liveness")
+    @router.api_route(
+        "/healthz", methods=["GET", "HEAD"], response_class=PlainTextResponse, summary="Liveness"
+    )
     async def healthz() -> str:
         """200 while the process serves."""
         return "ok\n"
 
-    @router.get(
+    @router.api_route(
         "/readyz",
+        methods=["GET", "HEAD"],
         response_class=PlainTextResponse,
         summary="Readiness",
         responses={503: {"description": "not ready"}},

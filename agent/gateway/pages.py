@@ -95,15 +95,15 @@ def pages_router() -> APIRouter:
     pages = {path: _load(name, files[name], _PAGE) for path, name in _PAGES.items()}
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/")
+    @router.api_route("/", methods=["GET", "HEAD"])
     async def chat_page(request: Request) -> Response:
         return _answer(pages["/"], request)
 
-    @router.get("/operator")
+    @router.api_route("/operator", methods=["GET", "HEAD"])
     async def operator_page(request: Request) -> Response:
         return _answer(pages["/operator"], request)
 
-    @router.get("/static/{name}")
+    @router.api_route("/static/{name}", methods=["GET", "HEAD"])
     async def static_file(name: str, request: Request) -> Response:
         file = statics.get(name)
         if file is None:

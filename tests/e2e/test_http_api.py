@@ -169,3 +169,13 @@ async def test_an_operator_token_opens_no_user_session() -> None:
     async with running() as env, connect(env.url) as ws:
         await ws.send(json.dumps({"type": "hello", "token": operator}))
         assert (await receive(ws))["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("path", ["/", "/operator", "/static/heartline.js", "/healthz", "/readyz"])
+async def test_head_is_answered_like_get_without_a_body(app: Running, path: str) -> None:
+    async with _http(app) as http:
+        head = await http.head(path)
+        get = await http.get(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
