@@ -29,16 +29,13 @@ _log = structlog.get_logger(__name__)
 def probe_router(*, metrics: Metrics, ready: Callable[[], bool]) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.api_route(
-        "/healthz", methods=["GET", "HEAD"], response_class=PlainTextResponse, summary="Liveness"
-    )
+    @router.get("/healthz", response_class=PlainTextResponse, summary="Liveness")
     async def healthz() -> str:
         """200 while the process serves."""
         return "ok\n"
 
-    @router.api_route(
+    @router.get(
         "/readyz",
-        methods=["GET", "HEAD"],
         response_class=PlainTextResponse,
         summary="Readiness",
         responses={503: {"description": "not ready"}},
@@ -54,6 +51,15 @@ def probe_router(*, metrics: Metrics, ready: Callable[[], bool]) -> APIRouter:
         """The Prometheus text exposition of this process's metrics."""
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
+    # HEAD answers like GET, kept out of the schema (one operation per path there).
+    router.add_api_route(
+        "/healthz",
+        healthz,
+        methods=["HEAD"],
+        response_class=PlainTextResponse,
+        include_in_schema=False,
+    )
+    router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
     return router
 
 
