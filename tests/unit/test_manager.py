@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 import pytest
 
 from agent import topics
-from agent.bus import InProcessBus, Subscription
+from agent.bus import InProcessBus
 from agent.dialogue import DialogueManager, ManagerSettings, PipelineSettings, Stages
 from agent.emotion import LexiconRecognizer
 from agent.emotion.conversation import replay_mood
@@ -20,13 +20,11 @@ from agent.events import (
     Cancel,
     DecisionMade,
     EmotionRead,
-    Event,
     Feedback,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
     TurnFailed,
-    UserTurn,
     encode,
 )
 from agent.generation import TemplateGenerator
@@ -40,64 +38,14 @@ from agent.values import (
     TurnContext,
 )
 from memory import InMemoryTurnLedger
-from memory.ledger import ClaimOutcome, TurnLedger
+from memory.ledger import ClaimOutcome
 from policies import RulePolicy
+from tests.support.manager import running as _running
+from tests.support.manager import stages as _stages
+from tests.support.manager import turn as _turn
+from tests.support.manager import until_ended as _until_ended
 from tests.support.stores import ListStore
 from tests.support.waiting import eventually
-
-
-def _turn(seq: int, text: str = "Where is my parcel?", session: str = "s1") -> UserTurn:
-    return UserTurn(
-        session_id=session, user_id="u1", turn_id=f"t{seq}", seq=seq, text=text, sent_at=0.0
-    )
-
-
-def _stages(store: ListStore, *, token_delay: float = 0.0) -> Stages:
-    return Stages(
-        recognizer=LexiconRecognizer(),
-        policy=RulePolicy(),
-        generator=TemplateGenerator(token_delay=token_delay),
-        store=store,
-    )
-
-
-@asynccontextmanager
-async def _running(
-    store: ListStore,
-    *,
-    workers: int = 1,
-    token_delay: float = 0.0,
-    ledger: TurnLedger | None = None,
-    settings: ManagerSettings | None = None,
-) -> AsyncIterator[tuple[InProcessBus, list[DialogueManager]]]:
-    ledger = ledger or InMemoryTurnLedger()
-    async with AsyncExitStack() as stack:
-        bus = await stack.enter_async_context(InProcessBus())
-        managers = [
-            await stack.enter_async_context(
-                DialogueManager(
-                    bus,
-                    _stages(store, token_delay=token_delay),
-                    ledger,
-                    metrics=Metrics(),
-                    settings=settings,
-                    worker_id=f"w{n}",
-                )
-            )
-            for n in range(workers)
-        ]
-        yield bus, managers
-
-
-async def _until_ended(sub: Subscription, count: int) -> list[Event]:
-    events: list[Event] = []
-    ended = 0
-    async with asyncio.timeout(10):
-        while ended < count:
-            event = (await sub.get()).event
-            events.append(event)
-            ended += isinstance(event, ReplyEnded | TurnFailed)
-    return events
 
 
 async def test_one_turn_streams_every_stage_in_order() -> None:
