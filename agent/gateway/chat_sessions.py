@@ -29,7 +29,6 @@ from agent.gateway.limits import ConnectionLimits
 from agent.gateway.protocol import ServerMessage, UserMessage
 from agent.gateway.relay import Ending, SessionRelay
 from agent.gateway.roster import Availability
-from agent.gateway.session import SessionCore
 from agent.metrics import Metrics
 
 __all__ = ["ChatSessions", "ChatTurn", "ChatUser", "HttpBusy"]
@@ -217,15 +216,10 @@ class ChatSessions:
         min(idle, key=lambda s: s.last_used).stop.set()
 
     async def _run(self, session: _Session) -> None:
-        core = SessionCore(
-            session_id=secrets.token_hex(16),
-            user_id=session.user.user_id,
-            tenant=session.user.tenant,
-            remembered_turns=self._limits.remembered_turns,
-        )
         relay = SessionRelay(
             self._bus,
-            core,
+            user_id=session.user.user_id,
+            tenant=session.user.tenant,
             limits=self._limits,
             metrics=self._metrics,
             channel="http",
@@ -240,7 +234,9 @@ class ChatSessions:
                 await self._until_idle(session)
                 pump.cancel()
         except Exception as exc:  # one user's session failing must not end the others
-            _log.warning("an HTTP session failed", session_id=core.session_id, error=repr(exc))
+            _log.warning(
+                "an HTTP session failed", session_id=relay.core.session_id, error=repr(exc)
+            )
             session.failure = exc
         finally:
             session.tasks = None

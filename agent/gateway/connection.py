@@ -17,7 +17,6 @@ close 1013) instead of slowing anyone else.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,18 +196,10 @@ class _Session:
             principal = await self._authenticate()
             if principal is None:
                 return
-        session_id = secrets.token_hex(16)
-        self._log = _log.bind(session_id=session_id)
-        self._log.info("session started")
-        core = SessionCore(
-            session_id=session_id,
-            user_id=principal.user_id,
-            tenant=principal.tenant or default_tenant,
-            remembered_turns=self._limits.remembered_turns,
-        )
         relay = SessionRelay(
             self._bus,
-            core,
+            user_id=principal.user_id,
+            tenant=principal.tenant or default_tenant,
             limits=self._limits,
             metrics=self._metrics,
             channel="ws",
@@ -216,9 +207,12 @@ class _Session:
             workers=workers,
             clock=self._wall_clock,
         )
+        session_id = relay.core.session_id
+        self._log = _log.bind(session_id=session_id)
+        self._log.info("session started")
         try:
             async with relay:
-                self._outbox.put_nowait(ready_message(session_id, core.user_id))
+                self._outbox.put_nowait(ready_message(session_id, principal.user_id))
                 await self._run_tasks(relay, ends)
         except BusError:
             self._log.warning("bus unavailable for the session", exc_info=True)

@@ -14,6 +14,7 @@ that falls that far behind is ended with `overloaded` (close 1013).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -71,7 +72,8 @@ Deliver = Callable[[ServerMessage | Ending], Awaitable[None]]
 
 
 class SessionRelay:
-    """An async context manager: subscribed to the session's replies while entered.
+    """A new session (a fresh random id) of `user_id` in `tenant`; an async context
+    manager, subscribed to the session's replies while entered.
 
     Run `pump` in a task of the owner's while the relay is entered; `submit`,
     `cancel` and `feedback` may be called from any task meanwhile.
@@ -80,8 +82,9 @@ class SessionRelay:
     def __init__(
         self,
         bus: EventBus,
-        core: SessionCore,
         *,
+        user_id: str,
+        tenant: str,
         limits: ConnectionLimits,
         metrics: Metrics,
         channel: Channel,
@@ -89,6 +92,12 @@ class SessionRelay:
         workers: Callable[[], Availability],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        core = SessionCore(
+            session_id=secrets.token_hex(16),
+            user_id=user_id,
+            tenant=tenant,
+            remembered_turns=limits.remembered_turns,
+        )
         self.core = core
         self._bus = bus
         self._limits = limits
