@@ -159,8 +159,11 @@ class SentenceSplitter:
 
     def _word_cut(self, held: str, hold_back: Callable[[str], int]) -> int:
         """The end of the held text's last word that nothing still to come can change; 0: none."""
+        last = len(held) - hold_back(held)
+        if last <= 0:
+            return 0
         spans = list(self._protect(held)) if self._protect is not None else []
-        for cut in range(len(held) - hold_back(held), 0, -1):
+        for cut in range(last, 0, -1):
             if breaks_after(held[cut - 1]) and not any(a < cut < b for a, b in spans):
                 return cut
         return 0

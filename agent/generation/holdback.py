@@ -37,6 +37,11 @@ _SHORT_GROUP = re.compile(r"[0-9A-Za-z]{1,4}")
 _CONNECTORS = re.compile(r"[()\-./:]+")
 _STARTS_NUMBER = re.compile(r"[0-9+]")
 _SPACES = re.compile(r"\s+")
+# Everything personal data can start with: a digit or `+`, ASCII or full-width. A text
+# without one holds back its unfinished word only (the common case, found in C).
+_NUMBER_START = re.compile("[0-9+\uff10-\uff19\uff0b]")
+# The unfinished last word: what follows the last place `breaks_after` allows a cut.
+_UNFINISHED_WORD = re.compile("[^\\s\uff0c\u3001\uff1b\uff1a\u4e00-\u9fff\u3400-\u4dbf]*\\Z")
 
 
 def _ideograph(char: str) -> bool:
@@ -64,6 +69,10 @@ def _number_like(word: str) -> bool:
 
 def personal_data_tail(text: str) -> int:
     """How many characters at the end of `text` personal data still arriving could claim."""
+    if _NUMBER_START.search(text) is None:
+        unfinished = _UNFINISHED_WORD.search(text)
+        assert unfinished is not None  # the pattern matches the empty end of any text
+        return unfinished.end() - unfinished.start()
     end = len(text)
     start = end
     while start > 0 and not breaks_after(text[start - 1]):
