@@ -65,19 +65,20 @@ def approx_tokens(text: str) -> int:
     and is close for English prose; code, digits and rare scripts can run over it. Pass
     a real tokenizer's count to `PromptBuilder` where an exact budget matters.
     """
-    cjk = sum(1 for char in text if _is_wide(char))
+    cjk = len(_WIDE.findall(text)) if _WIDE_HINT.search(text) else 0
     return cjk + math.ceil((len(text) - cjk) / 4)
 
 
-def _is_wide(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x2E80 <= code <= 0x9FFF  # CJK radicals, punctuation, kana, ideographs
-        or 0xAC00 <= code <= 0xD7AF  # hangul
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms
-        or 0x20000 <= code <= 0x3FFFF  # ideograph extensions
-    )
+# Ideographs, kana, hangul, CJK and full-width punctuation: one token per character.
+_WIDE = re.compile(
+    "[\u2e80-\u9fff"  # CJK radicals, punctuation, kana, ideographs
+    "\uac00-\ud7af"  # hangul
+    "\uf900-\ufaff"  # compatibility ideographs
+    "\uff00-\uffef"  # full-width forms
+    "\U00020000-\U0003ffff]"  # ideograph extensions
+)
+# Any character past U+2E7F: a text without one (most English) has no wide character.
+_WIDE_HINT = re.compile("[^\x00-\u2e7f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
