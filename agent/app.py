@@ -106,6 +106,7 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         default_tenant=settings.tenant,
         max_body_bytes=settings.max_body_bytes,
         chat_idle_s=settings.chat_session_idle,
+        ws_compression=settings.ws_compression,
     )
 
 

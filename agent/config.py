@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     messages_per_second: float = Field(default=10.0, gt=0)
     message_burst: int = Field(default=20, ge=1)
     idle_timeout: float = Field(default=300.0, gt=0)
+    # WebSocket permessage-deflate: off by default, since reply deltas are small frames
+    # whose compression costs more CPU and per-connection memory than it saves bytes
+    ws_compression: bool = False
     # HTTP: the largest request body read; how long an HTTP API user's conversation
     # stays open without a request before the next request starts a new session
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)

@@ -32,6 +32,8 @@ class HttpServerSettings:
     # Limits
     ws_max_bytes: int = 1024 * 1024
     """A larger WebSocket frame closes the connection with 1009."""
+    ws_compression: bool = False
+    """permessage-deflate for clients that offer it: fewer bytes, more CPU and memory."""
     backlog: int = 2048
     # Timeouts
     ws_ping_interval_s: float = 20.0
@@ -87,7 +89,7 @@ def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
         ws_max_size=settings.ws_max_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,
-        ws_per_message_deflate=True,
+        ws_per_message_deflate=settings.ws_compression,
         timeout_keep_alive=int(max(1, settings.keep_alive_s)),
         timeout_graceful_shutdown=int(max(1, settings.shutdown_s)),
         backlog=settings.backlog,

@@ -68,6 +68,8 @@ class GatewaySettings:
     """Seconds to wait for a pong before the connection is considered dead."""
     close_timeout_s: float = 10.0
     """Seconds sessions and requests get to finish when the gateway stops."""
+    ws_compression: bool = False
+    """Whether WebSocket clients may negotiate permessage-deflate."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -202,6 +204,7 @@ async def _serve(
         ws_ping_interval_s=settings.ping_interval_s,
         ws_ping_timeout_s=settings.ping_timeout_s,
         shutdown_s=settings.close_timeout_s,
+        ws_compression=settings.ws_compression,
     )
     async with serve_http(app, settings.host, settings.port, server_settings) as listening:
         _log.info("gateway listening", host=listening.host, port=listening.port)
