@@ -27,9 +27,11 @@ class InProcessBus:
     """
 
     def __init__(self) -> None:
-        # Exact filters are looked up by topic; only wildcard filters are scanned.
+        # Exact filters are looked up by topic; only wildcard filters are scanned, and
+        # only those whose literal start the topic has are matched level by level.
         self._exact: dict[str, list[Subscription]] = {}
         self._wildcard: list[Subscription] = []
+        self._wildcard_starts: dict[Subscription, str] = {}
         self._round_robin = itertools.count()
         self._running = False
 
@@ -48,6 +50,7 @@ class InProcessBus:
             subscription.close()
         self._exact.clear()
         self._wildcard.clear()
+        self._wildcard_starts.clear()
 
     async def publish(self, topic: str, event: Event) -> None:
         """Deliver at once; never waits. Safe to cancel."""
@@ -57,7 +60,12 @@ class InProcessBus:
         groups: dict[str, list[Subscription]] = {}
         matching = itertools.chain(
             self._exact.get(topic, ()),
-            (s for s in self._wildcard if topic_matches(s.topic_filter, topic)),
+            (
+                s
+                for s in self._wildcard
+                if topic.startswith(self._wildcard_starts[s])
+                and topic_matches(s.topic_filter, topic)
+            ),
         )
         for subscription in matching:
             if subscription.group is None:
@@ -81,11 +89,24 @@ class InProcessBus:
         wildcard = "+" in topic_filter or "#" in topic_filter
         members = self._wildcard if wildcard else self._exact.setdefault(topic_filter, [])
         members.append(subscription)
+        if wildcard:
+            self._wildcard_starts[subscription] = _literal_start(topic_filter)
         try:
             yield subscription
         finally:
             subscription.close()
             if subscription in members:
                 members.remove(subscription)
+            self._wildcard_starts.pop(subscription, None)
             if not wildcard and not members:
                 self._exact.pop(topic_filter, None)
+
+
+def _literal_start(topic_filter: str) -> str:
+    """The filter up to its first wildcard: every topic it matches starts with this.
+
+    A `#` also matches its parent level (`a/#` matches `a`), so its `/` is left out.
+    """
+    cut = min(i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0)
+    start = topic_filter[:cut]
+    return start.removesuffix("/") if topic_filter[cut] == "#" else start
