@@ -199,19 +199,24 @@ def _issuer(authority: TokenAuthority) -> Callable[[int], str]:
 
 @contextlib.asynccontextmanager
 async def embedded_server(
-    *, rate: float, emotion_model: str = "lexicon", startup_timeout: float = 60.0
+    *,
+    rate: float,
+    emotion_model: str = "lexicon",
+    startup_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[ServerHandle]:
     """`heartline serve` on a free port with a temporary data directory.
 
     The lexicon by default: the runtime benchmarks measure the pipeline around the
-    recognizer; bench/emotion_speed.py measures the models.
+    recognizer; bench/emotion_speed.py measures the models. `env` adds settings
+    (`HEARTLINE_GENERATOR`, ...).
     """
     with tempfile.TemporaryDirectory(prefix="heartline-bench-") as tmp:
         data = Path(tmp) / "data"
         argv = [HEARTLINE, "serve", "--host", HOST, "--port", "0", "--data-dir", str(data)]
         argv += ["--log-level", "warning"]
-        env = _clean_env(_server_env(rate, emotion_model))
-        process = _spawn("serve", argv, Path(tmp), env=env)
+        environment = _clean_env({**_server_env(rate, emotion_model), **(env or {})})
+        process = _spawn("serve", argv, Path(tmp), env=environment)
         try:
             announced = _wait_for_log(process, r"listening on (ws://\S+)\n")
             async with asyncio.timeout(startup_timeout):
@@ -331,12 +336,13 @@ async def distributed_servers(
     parallel_start: bool = False,
     emotion_model: str = "lexicon",
     startup_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[ServerHandle]:
     """One gateway and `workers` workers on an MQTT broker and a fresh PostgreSQL database.
 
     `mqtt` is the (host, port) of a running broker; None starts a private
     Mosquitto from deploy/mosquitto.conf. Workers start one after another
-    unless `parallel_start`.
+    unless `parallel_start`. `env` adds settings for every role.
     """
     run = secrets.token_hex(4)
     secret = secrets.token_urlsafe(48)
@@ -345,9 +351,10 @@ async def distributed_servers(
         tempfile.TemporaryDirectory(prefix="heartline-bench-") as tmp,
     ):
         async with _broker(Path(tmp), mqtt) as (mqtt_host, mqtt_port, broker):
-            env = _clean_env(
+            environment = _clean_env(
                 {
                     **_server_env(rate, emotion_model),
+                    **(env or {}),
                     "HEARTLINE_SECRET": secret,
                     "HEARTLINE_DATABASE_URL": url,
                     "HEARTLINE_WORKER_GROUP": f"bench_{run}",
@@ -356,7 +363,9 @@ async def distributed_servers(
                     "HEARTLINE_DATA_DIR": str(Path(tmp) / "data"),
                 }
             )
-            roles = _roles(Path(tmp), env, workers, startup_timeout, parallel=parallel_start)
+            roles = _roles(
+                Path(tmp), environment, workers, startup_timeout, parallel=parallel_start
+            )
             async with roles as (port, pids):
                 yield ServerHandle(
                     url=f"ws://{HOST}:{port}/ws",

@@ -97,15 +97,24 @@ class FakeVllm:
     """`async with FakeVllm(model=...) as server:` listens on 127.0.0.1, port 0.
 
     `path_prefix` serves the API under a prefix (`/llm/v1/chat/completions`), as a
-    reverse proxy in front of vLLM does; `base_url` then includes it.
+    reverse proxy in front of vLLM does; `base_url` then includes it. A long-running
+    server (a benchmark's upstream) passes `keep_requests=False` so `requests` stays empty.
     """
 
     def __init__(
-        self, *, model: str = "test-model", api_key: str | None = None, path_prefix: str = ""
+        self,
+        *,
+        model: str = "test-model",
+        api_key: str | None = None,
+        path_prefix: str = "",
+        port: int = 0,
+        keep_requests: bool = True,
     ) -> None:
         self.model = model
         self.api_key = api_key
         self.path_prefix = path_prefix
+        self._port = port
+        self._keep_requests = keep_requests
         self.default = Script()
         self.requests: list[Received] = []
         self.connections = 0
@@ -129,7 +138,9 @@ class FakeVllm:
         self._scripts.extend(scripts)
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self._port, backlog=1024
+        )
         return self
 
     async def __aexit__(
@@ -185,7 +196,8 @@ class FakeVllm:
         received = Received(
             method=method, path=path, headers=headers, body=body, connection=connection
         )
-        self.requests.append(received)
+        if self._keep_requests:
+            self.requests.append(received)
         script = self._scripts.popleft() if self._scripts else self.default
 
         if path != f"{self.path_prefix}/v1/chat/completions":
