@@ -6,12 +6,14 @@ module only moves frames:
 
 * authenticate (handshake token, or a `hello` frame within `hello_timeout_s`);
 * enter the relay (subscribed to the session's replies), then send `ready`;
-* in one `asyncio.TaskGroup`: read client frames (rate limit, parse, act), pump
-  reply events into the outbox, and send the outbox in order.
+* in one `asyncio.TaskGroup`: read client frames (rate limit, parse, act) and
+  pump reply events to the client. Whoever has a message sends it at once, in
+  turn with the session's other sends (a lock keeps frames whole and in order):
+  no queue and no sender task between a reply delta and its frame.
 
-Overflow policy: the outbox is bounded; producers wait, so a client that does
-not read backs up its bus subscription, which is then cut off (`overloaded`,
-close 1013) instead of slowing anyone else.
+Overflow policy: a send waits while the connection's write buffer is full, so a
+client that does not read backs up its bus subscription, which is then cut off
+(`overloaded`, close 1013) instead of slowing anyone else.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ class _Session:
         self._limits = limits
         self._clock = clock
         self._wall_clock = wall_clock
-        self._outbox: asyncio.Queue[ServerMessage | Ending] = asyncio.Queue(limits.outbox)
+        self._sending = asyncio.Lock()
+        self._ended = False  # the server closed the connection, or the client is gone
         self._log = _log
 
     async def run(
@@ -203,7 +206,7 @@ class _Session:
             limits=self._limits,
             metrics=self._metrics,
             channel="ws",
-            deliver=self._outbox.put,
+            deliver=self._deliver,
             workers=workers,
             clock=self._wall_clock,
         )
@@ -212,7 +215,7 @@ class _Session:
         self._log.info("session started")
         try:
             async with relay:
-                self._outbox.put_nowait(ready_message(session_id, principal.user_id))
+                await self._deliver(ready_message(session_id, principal.user_id))
                 await self._run_tasks(relay, ends)
         except BusError:
             self._log.warning("bus unavailable for the session", exc_info=True)
@@ -225,19 +228,17 @@ class _Session:
 
     async def _run_tasks(self, relay: SessionRelay, ends: SessionEnds) -> None:
         async with asyncio.TaskGroup() as tasks:
-            sender = tasks.create_task(self._send_outbox())
             pump = tasks.create_task(relay.pump())
             ender = tasks.create_task(self._end_when_asked(ends))
             try:
                 await self._read_frames(relay)
             finally:
-                sender.cancel()
                 pump.cancel()
                 ender.cancel()
 
     async def _end_when_asked(self, ends: SessionEnds) -> None:
         await ends.requested.wait()
-        await self._outbox.put(ends.ending or Ending(CLOSE_GOING_AWAY, "server shutting down"))
+        await self._deliver(ends.ending or Ending(CLOSE_GOING_AWAY, "server shutting down"))
 
     # Authentication
 
@@ -304,7 +305,7 @@ class _Session:
                     frame = await self._ws.recv()
             except TimeoutError:
                 self._log.info("closing idle connection")
-                await self._outbox.put(Ending(CLOSE_GOING_AWAY, "idle"))
+                await self._deliver(Ending(CLOSE_GOING_AWAY, "idle"))
                 await self._ws.wait_closed()
                 return
             except _Closed:
@@ -354,32 +355,36 @@ class _Session:
             if verified.user_id != core.user_id:
                 await self._queue_refusal("the token names a different user")
                 return False
-        await self._outbox.put(ready_message(core.session_id, core.user_id))
+        await self._deliver(ready_message(core.session_id, core.user_id))
         return True
 
     async def _queue_refusal(self, reason: str) -> None:
         self._metrics.errors.labels(ErrorCode.UNAUTHORIZED.value).inc()
-        await self._outbox.put(error_message(ErrorCode.UNAUTHORIZED, reason))
-        await self._outbox.put(Ending(CLOSE_UNAUTHORIZED, "unauthorized"))
+        await self._deliver(error_message(ErrorCode.UNAUTHORIZED, reason))
+        await self._deliver(Ending(CLOSE_UNAUTHORIZED, "unauthorized"))
         await self._ws.wait_closed()
 
     async def _send_error(self, code: str, message: str, *, turn_id: str | None = None) -> None:
         self._metrics.errors.labels(code).inc()
         self._log.info("client error", code=code, turn_id=turn_id)
-        await self._outbox.put(error_message(code, message, turn_id=turn_id))
+        await self._deliver(error_message(code, message, turn_id=turn_id))
 
     def _count_frame(self, message: ClientMessage | None) -> None:
         self._metrics.frames.labels(_FRAME_KINDS.get(type(message), "invalid")).inc()
 
     # Server messages
 
-    async def _send_outbox(self) -> None:
-        while True:
-            item = await self._outbox.get()
+    async def _deliver(self, item: ServerMessage | Ending) -> None:
+        """Send a message, or close the connection for an `Ending`; nothing after either
+        the close or the client's going away."""
+        async with self._sending:
+            if self._ended:
+                return
             if isinstance(item, Ending):
+                self._ended = True
                 await self._ws.close(item.code, item.reason)
                 return
             try:
                 await self._ws.send(encode_text(item))
             except _Closed:
-                return
+                self._ended = True

@@ -32,8 +32,6 @@ class ConnectionLimits:
     """Client frames allowed back to back (token bucket capacity)."""
     reply_queue: int = 1_000
     """Bus events queued for a connection before it is cut off as `overloaded` (1013)."""
-    outbox: int = 256
-    """Server messages queued for sending before producers wait."""
     remembered_turns: int = 10_000
     """Turn ids remembered per session for `duplicate_id` and `unknown_turn` checks."""
     # Timeouts
@@ -57,7 +55,6 @@ class ConnectionLimits:
             "rate_per_s": self.rate_per_s,
             "burst": self.burst,
             "reply_queue": self.reply_queue,
-            "outbox": self.outbox,
             "remembered_turns": self.remembered_turns,
             "idle_timeout_s": self.idle_timeout_s,
             "hello_timeout_s": self.hello_timeout_s,

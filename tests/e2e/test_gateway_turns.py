@@ -228,7 +228,7 @@ async def test_other_sessions_replies_are_not_seen(env: Env) -> None:
 
 async def test_overflowing_subscription_is_overloaded_1013() -> None:
     async with (
-        running(ConnectionLimits(reply_queue=2, outbox=1)) as env,
+        running(ConnectionLimits(reply_queue=2)) as env,
         session(env) as (ws, sid),
     ):
         for seq in range(10):  # the in-process bus delivers without yielding
