@@ -329,8 +329,8 @@ class FakeVllm:
     async def _send_event(
         self, writer: asyncio.StreamWriter, event: bytes, script: Script, received: Received
     ) -> None:
-        if received.disconnected.is_set():
-            raise _ClientGone
+        if received.disconnected.is_set() or writer.transport.is_closing():
+            raise _ClientGone  # (uvloop refuses writes to a closed transport)
         size = script.fragment or len(event)
         for start in range(0, len(event), size):
             piece = event[start : start + size]
