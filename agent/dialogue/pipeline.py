@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,7 +35,7 @@ from agent.events import (
     ReplyStarted,
     UserTurn,
 )
-from agent.generation.base import GenerationRequest, Generator, answering_name
+from agent.generation.base import GenerationRequest, Generator
 from agent.language import detect_language
 from agent.values import (
     Action,
@@ -128,6 +129,7 @@ class _Reply:
     pieces: list[str] = field(default_factory=list)
     first_at: float | None = None
     error: StageError | None = None
+    answered_by: str | None = None  # set once the generator's stream is open
 
 
 @dataclass(slots=True)
@@ -172,7 +174,7 @@ class TurnPipeline:
             )
         reading, context, decision = await self._understand(turn, state, publish, clock)
         features = self._learn_from(turn, state, context, decision)
-        text, interrupted = await self._reply(
+        text, interrupted, answered_by = await self._reply(
             turn, context, decision, publish, interrupt, clock, started
         )
         state.conversation.append(
@@ -193,7 +195,7 @@ class TurnPipeline:
             text=turn.text,
             reply=text,
             interrupted=interrupted,
-            generator=answering_name(self._stages.generator, turn.turn_id),
+            generator=answered_by,
             emotion=reading,
             decision=decision,
             created_at=time.time(),
@@ -337,8 +339,11 @@ class TurnPipeline:
         interrupt: asyncio.Event,
         clock: _Stopwatch,
         started: float,
-    ) -> tuple[str, bool]:
-        """Stream the reply until it ends or barge-in interrupts it; publish its end."""
+    ) -> tuple[str, bool, str]:
+        """Stream the reply until it ends or barge-in interrupts it; publish its end.
+
+        Returns the reply's text, whether it was interrupted, and who answered it.
+        """
         sid, tid = turn.session_id, turn.turn_id
         request = GenerationRequest(
             session_id=sid,
@@ -363,6 +368,7 @@ class TurnPipeline:
         if reply.error is not None and not interrupted:
             raise reply.error
         text = "".join(reply.pieces)
+        answered_by = reply.answered_by or generator
         total_ms = (time.perf_counter() - started) * 1000.0
         ttft_ms = total_ms if reply.first_at is None else (reply.first_at - started) * 1000.0
         await publish(
@@ -371,13 +377,13 @@ class TurnPipeline:
                 turn_id=tid,
                 text=text,
                 interrupted=interrupted,
-                generator=answering_name(self._stages.generator, tid),
+                generator=answered_by,
                 ttft_ms=round(ttft_ms, 3),
                 total_ms=round(total_ms, 3),
                 stages=clock.marks,
             )
         )
-        return text, interrupted
+        return text, interrupted, answered_by
 
     async def _recognize(self, turn: UserTurn) -> EmotionReading:
         """The text's reading, fused with the client's signals when the turn has some."""
@@ -424,14 +430,19 @@ class TurnPipeline:
         sid, tid = request.session_id, request.turn_id
         try:
             async with asyncio.timeout(self._settings.generation_timeout):
-                async for piece in self._stages.generator.stream(request):
-                    if reply.first_at is None:
-                        reply.first_at = time.perf_counter()
-                        clock.lap("first_token")
-                    await publish(
-                        ReplyDelta(session_id=sid, turn_id=tid, seq=len(reply.pieces), text=piece)
-                    )
-                    reply.pieces.append(piece)
+                stream = await self._stages.generator.open(request)
+                reply.answered_by = stream.answered_by
+                async with aclosing(stream):
+                    async for piece in stream:
+                        if reply.first_at is None:
+                            reply.first_at = time.perf_counter()
+                            clock.lap("first_token")
+                        await publish(
+                            ReplyDelta(
+                                session_id=sid, turn_id=tid, seq=len(reply.pieces), text=piece
+                            )
+                        )
+                        reply.pieces.append(piece)
         except TimeoutError as exc:
             reply.error = StageError("generation", "the reply took too long")
             reply.error.__cause__ = exc

@@ -10,14 +10,12 @@ answer.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 
 import structlog
 
 from agent.emotion.labels import EKMAN_OF
-from agent.generation.base import GenerationRequest, Generator, answering_name
+from agent.generation.base import GenerationRequest, Generator, ReplyStream
 from agent.generation.faq_index import FaqHit, FaqIndex
 from agent.generation.templates import split_for_streaming
 from agent.language import Language
@@ -28,8 +26,6 @@ __all__ = ["FaqGenerator"]
 
 _log = structlog.get_logger(__name__)
 
-_REMEMBERED = 1024  # turns whose answering generator is kept for `answered_by`
-_DELEGATED = ""  # `_answered` marker: the wrapped generator answered this turn
 _ANY = "*"
 
 # The opener per (strategy, language), by Ekman group of the dominant emotion,
@@ -89,8 +85,8 @@ def _opener(strategy: Strategy, dominant: str, language: Language) -> str:
 class FaqGenerator:
     """Answers from the knowledge file when a turn matches it, else lets `templates` answer.
 
-    `answered_by(turn_id)` says which did, for `reply_end`: "faq", or the
-    wrapped generator's own answer (its `answered_by` when it is a chain).
+    A reply's `answered_by` says which did: "faq", or the wrapped generator's own
+    (its answerer, when it is a chain).
     """
 
     name = "faq"
@@ -101,29 +97,17 @@ class FaqGenerator:
         self._index = index
         self._templates = templates
         self._token_delay = token_delay
-        self._answered: OrderedDict[str, str] = OrderedDict()
-
-    def answered_by(self, turn_id: str) -> str | None:
-        answered = self._answered.get(turn_id)
-        if answered == _DELEGATED:
-            return answering_name(self._templates, turn_id)
-        return answered
 
     def compose(self, request: GenerationRequest, hit: FaqHit) -> tuple[str, str]:
         """The opener (possibly empty) and the answer for a turn the knowledge file answers."""
         opener = _opener(request.decision.strategy, request.emotion.dominant, request.language)
         return opener, hit.answer
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+    async def open(self, request: GenerationRequest) -> ReplyStream:
         """Safe to cancel: the lookup runs in a worker thread whose result is then dropped."""
         hit = await self._match(request)
         if hit is None:
-            self._remember(request.turn_id, _DELEGATED)
-            async with aclosing(self._templates.stream(request)) as pieces:
-                async for piece in pieces:
-                    yield piece
-            return
-        self._remember(request.turn_id, self.name)
+            return await self._templates.open(request)
         _log.info(
             "faq hit",
             entry=hit.entry_id,
@@ -131,6 +115,9 @@ class FaqGenerator:
             session_id=request.session_id,
             turn_id=request.turn_id,
         )
+        return ReplyStream(answered_by=self.name, pieces=self._answer(request, hit))
+
+    async def _answer(self, request: GenerationRequest, hit: FaqHit) -> AsyncGenerator[str, None]:
         for part in self.compose(request, hit):
             for piece in split_for_streaming(part, request.language):
                 yield piece
@@ -141,9 +128,3 @@ class FaqGenerator:
         if decision.action is not Action.REPLY or decision.policy.startswith(SAFETY_PREFIX):
             return None
         return await asyncio.to_thread(self._index.lookup, request.text, request.language)
-
-    def _remember(self, turn_id: str, name: str) -> None:
-        self._answered[turn_id] = name
-        self._answered.move_to_end(turn_id)
-        while len(self._answered) > _REMEMBERED:
-            self._answered.popitem(last=False)

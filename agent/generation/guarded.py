@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
-from agent.generation.base import GenerationRequest, Generator, NamesAnswerer
+from agent.generation.base import GenerationRequest, Generator, ReplyPieces, ReplyStream
 from agent.generation.guard import OutputGuard
 
 __all__ = ["GuardedGenerator"]
@@ -22,11 +20,10 @@ class GuardedGenerator:
     def name(self) -> str:
         return self._inner.name
 
-    def answered_by(self, turn_id: str) -> str | None:
-        inner = self._inner
-        return inner.answered_by(turn_id) if isinstance(inner, NamesAnswerer) else None
-
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        guarded = self._guard.guard(self._inner.stream(request), request.language)
-        async for piece in guarded:
-            yield piece
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        """`inner`'s reply, guarded; closing it closes `inner`'s stream. Safe to cancel."""
+        inner = await self._inner.open(request)
+        guarded = self._guard.guard(inner.pieces, request.language)
+        return ReplyStream(
+            answered_by=inner.answered_by, pieces=ReplyPieces(guarded, upstream=inner.pieces)
+        )

@@ -15,7 +15,7 @@ piece and the loop never blocks. The queue holds at most `max_new_tokens + 3`
 items by construction (at most one piece per token, the flush at the end, a
 failure, the end marker), so it needs no overflow policy.
 
-Cancellation: cancelling the consuming task, or closing the iterator, sets a
+Cancellation: cancelling the consuming task, or closing the stream, sets a
 `threading.Event` that a `StoppingCriteria` reads after every token, then waits
 up to `stop_timeout_s` (off the loop) for the thread to end. Generation stops
 within one forward pass; the prompt's forward pass cannot be interrupted. A
@@ -29,13 +29,15 @@ for it, the wait counted against `first_token_timeout_s`. That is enough for
 one developer on a CPU, and it keeps runs reproducible under a fixed
 `torch.manual_seed`; serve real traffic with vLLM.
 
-Errors, by when they happen (the messages never hold the user's words):
+The replies go through the LLM stream wrapper (`agent.generation.streaming`), which
+holds the deadlines and the split between failing before and after the first piece
+(the messages never hold the user's words):
 
 - Before the first piece (busy past the first-token timeout, a prompt longer
   than the model's context, a chat template or model error, no text at all):
   `GeneratorUnavailable`.
 - After the first piece (a model error, a silence longer than
-  `between_tokens_timeout_s`): `GeneratorBroke`.
+  `between_tokens_timeout_s`, `total_timeout_s` in all): `GeneratorBroke`.
 
 Loading problems (no model at the path, a model that is not a causal LM, a
 device that is not there) are `ConfigError`s raised by `async with`.
@@ -63,9 +65,10 @@ from transformers import (
     TextStreamer,
 )
 
-from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
-from agent.generation.base import GenerationRequest, MessageBuilder
+from agent.errors import ConfigError
+from agent.generation.base import GenerationRequest, MessageBuilder, ReplyStream
 from agent.generation.checks import require_positive, require_temperature
+from agent.generation.streaming import BackendFailure, LlmGenerator, StreamDeadlines
 
 __all__ = ["LocalModelGenerator", "LocalModelSettings"]
 
@@ -85,6 +88,7 @@ class LocalModelSettings:
     # Timeouts (seconds)
     first_token_timeout_s: float = 30.0  # from the call to the first piece, lock wait included
     between_tokens_timeout_s: float = 30.0  # the longest silence after the first piece
+    total_timeout_s: float = 600.0  # the whole reply
     stop_timeout_s: float = 5.0  # how long closing a stream waits for its thread to end
 
     def __post_init__(self) -> None:
@@ -94,6 +98,7 @@ class LocalModelSettings:
                 "max_new_tokens": self.max_new_tokens,
                 "first_token_timeout_s": self.first_token_timeout_s,
                 "between_tokens_timeout_s": self.between_tokens_timeout_s,
+                "total_timeout_s": self.total_timeout_s,
                 "stop_timeout_s": self.stop_timeout_s,
             },
         )
@@ -124,6 +129,8 @@ class LocalModelGenerator:
 
     `async with` loads it off the event loop (seconds for a small model on a
     CPU); leaving drops it. Reusable (enter, leave, enter again), not reentrant.
+    `open` starts a reply through the stream wrapper; `pieces` is the raw model side
+    the wrapper reads.
     """
 
     name = "local"
@@ -133,6 +140,14 @@ class LocalModelGenerator:
         self._build_messages = build_messages
         self._lock = asyncio.Lock()
         self._loaded: _Loaded | None = None
+        self._llm = LlmGenerator(
+            self,
+            StreamDeadlines(
+                first_token_s=settings.first_token_timeout_s,
+                between_tokens_s=settings.between_tokens_timeout_s,
+                total_s=settings.total_timeout_s,
+            ),
+        )
 
     @property
     def settings(self) -> LocalModelSettings:
@@ -154,77 +169,42 @@ class LocalModelGenerator:
         # A stream still open keeps what its thread uses until that thread ends.
         self._loaded = None
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        """Yield the reply's text as the model produces it, a word or so at a time.
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        """Start a reply (see `Generator.open` and the module docstring); safe to cancel.
 
-        Raises `GeneratorUnavailable` before the first piece, `GeneratorBroke`
-        after it (see the module docstring). Safe to cancel at any point, and
-        closing the iterator early is the way to stop a reply: either stops
-        the generation thread and waits for it, within `stop_timeout_s`.
+        Closing the stream early is the way to stop a reply: it stops the generation
+        thread and waits for it, within `stop_timeout_s`.
+        """
+        return await self._llm.open(request)
+
+    def pieces(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        """The reply's raw text as the model produces it, a word or so at a time.
+
+        Waits for the model while another generation holds it. Raises `BackendFailure`
+        when the generation fails; closing it stops the generation thread.
         """
         loaded = self._loaded
         if loaded is None:
             raise RuntimeError("LocalModelGenerator is not entered; use `async with` first")
-        s = self._settings
-        messages = self._build_messages(request)
         log = _log.bind(session_id=request.session_id, turn_id=request.turn_id)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        first_deadline = started + s.first_token_timeout_s
-        try:
-            async with asyncio.timeout_at(first_deadline):
-                await self._lock.acquire()
-        except TimeoutError as exc:
-            log.warning("local.busy")
-            raise GeneratorUnavailable("local: busy with another generation") from exc
-        try:
-            run = _Run(loop, loaded, messages, s)
-            pieces, first_token_ms = 0, None
+        return self._generate(loaded, self._build_messages(request), log)
+
+    async def _generate(
+        self, loaded: _Loaded, messages: list[dict[str, str]], log: FilteringBoundLogger
+    ) -> AsyncGenerator[str, None]:
+        s = self._settings
+        if self._lock.locked():
+            log.info("local.busy")  # waits for the generation before it
+        async with self._lock:
+            run = _Run(asyncio.get_running_loop(), loaded, messages, s)
             try:
-                while (piece := await self._next(run, pieces, first_deadline, log)) is not None:
-                    if pieces == 0:
-                        first_token_ms = round((loop.time() - started) * 1000)
-                    pieces += 1
-                    yield piece
+                while (item := await run.items.get()) is not None:
+                    if isinstance(item, _Failed):
+                        raise BackendFailure(item.reason) from item.error
+                    yield item
             finally:
                 if not await run.stop(s.stop_timeout_s):
                     log.warning("local.thread_still_running", waited_s=s.stop_timeout_s)
-            log.info(
-                "local.stream_done",
-                pieces=pieces,
-                first_token_ms=first_token_ms,
-                duration_ms=round((loop.time() - started) * 1000),
-            )
-        finally:
-            self._lock.release()
-
-    async def _next(
-        self, run: _Run, pieces: int, first_deadline: float, log: FilteringBoundLogger
-    ) -> str | None:
-        """The next piece; None at the end. Raises the error for `pieces` already sent."""
-        loop = asyncio.get_running_loop()
-        if pieces == 0:
-            deadline, silence = first_deadline, "no first token in time"
-        else:
-            deadline = loop.time() + self._settings.between_tokens_timeout_s
-            silence = "no token in time"
-        try:
-            async with asyncio.timeout_at(deadline):
-                item = await run.items.get()
-        except TimeoutError as exc:
-            raise _error(silence, pieces, log) from exc
-        if isinstance(item, _Failed):
-            raise _error(item.reason, pieces, log) from item.error
-        if item is None and pieces == 0:
-            raise _error("the model produced no text", pieces, log)
-        return item
-
-
-def _error(reason: str, pieces: int, log: FilteringBoundLogger) -> Exception:
-    log.warning("local.stream_failed", reason=reason, pieces=pieces)
-    if pieces == 0:
-        return GeneratorUnavailable(f"local: {reason}")
-    return GeneratorBroke(f"local: {reason} after the first token")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
-from agent.generation.base import GenerationRequest
+from agent.generation.base import GenerationRequest, ReplyStream
 from agent.generation.template_text import ACTION_TEMPLATES, FEELING_WORDS, STRATEGY_TEMPLATES
 from agent.language import Language
 from agent.values import Action
@@ -59,8 +59,13 @@ class TemplateGenerator:
         chosen = variants[self._next_variant(request.session_id, len(variants))]
         return chosen.format(feeling=feeling or "")
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        for piece in split_for_streaming(self.compose(request), request.language):
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        """The composed reply, streamed piece by piece; never unavailable."""
+        pieces = split_for_streaming(self.compose(request), request.language)
+        return ReplyStream(answered_by=self.name, pieces=self._stream(pieces))
+
+    async def _stream(self, pieces: list[str]) -> AsyncGenerator[str, None]:
+        for piece in pieces:
             yield piece
             await asyncio.sleep(self._token_delay)
 

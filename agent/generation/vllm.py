@@ -6,7 +6,9 @@
 `VllmGenerator` POSTs `<root>/v1/chat/completions` with `stream: true` and
 `stream_options.include_usage`, and yields the content deltas of the
 server-sent events (`agent.generation.sse`) as they arrive. It owns one pooled
-`httpx.AsyncClient` for its lifetime (`async with`).
+`aiohttp.ClientSession` for its lifetime (`async with`), and its replies go through
+the LLM stream wrapper (`agent.generation.streaming`), which holds the deadlines,
+the split between failing before and after the first token, and the circuit breaker.
 
 Errors, by when they happen:
 
@@ -19,45 +21,47 @@ Errors, by when they happen:
   a silence longer than `between_tokens_timeout_s`, the total deadline):
   `GeneratorBroke`, never retried - the user already has part of a reply.
 - The circuit breaker (`agent.generation.breaker`) counts calls that failed
-  through the server's fault; once open, `stream` raises
+  through the server's fault; once open, `open` raises
   `GeneratorUnavailable("vllm: circuit open")` at once without touching the
   network, until a trial call succeeds after `breaker_reset_s`.
 
-Timeouts: `connect_timeout_s` (httpx, per connection), `first_token_timeout_s`
-(per attempt, from sending the request to the first non-empty text),
+Timeouts: `connect_timeout_s` (aiohttp's, per connection), `first_token_timeout_s`
+(per attempt, from sending the request to the first non-empty text; the wrapper's
+first-token deadline covers every attempt and its backoff),
 `between_tokens_timeout_s` (the longest silence after the first token) and
 `total_timeout_s` (the whole call, retries and the consumer's own pace included).
-Each is applied with `asyncio.timeout_at` around one await, never across a
+Each is applied with `asyncio.timeout` around one await, never across a
 `yield`, so no timer outlives a step or fires into the consumer.
 
-Cancellation: cancelling the consuming task, or closing the iterator, closes
+Cancellation: cancelling the consuming task, or closing the stream, closes
 the HTTP response. The connection is dropped (it is not returned to the pool
-half-read), and vLLM aborts a request whose client disconnected.
+half-read), and vLLM aborts a request whose client disconnected. A response read
+to its end (`data: [DONE]`, then the end of the body) returns its connection to the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import math
 import random
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Self
 
-import httpx
+import aiohttp
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
-from agent.generation.base import GenerationRequest, MessageBuilder
-from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
+from agent.errors import ConfigError
+from agent.generation.base import GenerationRequest, MessageBuilder, ReplyStream
+from agent.generation.breaker import BreakerState, CircuitBreaker
 from agent.generation.checks import require_positive, require_temperature
 from agent.generation.sse import DONE, SseParser, StreamError, Usage, decode_chunk
+from agent.generation.streaming import BackendFailure, LlmGenerator, StreamDeadlines
 
 __all__ = ["VllmGenerator", "VllmSettings"]
 
@@ -71,7 +75,11 @@ _MAX_ERROR_BODY: Final = 64 * 1024
 # After `data: [DONE]`, how long to wait for the end of the response so the
 # connection goes back to the pool (vLLM ends it at once).
 _DRAIN_TIMEOUT_S: Final = 0.5
+# Idle connections are dropped before uvicorn's 5 s keep-alive would drop them.
 _KEEPALIVE_S: Final = 4.0
+# The wrapper's first-token deadline is this much longer than every attempt and
+# backoff together, so an attempt's own timeout (and its reason) comes first.
+_FIRST_TOKEN_MARGIN_S: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,29 +146,32 @@ def _server_root(url: str) -> str:
     return urllib.parse.urlunsplit(root)
 
 
-class _Outcome(enum.Enum):
-    """What a call says about the server, for the circuit breaker."""
+def _deadlines(s: VllmSettings) -> StreamDeadlines:
+    """The wrapper's deadlines: the first token's covers every attempt and its backoff."""
+    attempts = s.first_token_timeout_s * (s.retries + 1)
+    backoffs = s.retry_backoff_s * (2**s.retries - 1)
+    first_token_s = attempts + backoffs + _FIRST_TOKEN_MARGIN_S
+    return StreamDeadlines(
+        first_token_s=min(first_token_s, s.total_timeout_s),
+        between_tokens_s=s.between_tokens_timeout_s,
+        total_s=s.total_timeout_s,
+    )
 
-    UNKNOWN = "unknown"  # cancelled before it told anything
-    HEALTHY = "healthy"  # it answered (a token, or a refusal of a bad request)
-    FAILED = "failed"  # it failed: unreachable, 5xx, timed out, broke
 
-
-class _Failure(Exception):
-    """Why one attempt failed; translated to GeneratorUnavailable or GeneratorBroke."""
+class _Failure(BackendFailure):
+    """Why one attempt failed, and whether another attempt may do better."""
 
     def __init__(self, reason: str, *, retryable: bool = True, server_fault: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason, server_fault=server_fault)
         self.retryable = retryable
-        self.server_fault = server_fault
 
 
 class VllmGenerator:
     """Streams replies from a vLLM server; an async context manager owning the HTTP pool.
 
-    Reusable (enter, leave, enter again), not reentrant. `last_usage` holds the
-    token counts of the last completed stream; `on_usage` is called with them.
+    Reusable (enter, leave, enter again), not reentrant. `open` starts a reply through
+    the stream wrapper; `pieces` is the raw HTTP side the wrapper reads. `last_usage`
+    holds the token counts of the last completed stream; `on_usage` is called with them.
     """
 
     name = "vllm"
@@ -171,18 +182,18 @@ class VllmGenerator:
         *,
         build_messages: MessageBuilder,
         on_usage: Callable[[Usage], None] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._build_messages = build_messages
         self._on_usage = on_usage
-        self._transport = transport
-        self._clock = clock
+        self._url = settings.base_url + _PATH
         self._breaker = CircuitBreaker(
             failures_to_open=settings.breaker_failures, reset_after=settings.breaker_reset_s
         )
-        self._client: httpx.AsyncClient | None = None
+        self._clock = clock
+        self._llm = LlmGenerator(self, _deadlines(settings), breaker=self._breaker, clock=clock)
+        self._session: aiohttp.ClientSession | None = None
         self.last_usage: Usage | None = None
 
     @property
@@ -195,24 +206,17 @@ class VllmGenerator:
         return self._breaker.state(self._clock())
 
     async def __aenter__(self) -> Self:
-        if self._client is not None:
+        if self._session is not None:
             raise RuntimeError("VllmGenerator is already entered; it is not reentrant")
         s = self._settings
         headers = {"accept": "text/event-stream"}
         if s.api_key:
             headers["authorization"] = f"Bearer {s.api_key}"
-        self._client = httpx.AsyncClient(
-            base_url=s.base_url,
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=s.pool_size, keepalive_timeout=_KEEPALIVE_S),
             headers=headers,
-            # Only the connect timeout is httpx's; the others are deadlines at the call site.
-            timeout=httpx.Timeout(None, connect=s.connect_timeout_s),
-            # Idle connections are dropped before uvicorn's 5 s keep-alive would drop them.
-            limits=httpx.Limits(
-                max_connections=s.pool_size,
-                max_keepalive_connections=s.pool_size,
-                keepalive_expiry=_KEEPALIVE_S,
-            ),
-            transport=self._transport,
+            # Only connecting is timed by aiohttp; the other deadlines are at the call site.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout_s),
             trust_env=False,  # the environment is read at the CLI edge, not here
         )
         return self
@@ -223,108 +227,75 @@ class VllmGenerator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        """Yield the reply's text as vLLM produces it.
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        """Start a reply (see `Generator.open` and the module docstring); safe to cancel."""
+        return await self._llm.open(request)
 
-        Raises `GeneratorUnavailable` before the first piece, `GeneratorBroke`
-        after it (see the module docstring). Safe to cancel at any point:
-        cancelling the consumer or closing the iterator closes the HTTP stream.
+    def pieces(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        """The reply's raw text as vLLM sends it, retried before the first token.
+
+        Raises `BackendFailure` (the last attempt's) when no attempt got a first token;
+        closing it closes the HTTP response.
         """
-        client = self._client
-        if client is None:
+        session = self._session
+        if session is None:
             raise RuntimeError("enter VllmGenerator (`async with`) before streaming")
         log = _log.bind(session_id=request.session_id, turn_id=request.turn_id)
-        admission = self._breaker.admit(self._clock())
-        if admission is None:
-            log.warning("vllm.circuit_open")
-            raise GeneratorUnavailable("vllm: circuit open")
-        outcome = _Outcome.UNKNOWN
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + self._settings.total_timeout_s
-        try:
-            body = self._body(request)
-            try:
-                upstream, first, attempts = await self._open(client, body, deadline, log)
-            except _Failure as exc:
-                outcome = _Outcome.FAILED if exc.server_fault else _Outcome.HEALTHY
-                raise GeneratorUnavailable(f"vllm: {exc.reason}") from exc
-            outcome = _Outcome.HEALTHY
-            first_token_ms = round((loop.time() - started) * 1000)
-            try:
-                if first is not None:
-                    yield first
-                    while (text := await self._next_text(upstream, deadline)) is not None:
-                        yield text
-                await upstream.drain(min(deadline, loop.time() + _DRAIN_TIMEOUT_S))
-            except _Failure as exc:
-                outcome = _Outcome.FAILED
-                log.warning("vllm.stream_broke", reason=exc.reason)
-                raise GeneratorBroke(f"vllm: {exc.reason} after the first token") from exc
-            finally:
-                await upstream.aclose()
-            self._record_usage(upstream.usage)
-            log.info(
-                "vllm.stream_done",
-                attempts=attempts,
-                first_token_ms=first_token_ms,
-                duration_ms=round((loop.time() - started) * 1000),
-                finish_reason=upstream.finish_reason,
-                prompt_tokens=upstream.usage.prompt_tokens if upstream.usage else None,
-                completion_tokens=upstream.usage.completion_tokens if upstream.usage else None,
-            )
-        finally:
-            self._settle(admission, outcome, log)
+        return self._stream(session, self._body(request), log)
 
-    async def _open(
-        self,
-        client: httpx.AsyncClient,
-        body: dict[str, object],
-        deadline: float,
-        log: FilteringBoundLogger,
+    async def _stream(
+        self, session: aiohttp.ClientSession, body: dict[str, object], log: FilteringBoundLogger
+    ) -> AsyncGenerator[str, None]:
+        upstream, first, attempts = await self._start(session, body, log)
+        try:
+            if first is not None:
+                yield first
+                while (text := await upstream.next_text()) is not None:
+                    yield text
+            await upstream.drain(_DRAIN_TIMEOUT_S)
+        finally:
+            upstream.close()
+        self._record_usage(upstream.usage)
+        usage = upstream.usage
+        log.debug(
+            "vllm.completed",
+            attempts=attempts,
+            finish_reason=upstream.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+
+    async def _start(
+        self, session: aiohttp.ClientSession, body: dict[str, object], log: FilteringBoundLogger
     ) -> tuple[_Upstream, str | None, int]:
         """Send the request and read up to its first text, retrying; raise the last `_Failure`."""
         s = self._settings
-        loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
-            upstream = _Upstream(client, body)
+            upstream = _Upstream(session, self._url, body)
             try:
-                async with asyncio.timeout_at(min(deadline, loop.time() + s.first_token_timeout_s)):
+                async with asyncio.timeout(s.first_token_timeout_s):
                     first = await upstream.start()
             except TimeoutError as exc:
-                failure = _Failure(
-                    "total timeout" if loop.time() >= deadline else "no first token in time"
-                )
+                failure = _Failure("no first token in time")
                 failure.__cause__ = exc
             except _Failure as exc:
                 failure = exc
             except BaseException:
-                await upstream.aclose()
+                upstream.close()
                 raise
             else:
                 return upstream, first, attempt
-            await upstream.aclose()
+            upstream.close()
             log.warning("vllm.attempt_failed", attempt=attempt, reason=failure.reason)
-            pause = s.retry_backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-            if not failure.retryable or attempt > s.retries or loop.time() + pause >= deadline:
+            if not failure.retryable or attempt > s.retries:
                 raise failure
-            await asyncio.sleep(pause)
-
-    async def _next_text(self, upstream: _Upstream, deadline: float) -> str | None:
-        loop = asyncio.get_running_loop()
-        try:
-            step = min(deadline, loop.time() + self._settings.between_tokens_timeout_s)
-            async with asyncio.timeout_at(step):
-                return await upstream.next_text()
-        except TimeoutError as exc:
-            reason = "total timeout" if loop.time() >= deadline else "no token in time"
-            raise _Failure(reason) from exc
+            await asyncio.sleep(s.retry_backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
 
     def _body(self, request: GenerationRequest) -> dict[str, object]:
         s = self._settings
@@ -344,28 +315,16 @@ class VllmGenerator:
         if self._on_usage is not None:
             self._on_usage(usage)
 
-    def _settle(self, admission: Admission, outcome: _Outcome, log: FilteringBoundLogger) -> None:
-        now = self._clock()
-        before = self._breaker.state(now)
-        if outcome is _Outcome.HEALTHY:
-            self._breaker.record_success(admission)
-        elif outcome is _Outcome.FAILED:
-            self._breaker.record_failure(admission, now)
-        else:
-            self._breaker.release(admission)
-        after = self._breaker.state(now)
-        if after is not before:
-            log.warning("vllm.circuit_changed", state=after.value, was=before.value)
-
 
 class _Upstream:
     """One streaming HTTP response and the events read from it so far."""
 
-    def __init__(self, client: httpx.AsyncClient, body: dict[str, object]) -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> None:
+        self._session = session
+        self._url = url
         self._body = body
-        self._response: httpx.Response | None = None
-        self._chunks: AsyncIterator[bytes] | None = None
+        self._response: aiohttp.ClientResponse | None = None
+        self._ended = False  # the body was read to its end: the connection may be reused
         self._parser = SseParser()
         self._events: deque[str] = deque()
         self.done = False
@@ -375,18 +334,15 @@ class _Upstream:
     async def start(self) -> str | None:
         """Send the request; return the first text, or None if it ended without any."""
         try:
-            response = await self._client.send(
-                self._client.build_request("POST", _PATH, json=self._body), stream=True
-            )
-        except httpx.HTTPError as exc:
+            response = await self._session.post(self._url, json=self._body)
+        except aiohttp.ClientError as exc:
             raise _Failure(f"request failed: {type(exc).__name__}") from exc
         self._response = response
-        if response.status_code != httpx.codes.OK:
+        if response.status != 200:
             raise await self._refusal(response)
         content_type = response.headers.get("content-type", "")
         if not content_type.startswith("text/event-stream"):
             raise _Failure("the response is not an event stream", retryable=False)
-        self._chunks = response.aiter_bytes()
         return await self.next_text()
 
     async def next_text(self) -> str | None:
@@ -404,33 +360,40 @@ class _Upstream:
                     return item.text
         return None
 
-    async def drain(self, deadline: float) -> None:
+    async def drain(self, within: float) -> None:
         """Read to the end of the response, so its connection can go back to the pool."""
-        if self._chunks is None:
+        response = self._response
+        if response is None or self._ended:
             return
         try:
-            async with asyncio.timeout_at(deadline):
-                async for _ in self._chunks:
+            async with asyncio.timeout(within):
+                while await response.content.readany():
                     pass
-        except (TimeoutError, httpx.HTTPError):
-            pass  # the connection is closed instead of pooled; the reply is complete
+        except (TimeoutError, aiohttp.ClientError):
+            return  # the connection is closed instead of pooled; the reply is complete
+        self._ended = True
 
-    async def aclose(self) -> None:
-        """Close the response; a half-read one takes its connection down with it."""
-        chunks, self._chunks = self._chunks, None
-        if isinstance(chunks, AsyncGenerator):
-            await chunks.aclose()
-        if self._response is not None:
-            await self._response.aclose()
+    def close(self) -> None:
+        """Let the response go: its connection back to the pool if it was read to its end,
+        else closed with it (a half-read response must not be reused)."""
+        response, self._response = self._response, None
+        if response is None:
+            return
+        if self._ended:
+            response.release()
+        else:
+            response.close()
 
     async def _next_event(self) -> str:
-        assert self._chunks is not None
+        response = self._response
+        assert response is not None
         while not self._events:
             try:
-                chunk = await anext(self._chunks, None)
-            except httpx.HTTPError as exc:
+                chunk = await response.content.readany()
+            except aiohttp.ClientError as exc:
                 raise _Failure(f"stream broke: {type(exc).__name__}") from exc
-            if chunk is None:
+            if not chunk:
+                self._ended = True
                 self._events.extend(self._parser.close())
                 if not self._events:
                     raise _Failure("stream ended without [DONE]")
@@ -438,15 +401,17 @@ class _Upstream:
                 self._events.extend(self._parser.feed(chunk))
         return self._events.popleft()
 
-    async def _refusal(self, response: httpx.Response) -> _Failure:
-        status = response.status_code
+    async def _refusal(self, response: aiohttp.ClientResponse) -> _Failure:
+        status = response.status
         body = bytearray()
         try:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) >= _MAX_ERROR_BODY:
+            while len(body) < _MAX_ERROR_BODY:
+                chunk = await response.content.read(_MAX_ERROR_BODY - len(body))
+                if not chunk:
+                    self._ended = True
                     break
-        except httpx.HTTPError:
+                body += chunk
+        except aiohttp.ClientError:
             pass  # the status says enough
         error = decode_chunk(body.decode("utf-8", errors="replace"))
         kind = ""

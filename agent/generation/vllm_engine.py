@@ -17,7 +17,8 @@ and tokenized without adding special tokens: the template already holds them, an
 text prompt would get a second BOS token. The engine streams `RequestOutputKind.DELTA`
 outputs; the text of each is the new piece of the reply.
 
-Errors, by when they happen:
+The replies go through the LLM stream wrapper (`agent.generation.streaming`), which
+holds the deadlines and the split between failing before and after the first piece:
 
 - Before the first piece (the prompt cannot be rendered or is too long, the engine
   refuses the request or is dead, no first piece within `first_token_timeout_s`):
@@ -26,7 +27,7 @@ Errors, by when they happen:
 - After the first piece (the engine fails, a silence longer than
   `between_tokens_timeout_s`, the total deadline): `GeneratorBroke`.
 
-Cancellation: cancelling the consuming task, or closing the iterator, closes vLLM's
+Cancellation: cancelling the consuming task, or closing the stream, closes vLLM's
 output stream (which aborts the request) and then aborts the request explicitly by its
 id, bounded by `abort_timeout_s`, so its sequence leaves the batch and frees its KV cache
 at once.
@@ -46,10 +47,11 @@ from typing import Any, Final, Self
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from agent.errors import ConfigError, GeneratorBroke, GeneratorUnavailable
-from agent.generation.base import GenerationRequest, MessageBuilder
+from agent.errors import ConfigError
+from agent.generation.base import GenerationRequest, MessageBuilder, ReplyStream
 from agent.generation.checks import require_positive, require_temperature
 from agent.generation.sse import Usage
+from agent.generation.streaming import BackendFailure, LlmGenerator, StreamDeadlines
 
 __all__ = ["INSTALL_HINT", "VllmEngineGenerator", "VllmEngineSettings"]
 
@@ -149,18 +151,15 @@ def _import_vllm() -> _Vllm:
     )
 
 
-class _Failure(Exception):
-    """Why a stream failed; translated to GeneratorUnavailable or GeneratorBroke."""
-
-
 class VllmEngineGenerator:
     """Streams replies from vLLM running in this process; an async context manager.
 
     Entering imports vLLM and starts the engine: it loads the model onto the GPU and
     blocks the event loop while it does (tens of seconds, as `vllm serve` start-up
     does), so enter it at start-up, before serving. Leaving shuts the engine down.
-    Reusable (enter, leave, enter again), not reentrant. `last_usage` holds the token
-    counts of the last completed stream; `on_usage` is called with them.
+    Reusable (enter, leave, enter again), not reentrant. `open` starts a reply through
+    the stream wrapper; `pieces` is the raw engine side the wrapper reads. `last_usage`
+    holds the token counts of the last completed stream; `on_usage` is called with them.
     """
 
     name = "vllm-engine"
@@ -178,6 +177,14 @@ class VllmEngineGenerator:
         self._vllm: _Vllm | None = None
         self._engine: Any = None
         self._tokenizer: Any = None
+        self._llm = LlmGenerator(
+            self,
+            StreamDeadlines(
+                first_token_s=settings.first_token_timeout_s,
+                between_tokens_s=settings.between_tokens_timeout_s,
+                total_s=settings.total_timeout_s,
+            ),
+        )
         self.last_usage: Usage | None = None
 
     @property
@@ -222,63 +229,52 @@ class VllmEngineGenerator:
         if engine is not None:
             await _shut_down(engine)
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
-        """Yield the reply's text as the engine produces it.
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        """Start a reply (see `Generator.open` and the module docstring); safe to cancel."""
+        return await self._llm.open(request)
 
-        Raises `GeneratorUnavailable` before the first piece, `GeneratorBroke` after it
-        (see the module docstring). Safe to cancel at any point: cancelling the consumer
-        or closing the iterator aborts the request in the engine.
+    def pieces(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+        """The reply's raw text as the engine produces it.
+
+        Raises `BackendFailure` when the engine cannot take the request or fails;
+        closing it aborts the request in the engine.
         """
         engine, vllm = self._engine, self._vllm
         if engine is None or vllm is None:
             raise RuntimeError("enter VllmEngineGenerator (`async with`) before streaming")
-        if getattr(engine, "errored", False):
-            raise GeneratorUnavailable("vllm-engine: the engine is dead")
-        s = self._settings
-        request_id = f"heartline-{secrets.token_hex(8)}"
         log = _log.bind(session_id=request.session_id, turn_id=request.turn_id)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + s.total_timeout_s
+        return self._generate(engine, vllm, request, log)
+
+    async def _generate(
+        self, engine: Any, vllm: _Vllm, request: GenerationRequest, log: FilteringBoundLogger
+    ) -> AsyncGenerator[str, None]:
+        if getattr(engine, "errored", False):
+            raise BackendFailure("the engine is dead")
+        s = self._settings
         try:
             prompt_ids = self._prompt(request)
             params = vllm.sampling_params(
                 max_tokens=s.max_tokens, temperature=s.temperature, output_kind=vllm.delta
             )
         except Exception as exc:
-            log.warning("vllm_engine.prompt_failed", error=type(exc).__name__)
-            raise GeneratorUnavailable(f"vllm-engine: prompt failed: {type(exc).__name__}") from exc
+            raise BackendFailure(f"prompt failed: {type(exc).__name__}") from exc
+        request_id = f"heartline-{secrets.token_hex(8)}"
         outputs = engine.generate({"prompt_token_ids": prompt_ids}, params, request_id)
-        produced = ended = False
-        first_token_ms: int | None = None
+        ended = False
         completion_tokens = 0
         finish_reason: str | None = None
         try:
             # Read to the end of vLLM's stream, past the output marked `finished`, so that
             # it ends by itself rather than by being closed (which it takes for an abort).
-            while True:
-                wait = s.between_tokens_timeout_s if produced else s.first_token_timeout_s
-                output = await self._next_output(
-                    outputs, min(deadline, loop.time() + wait), deadline, produced
-                )
-                if output is None:
-                    ended = True
-                    break
+            while (output := await _next_output(outputs)) is not None:
                 if not output.outputs:
                     continue
                 completion = output.outputs[0]
                 completion_tokens += len(completion.token_ids or ())
                 finish_reason = completion.finish_reason or finish_reason
                 if completion.text:
-                    if first_token_ms is None:
-                        first_token_ms = round((loop.time() - started) * 1000)
-                    produced = True
                     yield completion.text
-        except _Failure as exc:
-            log.warning("vllm_engine.stream_failed", reason=str(exc), produced=produced)
-            if produced:
-                raise GeneratorBroke(f"vllm-engine: {exc} after the first token") from exc
-            raise GeneratorUnavailable(f"vllm-engine: {exc}") from exc
+            ended = True
         finally:
             await self._release(engine, outputs, request_id, ended, log)
         prompt_tokens = len(prompt_ids)
@@ -289,10 +285,8 @@ class VllmEngineGenerator:
                 total_tokens=prompt_tokens + completion_tokens,
             )
         )
-        log.info(
-            "vllm_engine.stream_done",
-            first_token_ms=first_token_ms,
-            duration_ms=round((loop.time() - started) * 1000),
+        log.debug(
+            "vllm_engine.completed",
             finish_reason=finish_reason,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
@@ -308,22 +302,6 @@ class VllmEngineGenerator:
             # The template holds the special tokens; adding them again would double BOS.
             rendered = tokenizer.encode(rendered, add_special_tokens=False)
         return [int(token) for token in rendered]
-
-    @staticmethod
-    async def _next_output(
-        outputs: AsyncGenerator[Any, None], step: float, deadline: float, produced: bool
-    ) -> Any:
-        """The engine's next output, None at the end; `_Failure` on an error or a timeout."""
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout_at(step):
-                return await anext(outputs, None)
-        except TimeoutError as exc:
-            if loop.time() >= deadline:
-                raise _Failure("total timeout") from exc
-            raise _Failure("no token in time" if produced else "no first token in time") from exc
-        except Exception as exc:
-            raise _Failure(f"engine error: {type(exc).__name__}") from exc
 
     async def _release(
         self,
@@ -348,6 +326,14 @@ class VllmEngineGenerator:
         self.last_usage = usage
         if self._on_usage is not None:
             self._on_usage(usage)
+
+
+async def _next_output(outputs: AsyncGenerator[Any, None]) -> Any:
+    """The engine's next output, None at the end; `BackendFailure` when the engine fails."""
+    try:
+        return await anext(outputs, None)
+    except Exception as exc:
+        raise BackendFailure(f"engine error: {type(exc).__name__}") from exc
 
 
 async def _shut_down(engine: Any) -> None:

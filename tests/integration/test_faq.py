@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 
 import pytest
 
 from agent.errors import ConfigError
-from agent.generation.base import GenerationRequest, Generator, answering_name
+from agent.generation.base import GenerationRequest, Generator, ReplyStream
 from agent.generation.faq import FaqGenerator
 from agent.generation.faq_index import DEFAULT_THRESHOLDS, FaqIndex, MiniLMEncoder, load_faq
 from agent.generation.faq_knowledge import EXAMPLE_KNOWLEDGE, read_knowledge
@@ -70,7 +71,13 @@ def _request(
 
 
 async def _pieces(generator: Generator, request: GenerationRequest) -> list[str]:
-    return [piece async for piece in generator.stream(request)]
+    return (await _reply(generator, request))[0]
+
+
+async def _reply(generator: Generator, request: GenerationRequest) -> tuple[list[str], str]:
+    """The reply's pieces and who answered it."""
+    async with aclosing(await generator.open(request)) as stream:
+        return [piece async for piece in stream], stream.answered_by
 
 
 # --- The example knowledge base -------------------------------------------------
@@ -230,14 +237,13 @@ async def test_an_angry_user_hears_an_apology_then_the_answer(index: FaqIndex) -
         dominant="anger",
         strategy=Strategy.APOLOGIZE,
     )
-    pieces = await _pieces(as_generator, request)
+    pieces, answered_by = await _reply(as_generator, request)
     reply = "".join(pieces)
     opener = "I'm sorry this has been frustrating. "
     assert reply == opener + _answer(index, "password_reset", "en")
     # The framing streams first, in pieces of its own.
     assert "".join(pieces[: len(opener.split())]) == opener
-    assert generator.answered_by("t1") == "faq"
-    assert answering_name(generator, "t1") == "faq"
+    assert answered_by == "faq"
 
 
 async def test_a_neutral_user_gets_a_plain_answer(index: FaqIndex) -> None:
@@ -274,10 +280,9 @@ async def test_a_miss_is_answered_by_the_templates(
 ) -> None:
     generator = FaqGenerator(index, TemplateGenerator())
     request = _request(text, language, dominant="anger", strategy=Strategy.DE_ESCALATE)
-    reply = "".join(await _pieces(generator, request))
-    assert reply == TemplateGenerator().compose(request)
-    assert generator.answered_by("t1") == "template"
-    assert answering_name(generator, "t1") == "template"
+    pieces, answered_by = await _reply(generator, request)
+    assert "".join(pieces) == TemplateGenerator().compose(request)
+    assert answered_by == "template"
 
 
 @pytest.mark.parametrize(
@@ -288,9 +293,9 @@ async def test_a_handoff_is_always_delegated(
 ) -> None:
     generator = FaqGenerator(index, TemplateGenerator())
     request = _request(text, language, action=Action.HANDOFF, strategy=Strategy.DE_ESCALATE)
-    reply = "".join(await _pieces(generator, request))
-    assert reply in ACTION_TEMPLATES[(Action.HANDOFF, language)]
-    assert generator.answered_by("t1") == "template"
+    pieces, answered_by = await _reply(generator, request)
+    assert "".join(pieces) in ACTION_TEMPLATES[(Action.HANDOFF, language)]
+    assert answered_by == "template"
 
 
 async def test_a_safety_decision_is_always_delegated(index: FaqIndex) -> None:
@@ -305,24 +310,21 @@ async def test_a_safety_decision_is_always_delegated(index: FaqIndex) -> None:
 
 
 class _Chain:
-    """A wrapped generator that is itself a chain: it names who answered."""
+    """A wrapped generator that is itself a chain: its replies name who answered."""
 
     name = "vllm+template"
 
-    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        return ReplyStream(answered_by="vllm", pieces=self._stream())
+
+    async def _stream(self) -> AsyncGenerator[str, None]:
         yield "from the chain"
 
-    def answered_by(self, turn_id: str) -> str | None:
-        return "vllm"
 
-
-async def test_answered_by_asks_a_wrapped_chain_and_forgets_unknown_turns(
-    index: FaqIndex,
-) -> None:
+async def test_a_miss_is_answered_by_whoever_the_wrapped_chain_says(index: FaqIndex) -> None:
     generator = FaqGenerator(index, _Chain())
-    assert generator.answered_by("never") is None
-    assert "".join(await _pieces(generator, _request("tell me a joke", "en"))) == "from the chain"
-    assert generator.answered_by("t1") == "vllm"
+    pieces, answered_by = await _reply(generator, _request("tell me a joke", "en"))
+    assert ("".join(pieces), answered_by) == ("from the chain", "vllm")
     assert generator.name == "faq"
 
 

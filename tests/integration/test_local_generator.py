@@ -86,7 +86,8 @@ def generator(
 
 
 async def collect(model: Generator, req: GenerationRequest | None = None) -> list[str]:
-    async with asyncio.timeout(HANG), aclosing(model.stream(req or plain_request())) as stream:
+    async with asyncio.timeout(HANG), aclosing(await model.open(req or plain_request())) as stream:
+        assert stream.answered_by == "local"
         return [piece async for piece in stream]
 
 
@@ -123,7 +124,7 @@ async def test_the_event_loop_keeps_running_while_it_generates(model_dir: Path) 
     async with generator(model_dir, max_new_tokens=200) as model, asyncio.TaskGroup() as tasks:
         ticker = tasks.create_task(tick())
         arrivals: list[float] = []
-        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(await model.open(plain_request())) as stream:
             async for _ in stream:
                 arrivals.append(loop.time())
         ticker.cancel()
@@ -141,16 +142,16 @@ async def test_the_event_loop_keeps_running_while_it_generates(model_dir: Path) 
 async def test_closing_the_stream_stops_the_generation(model_dir: Path) -> None:
     async with generator(model_dir, max_new_tokens=CONTEXT) as model:
         started = time.perf_counter()
-        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
-            first = await anext(stream)
+        async with asyncio.timeout(HANG), aclosing(await model.open(plain_request())) as stream:
+            first = await anext(stream.pieces)
             assert generating()
         stopped = time.perf_counter() - started
         assert first.strip()
         assert not generating()  # closing waited for the thread
         # A thousand tokens take seconds; the first and the stop take a fraction of one.
         assert stopped < 1.0
-        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as stream:
-            assert await anext(stream)  # the model is free for the next turn
+        async with asyncio.timeout(HANG), aclosing(await model.open(plain_request())) as stream:
+            assert await anext(stream.pieces)  # the model is free for the next turn
         assert not generating()
 
 
@@ -159,7 +160,7 @@ async def test_cancelling_the_consumer_stops_the_generation(model_dir: Path) -> 
         got_first = asyncio.Event()
 
         async def consume() -> None:
-            async with aclosing(model.stream(plain_request())) as stream:
+            async with aclosing(await model.open(plain_request())) as stream:
                 async for _ in stream:
                     got_first.set()
 
@@ -177,9 +178,9 @@ async def test_a_second_stream_waits_its_turn_within_the_first_token_timeout(
     model_dir: Path,
 ) -> None:
     async with generator(model_dir, max_new_tokens=CONTEXT, first_token_timeout_s=1.0) as model:
-        async with asyncio.timeout(HANG), aclosing(model.stream(plain_request())) as first:
-            await anext(first)
-            with pytest.raises(GeneratorUnavailable, match="busy"):
+        async with asyncio.timeout(HANG), aclosing(await model.open(plain_request())):
+            # The second waits for the model, past its first-token timeout.
+            with pytest.raises(GeneratorUnavailable, match="local: no first token in time"):
                 await collect(model)
         assert not generating()
 
@@ -232,6 +233,7 @@ async def test_it_must_be_entered_before_streaming(model_dir: Path) -> None:
     [
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"first_token_timeout_s": float("inf")}, "first_token_timeout_s"),
+        ({"total_timeout_s": 0.0}, "total_timeout_s"),
         ({"temperature": 3.0}, "temperature"),
         ({"device": "teapot"}, "device"),
     ],

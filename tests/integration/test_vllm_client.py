@@ -54,16 +54,19 @@ async def server() -> AsyncIterator[FakeVllm]:
 
 async def collect(generator: Generator, req: GenerationRequest | None = None) -> list[str]:
     pieces: list[str] = []
-    async with asyncio.timeout(HANG), aclosing(generator.stream(req or plain_request())) as stream:
-        async for piece in stream:
-            pieces.append(piece)
+    async with asyncio.timeout(HANG):
+        stream = await generator.open(req or plain_request())
+        assert stream.answered_by == "vllm"
+        async with aclosing(stream):
+            async for piece in stream:
+                pieces.append(piece)
     return pieces
 
 
 async def collect_until_error(generator: Generator) -> tuple[list[str], BaseException]:
     pieces: list[str] = []
     try:
-        async with asyncio.timeout(HANG), aclosing(generator.stream(plain_request())) as stream:
+        async with asyncio.timeout(HANG), aclosing(await generator.open(plain_request())) as stream:
             async for piece in stream:
                 pieces.append(piece)
     except Exception as exc:
@@ -152,11 +155,16 @@ async def test_events_cut_into_tiny_http_chunks_decode_whole(server: FakeVllm) -
         assert await collect(client) == ["你好", "，", "我在", "🙂"]
 
 
-async def test_an_empty_reply_ends_without_pieces(server: FakeVllm) -> None:
+async def test_an_empty_reply_is_unavailable_but_not_the_servers_fault(server: FakeVllm) -> None:
     server.default = Script(tokens=())
-    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
-        assert await collect(client) == []
+    config = settings(server.base_url, breaker_failures=1)
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="vllm: the reply was empty"):
+            await collect(client)
         assert client.last_usage == Usage(prompt_tokens=17, completion_tokens=1, total_tokens=18)
+        assert circuit(client) is BreakerState.CLOSED
+    assert len(server.requests) == 1  # an answer, not a failure: not retried
+    assert server.connections == 1
 
 
 async def test_slow_tokens_within_the_bounds_are_fine(server: FakeVllm) -> None:
@@ -260,6 +268,24 @@ async def test_a_bad_request_is_not_retried(server: FakeVllm, legacy: bool) -> N
     assert len(server.requests) == 1
 
 
+async def test_a_refusal_is_read_whole_and_its_connection_reused(server: FakeVllm) -> None:
+    server.script(Script(status=400))
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
+        with pytest.raises(GeneratorUnavailable, match="HTTP 400 BadRequestError"):
+            await collect(client)
+        assert "".join(await collect(client)) == TEXT
+    assert server.connections == 1
+
+
+async def test_a_huge_error_body_is_read_only_in_part(server: FakeVllm) -> None:
+    server.script(Script(status=400, error_message="x" * (256 * 1024)))
+    async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
+        with pytest.raises(GeneratorUnavailable, match=r"HTTP 400$"):  # its JSON was cut
+            await collect(client)
+        assert "".join(await collect(client)) == TEXT
+    assert server.connections == 2  # the rest of the body went with its connection
+
+
 async def test_an_unknown_model_is_not_retried(server: FakeVllm) -> None:
     config = settings(server.base_url, model="no-such-model")
     async with VllmGenerator(config, build_messages=plain_messages) as client:
@@ -280,7 +306,7 @@ async def test_a_wrong_api_key_is_not_retried() -> None:
 async def test_a_refused_connection_is_unavailable() -> None:
     config = settings(f"http://127.0.0.1:{free_port()}")
     async with VllmGenerator(config, build_messages=plain_messages) as client:
-        with pytest.raises(GeneratorUnavailable, match="ConnectError"):
+        with pytest.raises(GeneratorUnavailable, match="request failed: ClientConnectorError"):
             await collect(client)
 
 
@@ -358,7 +384,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_request(server: FakeV
     async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
 
         async def consume() -> None:
-            async with aclosing(client.stream(plain_request())) as stream:
+            async with aclosing(await client.open(plain_request())) as stream:
                 async for piece in stream:
                     got.append(piece)
 
@@ -378,13 +404,14 @@ async def test_cancelling_the_consumer_closes_the_upstream_request(server: FakeV
 async def test_closing_the_iterator_closes_the_upstream_request(server: FakeVllm) -> None:
     server.default = Script(endless=True, token_delay=0.005)
     async with VllmGenerator(settings(server.base_url), build_messages=plain_messages) as client:
-        stream = client.stream(plain_request())
-        assert [await anext(stream) for _ in range(3)] == ["Hello", ",", " how"]
+        stream = await client.open(plain_request())
+        assert [await anext(stream.pieces) for _ in range(3)] == ["Hello", ",", " how"]
         await stream.aclose()
         await hung_up(server.requests[0])
         # The pool is fine afterwards: a new request opens a new connection.
         server.default = Script()
         assert "".join(await collect(client)) == TEXT
+    assert server.connections == 2  # the half-read response's connection was not reused
 
 
 async def test_cancelling_before_the_first_token_closes_the_request(server: FakeVllm) -> None:

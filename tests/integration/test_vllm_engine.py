@@ -62,7 +62,7 @@ async def test_without_vllm_entering_says_how_to_install_it(
             pass
     assert INSTALL_HINT.startswith("install heartline[vllm] on a GPU host")
     with pytest.raises(RuntimeError, match="enter VllmEngineGenerator"):
-        await anext(generator.stream(plain_request(STORY)))
+        await generator.open(plain_request(STORY))
 
 
 def test_importing_the_module_imports_no_vllm() -> None:
@@ -136,9 +136,12 @@ class TestOnAGpu:
 
     async def test_the_reply_streams_in_pieces(self, engine: VllmEngineGenerator) -> None:
         pieces: list[str] = []
-        async with asyncio.timeout(HANG), aclosing(engine.stream(plain_request(STORY))) as stream:
-            async for piece in stream:
-                pieces.append(piece)
+        async with asyncio.timeout(HANG):
+            stream = await engine.open(plain_request(STORY))
+            assert stream.answered_by == "vllm-engine"
+            async with aclosing(stream):
+                async for piece in stream:
+                    pieces.append(piece)
         assert len(pieces) > 1
         assert all(pieces)
         assert "".join(pieces).strip()
@@ -156,7 +159,7 @@ class TestOnAGpu:
         first = asyncio.Event()
 
         async def consume() -> None:
-            async with aclosing(engine.stream(long)) as stream:
+            async with aclosing(await engine.open(long)) as stream:
                 async for _ in stream:
                     first.set()
                     if how == "close the iterator":
@@ -179,13 +182,13 @@ class TestOnAGpu:
     ) -> None:
         too_long = plain_request("lighthouse " * (4 * MAX_MODEL_LEN))
         with pytest.raises(GeneratorUnavailable, match="vllm-engine"):
-            async with asyncio.timeout(HANG), aclosing(engine.stream(too_long)) as stream:
-                await anext(stream)
+            async with asyncio.timeout(HANG):
+                await engine.open(too_long)
         assert unfinished(engine) == 0
 
     async def test_the_engine_serves_turns_side_by_side(self, engine: VllmEngineGenerator) -> None:
         async def reply(text: str) -> str:
-            async with aclosing(engine.stream(plain_request(text))) as stream:
+            async with aclosing(await engine.open(plain_request(text))) as stream:
                 return "".join([piece async for piece in stream])
 
         async with asyncio.timeout(HANG):

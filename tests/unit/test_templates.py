@@ -1,4 +1,5 @@
 import itertools
+from contextlib import aclosing
 
 from agent.emotion import LexiconRecognizer
 from agent.generation import GenerationRequest, TemplateGenerator
@@ -22,16 +23,22 @@ def _request(text: str, strategy: Strategy, *, action: Action = Action.REPLY) ->
     )
 
 
-async def test_stream_joins_to_the_composed_reply_in_several_pieces() -> None:
+async def _pieces(generator: TemplateGenerator, request: GenerationRequest) -> list[str]:
+    async with aclosing(await generator.open(request)) as stream:
+        assert stream.answered_by == "template"
+        return [piece async for piece in stream]
+
+
+async def test_a_reply_streams_the_composed_text_in_several_pieces() -> None:
     generator = TemplateGenerator()
-    pieces = [p async for p in generator.stream(_request("I am furious", Strategy.DE_ESCALATE))]
+    pieces = await _pieces(generator, _request("I am furious", Strategy.DE_ESCALATE))
     assert len(pieces) >= 2
     assert "angry" in "".join(pieces)
 
 
 async def test_chinese_turns_get_chinese_replies() -> None:
     generator = TemplateGenerator()
-    reply = "".join([p async for p in generator.stream(_request("我很难过", Strategy.EMPATHIZE))])
+    reply = "".join(await _pieces(generator, _request("我很难过", Strategy.EMPATHIZE)))
     assert any("\u4e00" <= c <= "\u9fff" for c in reply)
     assert "难过" in reply
 
