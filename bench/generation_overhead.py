@@ -7,7 +7,7 @@ byte for byte) answering every request with a reply of `--tokens` tokens, the fi
 `--emotion-model`, output guard pace `--guard-release`). Then, alternating, `--pairs`
 times each:
 
-(a) upstream, measured directly: an httpx streaming POST /v1/chat/completions with the
+(a) upstream, measured directly: an aiohttp streaming POST /v1/chat/completions with the
     prompt Heartline would build for the turn; the time to the first content delta, and
     (a') to the delta after which an output guard of the same pace, fed the same deltas,
     first lets text go: the first complete word, or the first complete sentence;
@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import aiohttp
 from _stats import QUANTILES, format_ms, machine_summary, percentile, print_percentile_table
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -114,7 +114,8 @@ class Turn:
 
 
 async def upstream_request(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
+    url: str,
     builder: PromptBuilder,
     guard: OutputGuard,
     request: GenerationRequest,
@@ -134,9 +135,10 @@ async def upstream_request(
     reply = guard.filter(request.language)
     first = released = math.nan
     started = time.perf_counter()
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+    async with client.post(url, json=body) as response:
         response.raise_for_status()
-        async for line in response.aiter_lines():
+        async for raw in response.content:  # line by line
+            line = raw.decode().rstrip("\r\n")
             if not line.startswith("data: {") or not math.isnan(released):
                 continue
             choices = json.loads(line.removeprefix("data: "))["choices"]
@@ -207,9 +209,11 @@ async def measure(
     upstream: list[Upstream] = []
     turns: list[Turn] = []
     total = args.warmup + args.pairs
-    limits = httpx.Limits(max_keepalive_connections=4, keepalive_expiry=4.0)
-    async with httpx.AsyncClient(
-        base_url=fake.base_url, timeout=30.0, limits=limits, trust_env=False
+    url = f"{fake.base_url}/v1/chat/completions"
+    connector = aiohttp.TCPConnector(limit=4, keepalive_timeout=4.0)
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trust_env=False
     ) as client:
         ws: ClientConnection | None = None
         # Heartline keeps the last 10 exchanges of a session (`context_turns`).
@@ -224,7 +228,7 @@ async def measure(
                 assert ws is not None
                 text = TEXTS[n % len(TEXTS)]
                 request = synthetic_request(text, conversation)
-                a = await upstream_request(client, builder, guard, request)
+                a = await upstream_request(client, url, builder, guard, request)
                 b = await heartline_turn(ws, f"t{n}", text)
                 conversation.append(Exchange(text=text, reply=reply))
                 if n >= args.warmup:
