@@ -23,6 +23,7 @@ __all__ = [
     "Delivery",
     "EventBus",
     "Subscription",
+    "literal_start",
     "offer_to_group",
     "topic_matches",
 ]
@@ -119,13 +120,17 @@ class Subscription:
                 return
 
 
-def offer_to_group(members: list[Subscription], delivery: Delivery, turn: int) -> None:
-    """Give a group's event to one open member, starting at `turn` (round robin)."""
+def offer_to_group(members: list[Subscription], delivery: Delivery, turn: int) -> bool:
+    """Give a group's event to one open member, starting at `turn` (round robin).
+
+    Returns whether one took it: false when every member has ended.
+    """
     for step in range(len(members)):
         member = members[(turn + step) % len(members)]
         if not member.closed:
             member.offer(delivery)
-            return
+            return True
+    return False
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
@@ -140,3 +145,17 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         if level != "+" and level != topic_levels[index]:
             return False
     return len(filter_levels) == len(topic_levels)
+
+
+def literal_start(topic_filter: str) -> str:
+    """A wildcard filter up to its first wildcard: every topic it matches starts with this.
+
+    A `#` also matches its parent level (`a/#` matches `a`), so its `/` is left out.
+    A filter without wildcards is returned whole.
+    """
+    cuts = [i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0]
+    if not cuts:
+        return topic_filter
+    cut = min(cuts)
+    start = topic_filter[:cut]
+    return start.removesuffix("/") if topic_filter[cut] == "#" else start

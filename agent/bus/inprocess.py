@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Container
 from contextlib import asynccontextmanager
 from types import TracebackType
 
@@ -11,6 +11,7 @@ from agent.bus.base import (
     DEFAULT_MAX_QUEUED,
     Delivery,
     Subscription,
+    literal_start,
     offer_to_group,
     topic_matches,
 )
@@ -19,11 +20,14 @@ from agent.events import Event
 
 __all__ = ["InProcessBus"]
 
+_NO_GROUPS: tuple[str, ...] = ()
+
 
 class InProcessBus:
     """An `EventBus` inside one process, with MQTT's matching and shared-group rules.
 
     Use it as an async context manager; leaving it ends every subscription.
+    Reusable, not reentrant.
     """
 
     def __init__(self) -> None:
@@ -35,6 +39,10 @@ class InProcessBus:
         self._round_robin = itertools.count()
         self._running = False
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     async def __aenter__(self) -> InProcessBus:
         self._running = True
         return self
@@ -45,6 +53,10 @@ class InProcessBus:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop now: every subscription ends (its readers get `BusClosedError`)."""
         self._running = False
         for subscription in [*self._wildcard, *itertools.chain(*self._exact.values())]:
             subscription.close()
@@ -56,24 +68,47 @@ class InProcessBus:
         """Deliver at once; never waits. Safe to cancel."""
         if not self._running:
             raise BusClosedError("the in-process bus is not running")
+        self.deliver(topic, event)
+
+    def deliver(
+        self, topic: str, event: Event, *, only: Container[str] | None = None
+    ) -> Collection[str]:
+        """Offer `event` to this process's matching subscriptions; return the groups served.
+
+        Every ungrouped subscription gets it, and one member of each group: of
+        every group when `only` is None (a local publish), else of the groups in
+        `only` (an event another process routed here for them). A group served
+        is one whose member took the event; a group whose members have all ended
+        is not.
+        """
         delivery = Delivery(topic, event)
-        groups: dict[str, list[Subscription]] = {}
-        matching = itertools.chain(
-            self._exact.get(topic, ()),
-            (
-                s
-                for s in self._wildcard
-                if topic.startswith(self._wildcard_starts[s])
-                and topic_matches(s.topic_filter, topic)
-            ),
-        )
+        groups: dict[str, list[Subscription]] | None = None
+        matching: Collection[Subscription] = self._exact.get(topic, ())
+        if self._wildcard:
+            starts = self._wildcard_starts
+            matching = [
+                *matching,
+                *(
+                    s
+                    for s in self._wildcard
+                    if topic.startswith(starts[s]) and topic_matches(s.topic_filter, topic)
+                ),
+            ]
         for subscription in matching:
-            if subscription.group is None:
+            group = subscription.group
+            if group is None:
                 subscription.offer(delivery)
-            else:
-                groups.setdefault(subscription.group, []).append(subscription)
-        for members in groups.values():
-            offer_to_group(members, delivery, next(self._round_robin))
+            elif only is None or group in only:
+                if groups is None:
+                    groups = {}
+                groups.setdefault(group, []).append(subscription)
+        if groups is None:
+            return _NO_GROUPS
+        return [
+            group
+            for group, members in groups.items()
+            if offer_to_group(members, delivery, next(self._round_robin))
+        ]
 
     @asynccontextmanager
     async def subscribe(
@@ -90,7 +125,7 @@ class InProcessBus:
         members = self._wildcard if wildcard else self._exact.setdefault(topic_filter, [])
         members.append(subscription)
         if wildcard:
-            self._wildcard_starts[subscription] = _literal_start(topic_filter)
+            self._wildcard_starts[subscription] = literal_start(topic_filter)
         try:
             yield subscription
         finally:
@@ -98,15 +133,5 @@ class InProcessBus:
             if subscription in members:
                 members.remove(subscription)
             self._wildcard_starts.pop(subscription, None)
-            if not wildcard and not members:
-                self._exact.pop(topic_filter, None)
-
-
-def _literal_start(topic_filter: str) -> str:
-    """The filter up to its first wildcard: every topic it matches starts with this.
-
-    A `#` also matches its parent level (`a/#` matches `a`), so its `/` is left out.
-    """
-    cut = min(i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0)
-    start = topic_filter[:cut]
-    return start.removesuffix("/") if topic_filter[cut] == "#" else start
+            if not wildcard and not members and self._exact.get(topic_filter) is members:
+                del self._exact[topic_filter]
