@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -247,6 +248,7 @@ async def _start_gateway(
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
     engine: AsyncEngine | None,
+    listener: socket.socket | None = None,
 ) -> Gateway:
     """The gateway; with `engine`, the operator console reads users' histories from it."""
     keys = settings.api_keys
@@ -267,6 +269,7 @@ async def _start_gateway(
             workers=workers,
             api_keys=None if keys is None else ApiKeys.parse(keys.get_secret_value()),
             history=history,
+            listener=listener,
         )
     )
 
@@ -289,13 +292,22 @@ async def _start_recognizer(stack: AsyncExitStack, settings: Settings) -> Emotio
 
 
 @asynccontextmanager
-async def embedded(settings: Settings) -> AsyncIterator[Running]:
-    """Everything in one process: in-process bus, SQLite (by default), worker and gateway."""
+async def embedded(
+    settings: Settings, *, bus: EventBus | None = None, listener: socket.socket | None = None
+) -> AsyncIterator[Running]:
+    """Everything in one process: in-process bus, SQLite (by default), worker and gateway.
+
+    One of several serving processes (`agent.processes`) passes `bus`, linked to the
+    other processes' (staff consoles see every session), and `listener`, the socket
+    they all accept on; a session's own turns and replies stay inside the process
+    that accepted it. The caller opens and closes a bus it passes.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     authority, _ = authority_for(settings)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        bus = await stack.enter_async_context(InProcessBus())
+        if bus is None:
+            bus = await stack.enter_async_context(InProcessBus())
         manager, store, engine = await _start_worker(stack, settings, bus, metrics, shared=False)
 
         def workers() -> Availability:
@@ -310,6 +322,7 @@ async def embedded(settings: Settings) -> AsyncIterator[Running]:
             ready=lambda: manager.ready,
             workers=workers,
             engine=engine,
+            listener=listener,
         )
         yield Running(
             metrics=metrics,

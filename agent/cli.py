@@ -9,17 +9,18 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.cli_parser import DEMO_OPERATOR, DEMO_USER, build_parser
 from agent.config import Settings, load_settings
 from agent.emotion.datasets import DataFormat
-from agent.errors import ConfigError, HeartlineError
+from agent.errors import ConfigError, HeartlineError, reportable
 from agent.gateway.auth import Role
 from agent.logging import configure_logging
+from agent.processes import LogSettings, cpu_count, run_serving, supervise
 
 if TYPE_CHECKING:
     from agent.app import Running
@@ -37,47 +38,51 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=getattr(args, "config", None), **flags)
 
 
-def _run_server(main: Coroutine[Any, Any, None]) -> None:
-    """Run a serving role on uvloop where it is installed (docs/benchmarks.md measures it)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
-
-
-async def _run_until_signalled(
-    role: ServingRole, settings: Settings, on_start: Callable[[Running], None]
-) -> None:
+@asynccontextmanager
+async def _signalled() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM while the block runs."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with role(settings) as running:
-            on_start(running)
-            await stop.wait()
+        yield stop
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
 
-def _serve(settings: Settings) -> None:
+async def _run_until_signalled(
+    role: ServingRole, settings: Settings, on_start: Callable[[Running], None]
+) -> None:
+    async with _signalled() as stop, role(settings) as running:
+        on_start(running)
+        await stop.wait()
+
+
+async def _supervise_until_signalled(
+    settings: Settings, count: int, logs: LogSettings, announce: Callable[[str, int], None]
+) -> None:
+    async with _signalled() as stop:
+        await supervise(settings, count, logs=logs, stop=stop, announce=announce)
+
+
+def _serve(settings: Settings, logs: LogSettings) -> None:
     from agent.app import authority_for, embedded
+    from agent.gateway.ws_route import WS_PATH
 
-    _, created = authority_for(settings)
+    authority, created = authority_for(settings)
+    count = settings.workers or cpu_count()
 
-    def announce(running: Running) -> None:
-        if running.gateway is None or running.authority is None:
-            raise RuntimeError("the embedded role starts a gateway")
-        token = running.authority.issue(DEMO_USER, ttl_s=_DAY)
-        staff = running.authority.issue(DEMO_OPERATOR, ttl_s=_DAY, role=Role.OPERATOR)
-        root = running.gateway.http_url
+    def announce(host: str, port: int) -> None:
+        token = authority.issue(DEMO_USER, ttl_s=_DAY)
+        staff = authority.issue(DEMO_OPERATOR, ttl_s=_DAY, role=Role.OPERATOR)
+        root = f"http://{host}:{port}"
         if created:
             print(f"Created a token secret in {settings.data_dir}.")
-        print(f"Heartline is listening on {running.gateway.url}")
+        print(f"Heartline is listening on ws://{host}:{port}{WS_PATH}")
+        if count > 1:
+            print(f"Serving processes: {count} (--workers), sharing the port and one bus")
         print(f"Demo token (user {DEMO_USER!r}, valid 24 h): {token}")
         print(f"Web chat:          {root}/?token={token}")
         print(f"Operator console:  {root}/operator?token={staff}")
@@ -85,11 +90,20 @@ def _serve(settings: Settings) -> None:
         print(f"API docs:          {root}/docs")
         for line in _deployment_files(settings):
             print(line)
-        chat = _command() + " chat" + _chat_flags(settings, running.gateway.port)
+        chat = _command() + " chat" + _chat_flags(settings, port)
         print(f"Chat with it:      {chat}")
         print("Stop with Ctrl+C.", flush=True)
 
-    _run_server(_run_until_signalled(embedded, settings, announce))
+    if count > 1:
+        run_serving(_supervise_until_signalled(settings, count, logs, announce))
+        return
+
+    def started(running: Running) -> None:
+        if running.gateway is None:
+            raise RuntimeError("the embedded role starts a gateway")
+        announce(running.gateway.host, running.gateway.port)
+
+    run_serving(_run_until_signalled(embedded, settings, started))
 
 
 def _command() -> str:
@@ -122,7 +136,7 @@ def _role(name: str, settings: Settings) -> None:
     from agent import app
 
     role: ServingRole = app.gateway if name == "gateway" else app.worker
-    _run_server(_run_until_signalled(role, settings, lambda running: None))
+    run_serving(_run_until_signalled(role, settings, lambda running: None))
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> None:
@@ -150,13 +164,6 @@ def _token(args: argparse.Namespace, settings: Settings) -> None:
     role = Role.OPERATOR if args.operator else Role.USER
     name = args.operator or args.user
     print(authority.issue(name, ttl_s=args.ttl_hours * 3600.0, tenant=args.tenant, role=role))
-
-
-def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 def _report(error: HeartlineError | OSError) -> int:
@@ -187,10 +194,12 @@ def _run(args: argparse.Namespace) -> None:
         _init(args.folder, force=args.force)
         return
     settings = _settings(args)
-    json_logs = {"auto": None, "json": True, "console": False}[settings.log_format]
-    configure_logging(settings.log_level, json=json_logs)
+    logs = LogSettings(
+        settings.log_level, {"auto": None, "json": True, "console": False}[settings.log_format]
+    )
+    configure_logging(logs.level, json=logs.json)
     if args.command == "serve":
-        _serve(settings)
+        _serve(settings, logs)
     elif args.command in ("gateway", "worker"):
         _role(args.command, settings)
     elif args.command == "chat":
@@ -293,13 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(args)
     except KeyboardInterrupt:
         return 130
-    except (HeartlineError, OSError) as exc:
-        return _report(exc)
-    except BaseExceptionGroup as group:  # raised inside a task group
-        leaf = _first_leaf(group)
-        if not isinstance(leaf, HeartlineError | OSError):
+    except (HeartlineError, OSError, BaseExceptionGroup) as exc:
+        error = reportable(exc)
+        if error is None:
             raise
-        return _report(leaf)
+        return _report(error)
     return 0
 
 

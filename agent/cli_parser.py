@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run everything in one process (no network services needed)",
-        description="Run gateway and worker in one process: in-process bus, SQLite in the data "
-        "directory, offline emotion model and template replies. Prints a demo token.",
+        help="run everything on this machine (no network services needed)",
+        description="Run gateway and worker together: in-process bus, SQLite in the data "
+        "directory, offline emotion model and template replies. One serving process per CPU "
+        "core (--workers), sharing the port and one bus. Prints a demo token.",
     )
     _listen(serve)
     _database(serve)
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     _generation(serve)
     serve.add_argument(
         "--token-delay", type=float, help="seconds between streamed template pieces (default 0)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serving processes sharing the port (default: one per CPU core; 1: this process)",
     )
     _common(serve)
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # Where clients connect (serve, gateway) or where chat connects to.
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
+    # Serving processes of `heartline serve`, sharing its port and one bus between them;
+    # None: one per CPU core this process may use
+    workers: int | None = Field(default=None, ge=1, le=256)
     # State
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None

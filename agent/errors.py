@@ -35,6 +35,7 @@ __all__ = [
     "StageError",
     "StoreError",
     "WireError",
+    "reportable",
 ]
 
 
@@ -106,3 +107,10 @@ class StageError(HeartlineError):
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(message)
         self.stage = stage
+
+
+def reportable(error: BaseException) -> HeartlineError | OSError | None:
+    """The error to report in one line, looking inside task groups; None for a bug."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error if isinstance(error, HeartlineError | OSError) else None

@@ -2,8 +2,10 @@
 
 uvicorn runs HTTP/1.1 with httptools where it is installed (h11 otherwise) and
 WebSocket with the websockets library's sans-I/O protocol. The socket is bound
-here, so a port in use is an `OSError` for the caller and port 0 tells the
-caller which port it got. Signals stay the caller's: uvicorn installs none.
+here (`bind_listener`), so a port in use is an `OSError` for the caller and port
+0 tells the caller which port it got; several serving processes share one
+socket bound once, by their supervisor. Signals stay the caller's: uvicorn
+installs none.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import structlog
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["HttpServerSettings", "Listening", "serve_http"]
+__all__ = ["HttpServerSettings", "Listening", "bind_listener", "serve_http"]
 
 _log = structlog.get_logger(__name__)
 
@@ -58,7 +60,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _bind(host: str, port: int, backlog: int) -> socket.socket:
+def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A non-blocking socket listening on host:port (0: any free port); `OSError` if taken."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
@@ -98,15 +101,22 @@ def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
 
 @asynccontextmanager
 async def serve_http(
-    app: ASGIApp, host: str, port: int, settings: HttpServerSettings | None = None
+    app: ASGIApp,
+    host: str,
+    port: int,
+    settings: HttpServerSettings | None = None,
+    *,
+    listener: socket.socket | None = None,
 ) -> AsyncIterator[Listening]:
-    """Serve `app` on host:port (0: any free port) until the block ends.
+    """Serve `app` on host:port (0: any free port), or on `listener`, until the block ends.
 
-    Leaving the block stops accepting, lets running requests finish for up to
-    `shutdown_s`, then cancels them. Raises `OSError` if the address cannot be bound.
+    `listener` is a socket already listening (`bind_listener`), which other
+    processes may be accepting on too. Leaving the block stops accepting, lets
+    running requests finish for up to `shutdown_s`, then cancels them. Raises
+    `OSError` if the address cannot be bound.
     """
     settings = settings or HttpServerSettings()
-    sock = _bind(host, port, settings.backlog)
+    sock = listener if listener is not None else bind_listener(host, port, settings.backlog)
     bound_host, bound_port = sock.getsockname()[:2]
     server = _Server(_config(app, settings))
     async with asyncio.TaskGroup() as tasks:

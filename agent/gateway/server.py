@@ -9,6 +9,7 @@ HTTP 401 and no WebSocket.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -125,13 +126,16 @@ async def serve_gateway(
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
     api_keys: ApiKeys | None = None,
     history: HistoryReader | None = None,
+    listener: socket.socket | None = None,
 ) -> AsyncIterator[Gateway]:
     """Listen for clients for the duration of the `async with` block.
 
     `ready` answers `/readyz`; `workers` says whether a worker is there to
     answer turns (none: turns are refused at once with `unavailable`);
     `api_keys` are the HTTP APIs' keys; `history` reads a user's emotional
-    history for the operator console (None: this gateway has no database).
+    history for the operator console (None: this gateway has no database);
+    `listener` is a socket already listening, shared with other serving
+    processes (None: bind `settings.host` and `settings.port`).
     Leaving the block stops accepting, closes the open sessions with 1001
     (going away) and waits for them to end.
     """
@@ -171,7 +175,8 @@ async def serve_gateway(
             operator_router(operators),
             pages_router(),
         ]
-        async with _serve(bus, authority, metrics, settings, ready, workers, routers) as gateway:
+        served = _serve(bus, authority, metrics, settings, ready, workers, routers, listener)
+        async with served as gateway:
             yield gateway
 
 
@@ -184,6 +189,7 @@ async def _serve(
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
     routers: list[APIRouter],
+    listener: socket.socket | None,
 ) -> AsyncIterator[Gateway]:
     live = LiveConnections()
     service = WebSocketService(
@@ -206,7 +212,9 @@ async def _serve(
         shutdown_s=settings.close_timeout_s,
         ws_compression=settings.ws_compression,
     )
-    async with serve_http(app, settings.host, settings.port, server_settings) as listening:
+    async with serve_http(
+        app, settings.host, settings.port, server_settings, listener=listener
+    ) as listening:
         _log.info("gateway listening", host=listening.host, port=listening.port)
         try:
             yield Gateway(listening.host, listening.port, settings, live)

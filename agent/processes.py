@@ -1,0 +1,358 @@
+"""Serving on every core: one supervisor and N serving processes behind one port.
+
+`heartline serve --workers N` (N > 1) makes this process a supervisor. It binds the
+port once, prepares the database once (migrations, the token secret), starts the bus
+hub (`agent.bus.link.BusHub`) on a Unix socket in a private temporary directory, and
+spawns N serving processes. Each runs the embedded stack (`agent.app.embedded`) on
+the shared listening socket and a bus linked to the hub. The kernel spreads new
+connections over the processes; a connection, so a WebSocket session and its turns,
+stays in the process that accepted it, which answers its turns in order and keeps
+them in the shared database. What concerns every session (staff consoles' view, an
+operator taking a session over) crosses processes through the hub.
+
+A serving process that exits while the others run is started again, after a pause
+that doubles (1 s up to 30 s) while restarts keep failing within a minute. SIGTERM
+or SIGINT stops them all: each gets SIGTERM and `grace_s` to finish its sessions,
+then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from agent.config import Settings
+from agent.errors import ConfigError, HeartlineError, reportable
+from agent.logging import configure_logging
+
+__all__ = ["LogSettings", "cpu_count", "run_serving", "supervise"]
+
+_log = structlog.get_logger(__name__)
+
+_FIRST_PAUSE_S: Final = 1.0
+_LONGEST_PAUSE_S: Final = 30.0
+_HEALTHY_AFTER_S: Final = 60.0  # a process that ran this long restarts at once
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """How a serving process logs: as its supervisor does."""
+
+    level: str
+    json: bool | None
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def run_serving(main: Coroutine[Any, Any, None]) -> None:
+    """Run a serving role on uvloop where it is installed (docs/benchmarks.md measures it)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+async def supervise(
+    settings: Settings,
+    count: int,
+    *,
+    logs: LogSettings,
+    stop: asyncio.Event,
+    announce: Callable[[str, int], None],
+    grace_s: float = 15.0,
+) -> None:
+    """Serve with `count` processes until `stop` is set; `announce(host, port)` once all are up.
+
+    Raises `HeartlineError` when a serving process fails before it is ready (a bad
+    setting, a model that does not load): nothing is served then.
+    """
+    if count < 2:
+        raise ConfigError(f"a supervisor runs 2 or more serving processes, not {count}")
+    await _prepare(settings)
+    listener = _bind(settings)
+    host, port = listener.getsockname()[:2]
+    with listener, tempfile.TemporaryDirectory(prefix="heartline-") as folder:
+        from agent.bus.link import BusHub
+
+        hub_path = Path(folder) / "bus"
+        async with BusHub(hub_path):
+            pool = _Pool(settings, listener, hub_path, logs, grace_s)
+            try:
+                await pool.start(count)
+                announce(str(host), int(port))
+                await pool.keep_running(stop)
+            finally:
+                await pool.stop_all()
+
+
+async def _prepare(settings: Settings) -> None:
+    """What the serving processes would otherwise race for: the secret, the schema."""
+    from agent.app import authority_for
+    from memory.sql import open_engine, upgrade_schema
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    authority_for(settings)
+    engine = open_engine(settings.resolved_database_url())
+    try:
+        await upgrade_schema(engine)
+    finally:
+        await engine.dispose()
+
+
+def _bind(settings: Settings) -> socket.socket:
+    from agent.gateway.http_server import bind_listener
+
+    return bind_listener(settings.host, settings.port)
+
+
+@dataclass(slots=True)
+class _Member:
+    """One serving process and what its supervisor knows of it."""
+
+    index: int
+    process: BaseProcess
+    started_at: float
+    pause_s: float = _FIRST_PAUSE_S
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Pool:
+    """The serving processes: started, watched, restarted, stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        listener: socket.socket,
+        hub: Path,
+        logs: LogSettings,
+        grace_s: float,
+    ) -> None:
+        self._settings = settings
+        self._listener = listener
+        self._hub = hub
+        self._logs = logs
+        self._grace_s = grace_s
+        self._context = multiprocessing.get_context("spawn")
+        self._members: dict[int, _Member] = {}
+        self._stopping = False
+
+    async def start(self, count: int) -> None:
+        """Start `count` processes; return once every one is ready."""
+        started = await asyncio.gather(
+            *(self._spawn(index) for index in range(count)), return_exceptions=True
+        )
+        failures = [result for result in started if isinstance(result, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def keep_running(self, stop: asyncio.Event) -> None:
+        """Restart processes that exit, until `stop` is set."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                exits = {
+                    asyncio.ensure_future(member.exited.wait()): member
+                    for member in self._members.values()
+                }
+                done, _ = await asyncio.wait(
+                    [stopping, *exits], return_when=asyncio.FIRST_COMPLETED
+                )
+                for future in exits:
+                    future.cancel()
+                for future in done:
+                    if future in exits and not stop.is_set():
+                        await self._restart(exits[future], stop)
+        finally:
+            stopping.cancel()
+
+    async def stop_all(self) -> None:
+        """SIGTERM every process, SIGKILL those still running after the grace period."""
+        self._stopping = True
+        members = list(self._members.values())
+        for member in members:
+            if member.process.is_alive() and member.process.pid is not None:
+                os.kill(member.process.pid, signal.SIGTERM)
+        waiting = [asyncio.ensure_future(member.exited.wait()) for member in members]
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=self._grace_s)
+            for future in late:
+                future.cancel()
+        for member in members:
+            if member.process.is_alive():
+                _log.warning("serving process did not stop; killing it", index=member.index)
+                member.process.kill()
+            await asyncio.to_thread(member.process.join)
+            self._forget(member)
+
+    async def _spawn(self, index: int) -> _Member:
+        loop = asyncio.get_running_loop()
+        receive, send = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=serve_share,
+            args=(self._settings, self._listener, self._hub, self._logs, send),
+            name=f"heartline-serve-{index + 1}",
+            daemon=False,
+        )
+        process.start()
+        send.close()
+        member = _Member(index=index, process=process, started_at=loop.time())
+        _once_readable(process.sentinel, member.exited)
+        try:
+            await _ready(receive, member)
+        except BaseException:
+            if process.is_alive():
+                process.kill()
+            await asyncio.to_thread(process.join)
+            self._forget(member)
+            raise
+        finally:
+            receive.close()
+        self._members[index] = member
+        _log.info("serving process ready", index=index + 1, pid=process.pid)
+        return member
+
+    async def _restart(self, member: _Member, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(member.process.join)
+        self._forget(member)
+        ran_s = loop.time() - member.started_at
+        pause = 0.0 if ran_s >= _HEALTHY_AFTER_S else member.pause_s
+        _log.warning(
+            "serving process exited; starting it again",
+            index=member.index + 1,
+            exit_code=member.process.exitcode,
+            ran_s=round(ran_s, 1),
+            pause_s=pause,
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(pause):
+                await stop.wait()
+        if stop.is_set():
+            return
+        next_pause = _FIRST_PAUSE_S if pause == 0.0 else min(2 * pause, _LONGEST_PAUSE_S)
+        try:
+            restarted = await self._spawn(member.index)
+        except HeartlineError as exc:
+            _log.error("serving process failed to start again", error=str(exc))
+            placeholder = _Member(member.index, member.process, loop.time(), next_pause)
+            placeholder.exited.set()  # try again on the next round
+            self._members[member.index] = placeholder
+            return
+        restarted.pause_s = next_pause
+
+    def _forget(self, member: _Member) -> None:
+        _forget_reader(member.process.sentinel)
+
+
+def _once_readable(fd: int, event: asyncio.Event) -> None:
+    """Set `event` the first time `fd` is readable (a pipe with data, a process's end)."""
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        loop.remove_reader(fd)
+        event.set()
+
+    loop.add_reader(fd, readable)
+
+
+def _forget_reader(fd: int) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        asyncio.get_running_loop().remove_reader(fd)
+
+
+async def _ready(receive: Connection, member: _Member) -> None:
+    """Wait for the process's word that it serves; `HeartlineError` if it exits first."""
+    said = asyncio.Event()
+    _once_readable(receive.fileno(), said)
+    waits = [asyncio.ensure_future(said.wait()), asyncio.ensure_future(member.exited.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        _forget_reader(receive.fileno())
+    try:
+        word = receive.recv() if said.is_set() and receive.poll() else None
+    except (EOFError, OSError):
+        word = None
+    if word is True:
+        return
+    await asyncio.to_thread(member.process.join)
+    if isinstance(word, _Failure):
+        raise (ConfigError if word.bad_setting else HeartlineError)(word.message)
+    raise HeartlineError(
+        f"serving process {member.index + 1} exited with {member.process.exitcode}"
+        " before it was ready; its error is logged above"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a serving process could not start, sent to its supervisor to report as its own."""
+
+    message: str
+    bad_setting: bool
+
+
+def serve_share(
+    settings: Settings, listener: socket.socket, hub: Path, logs: LogSettings, ready: Connection
+) -> None:
+    """A serving process's entry point (spawned): the embedded stack on the shared socket."""
+    # Ctrl+C reaches the whole process group; the supervisor stops its processes itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging(logs.level, json=logs.json)
+    try:
+        run_serving(_serve_share(settings, listener, hub, ready))
+    except (HeartlineError, OSError, BaseExceptionGroup) as exc:
+        error = reportable(exc)
+        if error is None:
+            raise
+        if ready.closed:  # it had served: the supervisor logs the exit and starts another
+            _log.error("serving process failed", error=str(error))
+        else:
+            ready.send(_Failure(str(error), bad_setting=isinstance(error, ConfigError)))
+        raise SystemExit(1) from None
+
+
+async def _serve_share(
+    settings: Settings, listener: socket.socket, hub: Path, ready: Connection
+) -> None:
+    from agent.app import embedded
+    from agent.bus.link import LinkedBus
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with (
+        LinkedBus(hub, name=f"serve-{os.getpid()}") as bus,
+        embedded(settings, bus=bus, listener=listener),
+    ):
+        ready.send(True)
+        ready.close()
+        # A hub gone means the supervisor is: stop rather than serve cut off from the others.
+        ends = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(bus.wait_closed())]
+        try:
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for end in ends:
+                end.cancel()
