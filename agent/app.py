@@ -36,10 +36,10 @@ from agent.gateway import (
     Gateway,
     GatewaySettings,
     TokenAuthority,
-    load_or_create_secret,
     serve_gateway,
 )
 from agent.gateway.api_keys import ApiKeys
+from agent.gateway.auth import authority_for
 from agent.gateway.operator_api import HistoryReader
 from agent.gateway.presence import follow_workers
 from agent.gateway.roster import Availability
@@ -67,7 +67,7 @@ from policies.flows import load_flow
 from policies.learning import BanditLearner
 from policies.stack import policy_stack
 
-__all__ = ["Running", "authority_for", "embedded", "gateway", "worker"]
+__all__ = ["Running", "embedded", "gateway", "worker"]
 
 _log = structlog.get_logger(__name__)
 
@@ -82,14 +82,6 @@ class Running:
     store: ConversationStore | None = None
     authority: TokenAuthority | None = None
     engine: AsyncEngine | None = None
-
-
-def authority_for(settings: Settings) -> tuple[TokenAuthority, bool]:
-    """The token authority: the configured secret, else the data directory's (created if new)."""
-    if settings.secret is not None:
-        return TokenAuthority(settings.secret.get_secret_value().encode()), False
-    secret, created = load_or_create_secret(settings.data_dir)
-    return TokenAuthority(secret), created
 
 
 def _gateway_settings(settings: Settings) -> GatewaySettings:

@@ -68,7 +68,7 @@ async def _supervise_until_signalled(
 
 
 def _serve(settings: Settings, logs: LogSettings) -> None:
-    from agent.app import authority_for, embedded
+    from agent.gateway.auth import authority_for
     from agent.gateway.ws_route import WS_PATH
 
     authority, created = authority_for(settings)
@@ -97,6 +97,8 @@ def _serve(settings: Settings, logs: LogSettings) -> None:
     if count > 1:
         run_serving(_supervise_until_signalled(settings, count, logs, announce))
         return
+
+    from agent.app import embedded
 
     def started(running: Running) -> None:
         if running.gateway is None:
@@ -140,8 +142,8 @@ def _role(name: str, settings: Settings) -> None:
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> None:
-    from agent.app import authority_for
     from agent.chat import chat
+    from agent.gateway.auth import authority_for
 
     token = args.token
     if token is None:
@@ -156,7 +158,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> None:
-    from agent.app import authority_for
+    from agent.gateway.auth import authority_for
 
     authority, created = authority_for(settings)
     if created:

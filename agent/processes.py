@@ -108,7 +108,7 @@ async def supervise(
 
 async def _prepare(settings: Settings) -> None:
     """What the serving processes would otherwise race for: the secret, the schema."""
-    from agent.app import authority_for
+    from agent.gateway.auth import authority_for
     from memory.sql import open_engine, upgrade_schema
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,14 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import jwt
 
 from agent.errors import AuthError, ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import Settings
 
 __all__ = [
     "DEFAULT_TTL_S",
@@ -28,6 +31,7 @@ __all__ = [
     "Principal",
     "Role",
     "TokenAuthority",
+    "authority_for",
     "check_tenant",
     "load_or_create_secret",
 ]
@@ -152,6 +156,14 @@ def _check_user_id(user_id: object, *, error: type[Exception]) -> None:
         raise error(f"the user id must be a string of 1-{MAX_USER_ID_CHARS} characters")
     if not user_id.isprintable():
         raise error("the user id must not contain control characters")
+
+
+def authority_for(settings: Settings) -> tuple[TokenAuthority, bool]:
+    """The token authority: the configured secret, else the data directory's (created if new)."""
+    if settings.secret is not None:
+        return TokenAuthority(settings.secret.get_secret_value().encode()), False
+    secret, created = load_or_create_secret(settings.data_dir)
+    return TokenAuthority(secret), created
 
 
 def load_or_create_secret(data_dir: Path) -> tuple[bytes, bool]:
