@@ -8,8 +8,6 @@ from contextlib import AsyncExitStack
 from agent.config import Settings
 from agent.generation.base import Generator
 from agent.generation.fallback import FallbackGenerator
-from agent.generation.faq import FaqGenerator
-from agent.generation.faq_index import load_faq
 from agent.generation.guard import OutputGuard
 from agent.generation.guarded import GuardedGenerator
 from agent.generation.prompts import DEFAULT_SYSTEM_PROMPT, PromptBuilder, PromptSettings
@@ -40,6 +38,10 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
     """
     templates: Generator = TemplateGenerator(token_delay=settings.token_delay)
     if settings.faq_file is not None:
+        # the index's encoder needs torch: a process without a knowledge file never loads it
+        from agent.generation.faq import FaqGenerator
+        from agent.generation.faq_index import load_faq
+
         index = await asyncio.to_thread(load_faq, settings.faq_file)
         templates = FaqGenerator(index, templates, token_delay=settings.token_delay)
     if settings.generator == "templates":
