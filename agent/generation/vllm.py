@@ -5,7 +5,8 @@
 (`http://proxy/llm/v1`); it is normalised once, to the root without `/v1`.
 `VllmGenerator` POSTs `<root>/v1/chat/completions` with `stream: true` and
 `stream_options.include_usage`, and yields the content deltas of the
-server-sent events (`agent.generation.sse`) as they arrive. It owns one pooled
+server-sent events (`agent.generation.sse`) as they arrive; deltas that arrive
+together (one read: a backlog, a busy loop) are yielded as one piece. It owns one pooled
 `aiohttp.ClientSession` for its lifetime (`async with`), and its replies go through
 the LLM stream wrapper (`agent.generation.streaming`), which holds the deadlines,
 the split between failing before and after the first token, and the circuit breaker.
@@ -60,7 +61,7 @@ from agent.errors import ConfigError
 from agent.generation.base import GenerationRequest, MessageBuilder, ReplyStream
 from agent.generation.breaker import BreakerState, CircuitBreaker
 from agent.generation.checks import require_positive, require_temperature
-from agent.generation.sse import DONE, SseParser, StreamError, Usage, decode_chunk
+from agent.generation.sse import DONE, SseParser, StreamError, StreamItem, Usage, decode_chunk
 from agent.generation.streaming import BackendFailure, LlmGenerator, StreamDeadlines
 
 __all__ = ["VllmGenerator", "VllmSettings"]
@@ -346,19 +347,37 @@ class _Upstream:
         return await self.next_text()
 
     async def next_text(self) -> str | None:
-        """The next non-empty text; None once `data: [DONE]` arrived."""
-        while not self.done:
-            item = decode_chunk(await self._next_event())
-            if item is DONE:
-                self.done = True
-            elif isinstance(item, StreamError):
-                raise _error_event(item)
-            else:
-                self.finish_reason = item.finish_reason or self.finish_reason
-                self.usage = item.usage or self.usage
-                if item.text:
-                    return item.text
-        return None
+        """The next text, with every text already read behind it; None after `data: [DONE]`.
+
+        Deltas that arrived in one read go on as one piece, so a backlog costs one
+        event and one frame downstream instead of one per token, and nothing waits
+        for more. An error event behind them is raised by the next call.
+        """
+        text = None
+        while text is None and not self.done:
+            text = self._take(decode_chunk(await self._next_event()))
+        if text is None:
+            return None
+        pieces = [text]
+        while self._events and not self.done:
+            item = decode_chunk(self._events[0])
+            if isinstance(item, StreamError):
+                break
+            self._events.popleft()
+            if (more := self._take(item)) is not None:
+                pieces.append(more)
+        return "".join(pieces)
+
+    def _take(self, item: StreamItem) -> str | None:
+        """Take in one event: its text, if it has any."""
+        if item is DONE:
+            self.done = True
+            return None
+        if isinstance(item, StreamError):
+            raise _error_event(item)
+        self.finish_reason = item.finish_reason or self.finish_reason
+        self.usage = item.usage or self.usage
+        return item.text or None
 
     async def drain(self, within: float) -> None:
         """Read to the end of the response, so its connection can go back to the pool."""

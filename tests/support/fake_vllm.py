@@ -65,6 +65,7 @@ class Script:
     error_after: int | None = None  # then an error event and [DONE]
     endless: bool = False  # cycle through the tokens until the client hangs up
     fragment: int | None = None  # split every event into HTTP chunks of this many bytes
+    burst: bool = False  # hold every event back and send the whole stream in one write
     # Reported numbers
     finish_reason: str = "stop"
     prompt_tokens: int = 17
@@ -268,8 +269,14 @@ class FakeVllm:
         request_id = f"chatcmpl-{self._ids:032x}"
         include_usage = bool((received.body.get("stream_options") or {}).get("include_usage"))
 
+        held = bytearray()
+
         async def send(data: str) -> None:
-            await self._send_event(writer, f"data: {data}\n\n".encode(), script, received)
+            event = f"data: {data}\n\n".encode()
+            if script.burst and data != "[DONE]":
+                held.extend(event)
+                return
+            await self._send_event(writer, bytes(held) + event, script, received)
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
             return _compact(
