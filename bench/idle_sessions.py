@@ -1,12 +1,14 @@
 """Memory per idle session: RSS of `heartline serve` at rest and with K idle sessions.
 
 Starts ``heartline serve`` as a subprocess on 127.0.0.1 (free port, temporary
-data directory, log level warning), reads its RSS with psutil, opens K
-authenticated WebSocket sessions that each wait for ``ready`` and then stay
-idle, reads the RSS again, and prints both and the per-session difference.
-The clients run in this process, so their memory is not counted.
+data directory, log level warning, `--workers` serving processes), reads the RSS of
+its every process with psutil, opens K authenticated WebSocket sessions that each
+wait for ``ready`` and then stay idle, reads the RSS again, and prints both, each
+process's share and the per-session difference. The clients run in this process,
+so their memory is not counted.
 
     python bench/idle_sessions.py --sessions 1000
+    python bench/idle_sessions.py --sessions 1000 --workers 1
 """
 
 from __future__ import annotations
@@ -20,21 +22,27 @@ from collections.abc import Sequence
 
 import psutil
 from _servers import ServerHandle, embedded_server
-from _stats import machine_summary, percentile, raise_open_file_limit
+from _stats import machine_summary, percentile, process_usage, raise_open_file_limit
 from websockets.asyncio.client import ClientConnection
 from ws_load import open_session
 
 __all__ = ["main"]
 
 
-def _rss(pid: int) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
+def _each_rss(pid: int) -> list[int]:
+    """RSS of the server's process and of each of its descendants, largest first."""
+    root = psutil.Process(pid)
+    sizes = []
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            sizes.append(int(process.memory_info().rss))
+    return sorted(sizes, reverse=True)
 
 
 async def _settled_rss(pid: int, *, settle_s: float) -> int:
-    """RSS after `settle_s` seconds of quiet (lets the server finish pending work)."""
+    """RSS of every process after `settle_s` seconds of quiet (pending work finished)."""
     await asyncio.sleep(settle_s)
-    return _rss(pid)
+    return process_usage([pid]).rss
 
 
 async def _open_one(
@@ -81,12 +89,14 @@ async def _close_all(sessions: list[ClientConnection]) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    async with embedded_server(rate=10.0) as handle:
+    env = {"HEARTLINE_WORKERS": str(args.workers)} if args.workers else None
+    async with embedded_server(rate=10.0, emotion_model=args.emotion_model, env=env) as handle:
         pid = handle.pids["serve"]
         # One session open and closed first, so per-connection imports and caches are warm.
         warm, _ = await _open_one(handle, args.sessions, args.connect_timeout, deflate=args.deflate)
         await warm.close()
         at_rest = await _settled_rss(pid, settle_s=args.settle_s)
+        each_at_rest = _each_rss(pid)
         started = time.perf_counter()
         sessions, ready_at, failures = await _open_all(
             handle,
@@ -98,7 +108,9 @@ async def _main(args: argparse.Namespace) -> int:
         all_ready_s = max(ready_at, default=started) - started
         with_sessions = await _settled_rss(pid, settle_s=args.settle_s)
         await _close_all(sessions)
-    _report(args, at_rest, with_sessions, len(sessions), all_ready_s, ready_at, started)
+    _report(
+        args, at_rest, each_at_rest, with_sessions, len(sessions), all_ready_s, ready_at, started
+    )
     if failures:
         print(f"FAILED: {failures} sessions did not get ready")
         return 1
@@ -108,6 +120,7 @@ async def _main(args: argparse.Namespace) -> int:
 def _report(
     args: argparse.Namespace,
     at_rest: int,
+    each_at_rest: list[int],
     with_sessions: int,
     opened: int,
     all_ready_s: float,
@@ -122,7 +135,10 @@ def _report(
     compression = "permessage-deflate" if args.deflate else "no compression"
     print(f"sessions opened: {opened}/{args.sessions} ({args.batch} handshakes at a time)")
     print(f"clients offered: {compression}")
+    print(f"emotion model: {args.emotion_model}; serving processes: {args.workers or 'default'}")
     print(f"RSS at rest:             {at_rest / kib / kib:8.1f} MiB")
+    shares = ", ".join(f"{size / kib / kib:.0f}" for size in each_at_rest)
+    print(f"  each process (MiB):    {shares}")
     print(f"RSS with {opened:>5} sessions: {with_sessions / kib / kib:8.1f} MiB")
     print(f"per idle session:        {delta:8.1f} KiB")
     print(f"all {opened} ready in:       {all_ready_s * 1000:8.0f} ms")
@@ -145,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_false",
         help="do not offer permessage-deflate (offered by default, as browsers do)",
     )
+    parser.add_argument(
+        "--workers", type=int, help="serving processes (default: the server's own, one per core)"
+    )
+    parser.add_argument("--emotion-model", default="auto", help="default auto (the shipped models)")
     parser.add_argument("--settle-s", type=float, default=2.0, help="quiet before RSS (2 s)")
     parser.add_argument("--connect-timeout", type=float, default=60.0, help="seconds (60)")
     args = parser.parse_args(argv)
