@@ -27,6 +27,7 @@ from agent.emotion.conversation import update_mood
 from agent.emotion.fusion import FusionWeights, fuse
 from agent.errors import HeartlineError, StageError, StoreError
 from agent.events import (
+    MAX_TEXT_CHARS,
     DecisionMade,
     EmotionRead,
     Event,
@@ -127,6 +128,7 @@ class _Reply:
     """What the generator produced so far; filled in by the generation task."""
 
     pieces: list[str] = field(default_factory=list)
+    chars: int = 0
     first_at: float | None = None
     error: StageError | None = None
     answered_by: str | None = None  # set once the generator's stream is open
@@ -437,12 +439,24 @@ class TurnPipeline:
                         if reply.first_at is None:
                             reply.first_at = time.perf_counter()
                             clock.lap("first_token")
+                        # A reply is at most what one event carries: an LLM that runs on
+                        # is cut there, and the deltas still add up to the reply's text.
+                        text = piece[: MAX_TEXT_CHARS - reply.chars]
                         await publish(
                             ReplyDelta(
-                                session_id=sid, turn_id=tid, seq=len(reply.pieces), text=piece
+                                session_id=sid, turn_id=tid, seq=len(reply.pieces), text=text
                             )
                         )
-                        reply.pieces.append(piece)
+                        reply.pieces.append(text)
+                        reply.chars += len(text)
+                        if reply.chars == MAX_TEXT_CHARS:
+                            _log.warning(
+                                "reply cut at the longest text an event carries",
+                                session_id=sid,
+                                turn_id=tid,
+                                chars=MAX_TEXT_CHARS,
+                            )
+                            break
         except TimeoutError as exc:
             reply.error = StageError("generation", "the reply took too long")
             reply.error.__cause__ = exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack
 
 import pytest
@@ -17,6 +17,7 @@ from agent.emotion import LexiconRecognizer
 from agent.emotion.conversation import replay_mood
 from agent.errors import StoreError
 from agent.events import (
+    MAX_TEXT_CHARS,
     Cancel,
     DecisionMade,
     EmotionRead,
@@ -28,6 +29,7 @@ from agent.events import (
     encode,
 )
 from agent.generation import TemplateGenerator
+from agent.generation.base import GenerationRequest, ReplyStream
 from agent.metrics import Metrics
 from agent.values import (
     Decision,
@@ -164,6 +166,50 @@ async def test_a_failing_stage_reports_a_stable_code_and_the_worker_goes_on() ->
     assert (failed.turn_id, failed.code) == ("t1", "emotion_failed")
     assert "crashed" not in failed.message
     assert isinstance(events[-1], ReplyEnded)
+
+
+class _EndlessGenerator:
+    """An LLM that never stops talking; knows whether its stream was closed."""
+
+    name = "endless"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        return ReplyStream(answered_by=self.name, pieces=self._pieces())
+
+    async def _pieces(self) -> AsyncGenerator[str, None]:
+        try:
+            while True:
+                yield "and so on, "
+                await asyncio.sleep(0)
+        finally:
+            self.closed = True
+
+
+async def test_a_reply_that_runs_on_is_cut_where_an_event_ends_and_the_worker_goes_on() -> None:
+    store = ListStore()
+    generator = _EndlessGenerator()
+    stages = Stages(
+        recognizer=LexiconRecognizer(), policy=RulePolicy(), generator=generator, store=store
+    )
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))
+        events = await _until_ended(replies, 2)
+    ends = [e for e in events if isinstance(e, ReplyEnded)]
+    assert [e.turn_id for e in ends] == ["t1", "t2"]
+    first = ends[0]
+    assert len(first.text) == MAX_TEXT_CHARS
+    deltas = [e for e in events if isinstance(e, ReplyDelta) and e.turn_id == "t1"]
+    assert "".join(d.text for d in deltas) == first.text
+    assert not first.interrupted
+    assert generator.closed
 
 
 async def test_feedback_is_recorded() -> None:
