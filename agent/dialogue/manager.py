@@ -293,6 +293,21 @@ class DialogueManager:
                     message=str(exc),
                 )
             )
+        except HeartlineError:
+            raise  # the bus or the database: the lane leaves the turn to its lease
+        except Exception:
+            # A bug met by one turn fails that turn, not every session of this worker.
+            self._metrics.turns.labels("failed").inc()
+            self._metrics.errors.labels("internal").inc()
+            log.exception("turn failed on an unexpected error")
+            await publish_reply(
+                TurnFailed(
+                    session_id=turn.session_id,
+                    turn_id=turn.turn_id,
+                    code="internal",
+                    message="the turn could not be answered",
+                )
+            )
         else:
             result = "interrupted" if record.interrupted else "answered"
             self._metrics.turns.labels(result).inc()

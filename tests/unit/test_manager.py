@@ -212,6 +212,37 @@ async def test_a_reply_that_runs_on_is_cut_where_an_event_ends_and_the_worker_go
     assert generator.closed
 
 
+class _FlowWithABug:
+    """A conversation flow that fails on its first turn only."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def advance(self, state: str | None, context: TurnContext) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyError("a bug")
+        return "start"
+
+
+async def test_an_unexpected_error_fails_its_turn_and_the_worker_goes_on() -> None:
+    store = ListStore()
+    stages = dataclasses.replace(_stages(store), flow=_FlowWithABug())
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))
+        events = await _until_ended(replies, 2)
+    failed = [e for e in events if isinstance(e, TurnFailed)]
+    assert [(e.turn_id, e.code) for e in failed] == [("t1", "internal")]
+    assert "bug" not in failed[0].message
+    assert isinstance(events[-1], ReplyEnded)
+    assert events[-1].turn_id == "t2"
+
+
 async def test_feedback_is_recorded() -> None:
     store = ListStore()
     async with _running(store) as (bus, _):
