@@ -12,7 +12,8 @@ spread messages, not sessions). Before running turn `seq` a worker claims it:
 The owner renews its lease by claiming again while it runs the turn. A worker
 that dies mid-turn stops renewing: its lease runs out, and `reclaimable` hands
 the stored payload to whichever worker sweeps next. A turn whose predecessor
-never arrived waits at most `gap_timeout` seconds.
+never arrived waits at most `gap_timeout` seconds. Once a session closed,
+`forget_session` lets go of what only its later turns would need.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class TurnLedger(Protocol):
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
         """Payloads of claimed turns whose lease has expired."""
+        ...
+
+    async def forget_session(self, session_id: str) -> None:
+        """The session closed: drop what only its later turns would need."""
         ...
 
 
@@ -134,6 +139,6 @@ class InMemoryTurnLedger:
         ]
         return found[:limit]
 
-    def forget_session(self, session_id: str) -> None:
-        """Drop a closed session's entries."""
+    async def forget_session(self, session_id: str) -> None:
+        """Drop the session's entries: this worker is the only one that had its turns."""
         self._sessions.pop(session_id, None)

@@ -35,6 +35,7 @@ from agent.events import (
     Feedback,
     HandoffRequested,
     ReplyEnded,
+    SessionClosed,
     TurnFailed,
     UserTurn,
     decode,
@@ -82,6 +83,7 @@ class _Lane:
     pending: list[tuple[UserTurn, float]] = field(default_factory=list)  # by seq
     current: str | None = None
     interrupt: asyncio.Event | None = None
+    closed: bool = False  # the session closed: forget it once these turns are done
 
 
 class DialogueManager:
@@ -132,6 +134,10 @@ class DialogueManager:
             feedback = await intake.enter_async_context(
                 self._bus.subscribe(topics.ALL_FEEDBACK, group=s.group)
             )
+            # What staff consoles see; a worker listens for sessions that closed.
+            watched = await intake.enter_async_context(
+                self._bus.subscribe(topics.ALL_WATCH, group=s.group)
+            )
         except BaseException:
             await self._stack.aclose()
             raise
@@ -141,6 +147,7 @@ class DialogueManager:
             group.create_task(self._consume(turns)),
             group.create_task(self._consume(cancels)),
             group.create_task(self._consume(feedback)),
+            group.create_task(self._forget_closed(watched)),
             group.create_task(self._sweep()),
         ]
         self.ready = True
@@ -189,6 +196,28 @@ class DialogueManager:
                 self._spawn(self._record_feedback(event))
             case _:
                 _log.warning("unexpected event on a worker topic", type=event.type)
+
+    async def _forget_closed(self, subscription: Subscription) -> None:
+        """Let go of each session that closed, once the turns it left here are done."""
+        async for delivery in subscription:
+            match delivery.event:
+                case SessionClosed(session_id=session_id):
+                    lane = self._lanes.get(session_id)
+                    if lane is None:
+                        self._forget(session_id)
+                    else:
+                        lane.closed = True
+
+    def _forget(self, session_id: str) -> None:
+        self._sessions.forget(session_id)
+        if self._group is not None:
+            self._spawn(self._forget_ledger(session_id))
+
+    async def _forget_ledger(self, session_id: str) -> None:
+        try:
+            await self._ledger.forget_session(session_id)
+        except HeartlineError as exc:  # a few rows more are kept; nothing else depends on it
+            _log.warning("closed session not forgotten", session_id=session_id, error=str(exc))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         if self._group is None:
@@ -245,6 +274,8 @@ class DialogueManager:
         finally:
             if self._lanes.get(session_id) is lane:
                 del self._lanes[session_id]
+        if lane.closed:
+            self._forget(session_id)
 
     async def _claim_and_run(
         self, turn: UserTurn, received: float, lane: _Lane, interrupt: asyncio.Event

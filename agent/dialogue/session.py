@@ -54,3 +54,7 @@ class SessionCache:
         if len(self._states) > self.max_sessions:
             self._states.popitem(last=False)
         return state
+
+    def forget(self, session_id: str) -> None:
+        """Drop a closed session's state."""
+        self._states.pop(session_id, None)

@@ -117,10 +117,26 @@ class SqlTurnLedger:
                 return list((await conn.execute(query)).scalars())
 
     async def forget_session(self, session_id: str) -> None:
-        """Drop a closed session's entries."""
+        """Drop the session's finished turns but its newest one.
+
+        Another worker may still hold a turn of the session, unfinished, or have one on
+        its way: its row stays, and so does the newest finished one, which a turn on
+        its way finds as its predecessor instead of waiting `gap_timeout` for it.
+        """
+        newest = (
+            select(func.max(LedgerRow.seq))
+            .where(LedgerRow.session_id == session_id, LedgerRow.done.is_(True))
+            .scalar_subquery()
+        )
         with store_errors("forgetting a session"):
             async with self._write.begin() as conn:
-                await conn.execute(delete(LedgerRow).where(LedgerRow.session_id == session_id))
+                await conn.execute(
+                    delete(LedgerRow).where(
+                        LedgerRow.session_id == session_id,
+                        LedgerRow.done.is_(True),
+                        LedgerRow.seq < newest,
+                    )
+                )
 
     async def _forget_old(self, conn: AsyncConnection, session_id: str, seq: int) -> None:
         first_unfinished = (

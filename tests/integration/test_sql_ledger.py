@@ -104,9 +104,23 @@ async def test_finished_turns_are_forgotten_beyond_the_window(sql_engine: AsyncE
         kept = (await conn.execute(select(func.min(LedgerRow.seq)))).scalar_one()
     assert kept == 10 - 4 + 1
     assert await claim(ledger, "s", 10, "w2") is DONE
+
+
+async def test_a_closed_session_keeps_its_unfinished_turns_and_its_newest_finished_one(
+    sql_engine: AsyncEngine,
+) -> None:
+    ledger = SqlTurnLedger(sql_engine)
+    for seq in range(1, 6):
+        assert await claim(ledger, "s", seq, "w1") is CLAIMED
+        await ledger.complete("s", seq, worker="w1")
+    assert await claim(ledger, "s", 6, "w2") is CLAIMED  # still running elsewhere
     await ledger.forget_session("s")
     async with sql_engine.connect() as conn:
-        assert (await conn.execute(select(func.count()).select_from(LedgerRow))).scalar_one() == 0
+        kept = (await conn.execute(select(LedgerRow.seq).order_by(LedgerRow.seq))).scalars()
+        assert list(kept) == [5, 6]
+    # A turn on its way still finds its predecessor and runs at once.
+    await ledger.complete("s", 6, worker="w2")
+    assert await claim(ledger, "s", 7, "w1") is CLAIMED
 
 
 async def test_same_outcomes_as_the_in_memory_ledger(sql_engine: AsyncEngine) -> None:

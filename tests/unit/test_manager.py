@@ -21,10 +21,12 @@ from agent.events import (
     Cancel,
     DecisionMade,
     EmotionRead,
+    Event,
     Feedback,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    SessionClosed,
     TurnFailed,
     encode,
 )
@@ -241,6 +243,41 @@ async def test_an_unexpected_error_fails_its_turn_and_the_worker_goes_on() -> No
     assert "bug" not in failed[0].message
     assert isinstance(events[-1], ReplyEnded)
     assert events[-1].turn_id == "t2"
+
+
+class _RecordingLedger(InMemoryTurnLedger):
+    """The in-memory ledger, noting the sessions it was told to forget and when."""
+
+    def __init__(self, replies: list[Event]) -> None:
+        super().__init__()
+        self._replies = replies
+        self.forgotten: list[tuple[str, int]] = []  # (session, replies seen by then)
+
+    async def forget_session(self, session_id: str) -> None:
+        self.forgotten.append((session_id, len(self._replies)))
+        await super().forget_session(session_id)
+
+
+async def test_a_closed_session_is_forgotten_once_its_turns_are_done() -> None:
+    store = ListStore()
+    seen: list[Event] = []
+    ledger = _RecordingLedger(seen)
+    async with (
+        _running(store, ledger=ledger, token_delay=0.01) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+        bus.subscribe(topics.reply("s2")) as others,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s2"), _turn(1, session="s2"))
+        assert isinstance((await replies.get()).event, EmotionRead)  # s1's turn is running
+        await bus.publish(topics.watch("s1"), SessionClosed(session_id="s1", at=0.0))
+        seen.extend(await _until_ended(replies, 1))
+        await _until_ended(others, 1)
+        await eventually(lambda: ledger.forgotten != [])
+    assert ledger.forgotten == [("s1", len(seen))]  # after its reply ended, not before
+    end = seen[-1]
+    assert isinstance(end, ReplyEnded)
+    assert not end.interrupted
 
 
 async def test_feedback_is_recorded() -> None:
