@@ -15,7 +15,6 @@ import os
 import socket
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -26,7 +25,7 @@ import structlog
 from agent import topics
 from agent.bus.base import EventBus, Subscription
 from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
-from agent.dialogue.session import SessionCache
+from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
 from agent.errors import EventDecodeError, HeartlineError, StageError
 from agent.events import (
@@ -69,7 +68,7 @@ class ManagerSettings:
     drain_timeout: float = 10.0
     # Limits
     max_sessions: int = 50_000
-    max_cancelled: int = 10_000
+    cancelled_per_session: int = 1_000
 
 
 def _queue(lane: _Lane, turn: UserTurn, received: float) -> None:
@@ -110,7 +109,10 @@ class DialogueManager:
             context_turns=self._settings.context_turns, max_sessions=self._settings.max_sessions
         )
         self._lanes: dict[str, _Lane] = {}
-        self._cancelled: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._cancelled = CancelledTurns(
+            per_session=self._settings.cancelled_per_session,
+            max_sessions=self._settings.max_sessions,
+        )
         self._stack = contextlib.AsyncExitStack()
         self._group: asyncio.TaskGroup | None = None
         self._intake: contextlib.AsyncExitStack | None = None
@@ -210,6 +212,7 @@ class DialogueManager:
 
     def _forget(self, session_id: str) -> None:
         self._sessions.forget(session_id)
+        self._cancelled.forget(session_id)
         if self._group is not None:
             self._spawn(self._forget_ledger(session_id))
 
@@ -239,10 +242,7 @@ class DialogueManager:
         _queue(lane, turn, time.perf_counter())
 
     def _cancel(self, cancel: Cancel) -> None:
-        key = (cancel.session_id, cancel.turn_id)
-        self._cancelled[key] = None
-        if len(self._cancelled) > self._settings.max_cancelled:
-            self._cancelled.popitem(last=False)
+        self._cancelled.add(cancel.session_id, cancel.turn_id)
         lane = self._lanes.get(cancel.session_id)
         if lane is not None and lane.current == cancel.turn_id and lane.interrupt is not None:
             lane.interrupt.set()
@@ -253,10 +253,12 @@ class DialogueManager:
                 turn, received = lane.pending.pop(0)
                 lane.current = turn.turn_id
                 lane.interrupt = asyncio.Event()
-                if (turn.session_id, turn.turn_id) in self._cancelled:
+                if self._cancelled.holds(turn.session_id, turn.turn_id):
                     lane.interrupt.set()
                 try:
-                    if not await self._claim_and_run(turn, received, lane, lane.interrupt):
+                    if await self._claim_and_run(turn, received, lane, lane.interrupt):
+                        self._cancelled.discard(turn.session_id, turn.turn_id)
+                    else:
                         _queue(lane, turn, received)  # an earlier turn arrived: it goes first
                 except HeartlineError as exc:
                     # The bus or the database failed: the turn stays unfinished in the

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from agent.dialogue.learning import Decided
 from agent.values import ConversationMood, Exchange, HistorySummary
 
-__all__ = ["SessionCache", "SessionState"]
+__all__ = ["CancelledTurns", "SessionCache", "SessionState"]
 
 
 @dataclass(slots=True)
@@ -58,3 +58,42 @@ class SessionCache:
     def forget(self, session_id: str) -> None:
         """Drop a closed session's state."""
         self._states.pop(session_id, None)
+
+
+@dataclass(slots=True)
+class CancelledTurns:
+    """Cancelled turn ids, kept per session: a barge-in holds whatever the backlog.
+
+    At most `per_session` ids per session and `max_sessions` sessions (the least
+    recently cancelled in goes first); a session's ids go when it closes, and each
+    id when its turn is over.
+    """
+
+    per_session: int
+    max_sessions: int
+    _sessions: OrderedDict[str, OrderedDict[str, None]] = field(default_factory=OrderedDict)
+
+    def add(self, session_id: str, turn_id: str) -> None:
+        turns = self._sessions.pop(session_id, None) or OrderedDict()
+        turns[turn_id] = None
+        if len(turns) > self.per_session:
+            turns.popitem(last=False)
+        self._sessions[session_id] = turns
+        if len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+
+    def holds(self, session_id: str, turn_id: str) -> bool:
+        turns = self._sessions.get(session_id)
+        return turns is not None and turn_id in turns
+
+    def discard(self, session_id: str, turn_id: str) -> None:
+        """The turn is over: its id is not needed any more."""
+        turns = self._sessions.get(session_id)
+        if turns is None:
+            return
+        turns.pop(turn_id, None)
+        if not turns:
+            del self._sessions[session_id]
+
+    def forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
