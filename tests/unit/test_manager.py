@@ -52,6 +52,18 @@ from tests.support.stores import ListStore
 from tests.support.waiting import eventually
 
 
+async def _answer_two_turns(stages: Stages) -> list[Event]:
+    """Turns 1 and 2 of session s1 through one worker with `stages`: every reply event."""
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))
+        return await _until_ended(replies, 2)
+
+
 async def test_one_turn_streams_every_stage_in_order() -> None:
     store = ListStore()
     async with _running(store) as (bus, _), bus.subscribe(topics.reply("s1")) as replies:
@@ -157,21 +169,8 @@ class _BrokenRecognizer:
 
 
 async def test_a_failing_stage_reports_a_stable_code_and_the_worker_goes_on() -> None:
-    store = ListStore()
-    stages = Stages(
-        recognizer=_BrokenRecognizer(),
-        policy=RulePolicy(),
-        generator=TemplateGenerator(),
-        store=store,
-    )
-    async with (
-        InProcessBus() as bus,
-        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
-        bus.subscribe(topics.reply("s1")) as replies,
-    ):
-        await bus.publish(topics.turn("s1"), _turn(1))
-        await bus.publish(topics.turn("s1"), _turn(2))
-        events = await _until_ended(replies, 2)
+    stages = dataclasses.replace(_stages(ListStore()), recognizer=_BrokenRecognizer())
+    events = await _answer_two_turns(stages)
     failed = events[0]
     assert isinstance(failed, TurnFailed)
     assert (failed.turn_id, failed.code) == ("t1", "emotion_failed")
@@ -200,19 +199,8 @@ class _EndlessGenerator:
 
 
 async def test_a_reply_that_runs_on_is_cut_where_an_event_ends_and_the_worker_goes_on() -> None:
-    store = ListStore()
     generator = _EndlessGenerator()
-    stages = Stages(
-        recognizer=LexiconRecognizer(), policy=RulePolicy(), generator=generator, store=store
-    )
-    async with (
-        InProcessBus() as bus,
-        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
-        bus.subscribe(topics.reply("s1")) as replies,
-    ):
-        await bus.publish(topics.turn("s1"), _turn(1))
-        await bus.publish(topics.turn("s1"), _turn(2))
-        events = await _until_ended(replies, 2)
+    events = await _answer_two_turns(dataclasses.replace(_stages(ListStore()), generator=generator))
     ends = [e for e in events if isinstance(e, ReplyEnded)]
     assert [e.turn_id for e in ends] == ["t1", "t2"]
     first = ends[0]
@@ -237,16 +225,8 @@ class _FlowWithABug:
 
 
 async def test_an_unexpected_error_fails_its_turn_and_the_worker_goes_on() -> None:
-    store = ListStore()
-    stages = dataclasses.replace(_stages(store), flow=_FlowWithABug())
-    async with (
-        InProcessBus() as bus,
-        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
-        bus.subscribe(topics.reply("s1")) as replies,
-    ):
-        await bus.publish(topics.turn("s1"), _turn(1))
-        await bus.publish(topics.turn("s1"), _turn(2))
-        events = await _until_ended(replies, 2)
+    stages = dataclasses.replace(_stages(ListStore()), flow=_FlowWithABug())
+    events = await _answer_two_turns(stages)
     failed = [e for e in events if isinstance(e, TurnFailed)]
     assert [(e.turn_id, e.code) for e in failed] == [("t1", "internal")]
     assert "bug" not in failed[0].message
