@@ -21,8 +21,12 @@ The rules, and why (the look-alike corpus in the tests pins each one):
 - Phones need a shape: `+` and 8-15 digits; a Chinese mobile (1[3-9] and 9 digits,
   optionally after 86, +86 or 0086, optionally 3-4-4); a North American 3-3-4 with
   separators, or "(415) 555-0132"; a Chinese landline with its area code
-  ("010-62345678"; local numbers start with 2-8). Bare digit strings ("4155550132") and
-  numbers without an area code ("555-0132") are not phones: they look like order numbers.
+  ("010-62345678"; local numbers start with 2-8); a European number in its national form,
+  the trunk 0 and an area code, then one or two groups, 10-12 digits in all ("020 7946
+  0321", "07700 900123", "030 12345678"), or a UK mobile unspaced ("07700900123"). French
+  numbers in pairs ("06 12 34 56 78") are caught written +33 only: at home they look like
+  a lottery draw. Other bare digit strings ("4155550132") and numbers without an area
+  code ("555-0132") are not phones: they look like order numbers.
 - An IPv4 address is a dotted quad of 0-255 without leading zeros, and a bare one
   ("10.0.0.1") counts, since nothing tells it from an address. But "v1.2.3.4" and
   "1.2.3.4.5" are versions, and a quad of single digits ("1.4.5.8不能忍", "8.8.8.8") is
@@ -209,6 +213,15 @@ _CN_MOBILE = re.compile(
 _CN_LANDLINE = re.compile(
     rf"(?:\(0[1-9][0-9]{{1,2}}\)[ \-]?|{_START}0[1-9][0-9]{{1,2}}[ \-])[2-8][0-9]{{6,7}}{_END}"
 )
+# National European forms: an area code and one or two groups of three digits or more,
+# 10-12 digits in all (`_EU_DIGITS`), so a date ("01-02-2024") or the tail of a broken
+# IBAN ("... 0532 0130 01") is not a phone.
+_EU_GROUPED = tuple(
+    re.compile(_START + r"0[1-9][0-9]{1,4}" + rf"(?:[ \-][0-9]{{3,8}}){{{groups}}}" + _END)
+    for groups in (1, 2)  # each tried: "07700 900123 2024" is one group and a year
+)
+_EU_DIGITS = range(10, 13)
+_UK_MOBILE = re.compile(_START + r"07[0-9]{9}" + _END)
 _NA_PHONE = re.compile(
     rf"(?:(?:{_START}1[ .\-]?)?\([2-9][0-9]{{2}}\)[ ]?|{_START}(?:1[ .\-]?)?[2-9][0-9]{{2}}[ .\-])"
     rf"[2-9][0-9]{{2}}[ .\-][0-9]{{4}}{_END}"
@@ -266,9 +279,13 @@ def _find_phones(scan: str) -> Iterator[tuple[int, int, PiiKind]]:
             end, kept = group.end(), kept + group.end() - group.start()
         if kept >= 8:
             yield match.start(), end, PiiKind.PHONE
-    for pattern in (_CN_MOBILE, _CN_LANDLINE, _NA_PHONE):
+    for pattern in (_CN_MOBILE, _CN_LANDLINE, _NA_PHONE, _UK_MOBILE):
         for match in pattern.finditer(scan):
             yield match.start(), match.end(), PiiKind.PHONE
+    for pattern in _EU_GROUPED:
+        for match in pattern.finditer(scan):
+            if sum(map(str.isdigit, match.group())) in _EU_DIGITS:
+                yield match.start(), match.end(), PiiKind.PHONE
 
 
 # Payment cards

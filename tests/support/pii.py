@@ -184,12 +184,30 @@ def no_separators(value: str) -> str:
     return re.sub(r"[ \-.()+]", "", value).upper()
 
 
+@st.composite
+def european_nationals(draw: st.DrawFn) -> tuple[str, str]:
+    """UK and German numbers as written at home, the trunk 0 first."""
+    kind = draw(st.sampled_from(["uk-mobile", "uk-london", "uk-area", "de"]))
+    if kind == "de":
+        area = draw(st.sampled_from(["030", "040", "089", "0151", "0170", "0221"]))
+        local = draw(st.sampled_from("123456789")) + draw(_digits(6, 7))
+        return f"{area}{draw(st.sampled_from([' ', '-']))}{local}", area + local
+    sizes = {"uk-mobile": (5, 6), "uk-london": (3, 4, 4), "uk-area": (4, 3, 4)}[kind]
+    first = {"uk-mobile": "07", "uk-london": "02", "uk-area": "01"}[kind]
+    number = first + draw(st.sampled_from("123456789")) + draw(_digits(8))
+    if kind == "uk-mobile" and draw(st.booleans()):
+        return number, number
+    return _grouped(number, sizes, draw(st.sampled_from([" ", "-"]))), number
+
+
 PII: dict[PiiKind, st.SearchStrategy[tuple[str, str]]] = {
     PiiKind.EMAIL: st.one_of(
         st.emails(),
         st.from_regex(r"[a-z][a-z0-9._]{0,15}@(qq|163|gmail|example)\.(com|cn)", fullmatch=True),
     ).map(lambda email: (email, email)),
-    PiiKind.PHONE: st.one_of(cn_mobiles(), na_phones(), intl_phones(), cn_landlines()),
+    PiiKind.PHONE: st.one_of(
+        cn_mobiles(), na_phones(), intl_phones(), cn_landlines(), european_nationals()
+    ),
     PiiKind.CARD: cards(),
     PiiKind.IBAN: ibans(),
     PiiKind.CN_ID: cn_ids(),
