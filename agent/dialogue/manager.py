@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -27,7 +27,7 @@ from agent.bus.base import EventBus, Subscription
 from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
 from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
-from agent.errors import EventDecodeError, HeartlineError, StageError
+from agent.errors import BusOverflowError, EventDecodeError, HeartlineError, StageError
 from agent.events import (
     Cancel,
     Event,
@@ -146,10 +146,10 @@ class DialogueManager:
         self._intake = intake
         self._group = group
         self._loops = [
-            group.create_task(self._consume(turns)),
-            group.create_task(self._consume(cancels)),
-            group.create_task(self._consume(feedback)),
-            group.create_task(self._forget_closed(watched)),
+            group.create_task(self._consume(turns, self._dispatch)),
+            group.create_task(self._consume(cancels, self._dispatch)),
+            group.create_task(self._consume(feedback, self._dispatch)),
+            group.create_task(self._consume(watched, self._watch)),
             group.create_task(self._sweep()),
         ]
         self.ready = True
@@ -184,9 +184,25 @@ class DialogueManager:
         self._intake = None
         await self._stack.__aexit__(exc_type, exc, tb)
 
-    async def _consume(self, subscription: Subscription) -> None:
-        async for delivery in subscription:
-            self._dispatch(delivery.event)
+    async def _consume(self, subscription: Subscription, handle: Callable[[Event], None]) -> None:
+        """Hand each event to `handle`; a subscription cut off for falling behind is renewed.
+
+        What it missed meanwhile: turns come back (their gateway publishes them again),
+        cancels, feedback and closes do not.
+        """
+        async with contextlib.AsyncExitStack() as renewed:
+            while True:
+                try:
+                    async for delivery in subscription:
+                        handle(delivery.event)
+                    return
+                except BusOverflowError:
+                    self._metrics.errors.labels("bus_overflow").inc()
+                    topic = subscription.topic_filter
+                    _log.error("worker fell behind; subscribing again", topic=topic)
+                    subscription = await renewed.enter_async_context(
+                        self._bus.subscribe(topic, group=subscription.group)
+                    )
 
     def _dispatch(self, event: Event) -> None:
         match event:
@@ -199,16 +215,15 @@ class DialogueManager:
             case _:
                 _log.warning("unexpected event on a worker topic", type=event.type)
 
-    async def _forget_closed(self, subscription: Subscription) -> None:
-        """Let go of each session that closed, once the turns it left here are done."""
-        async for delivery in subscription:
-            match delivery.event:
-                case SessionClosed(session_id=session_id):
-                    lane = self._lanes.get(session_id)
-                    if lane is None:
-                        self._forget(session_id)
-                    else:
-                        lane.closed = True
+    def _watch(self, event: Event) -> None:
+        """Let go of a session that closed, once the turns it left here are done."""
+        if not isinstance(event, SessionClosed):
+            return  # the rest of what staff consoles see
+        lane = self._lanes.get(event.session_id)
+        if lane is None:
+            self._forget(event.session_id)
+        else:
+            lane.closed = True
 
     def _forget(self, session_id: str) -> None:
         self._sessions.forget(session_id)

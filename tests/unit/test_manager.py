@@ -155,6 +155,28 @@ async def test_a_turn_cancelled_before_it_starts_ends_at_once(elsewhere: int) ->
     assert not [e for e in events if isinstance(e, ReplyDelta) and e.turn_id == "t2"]
 
 
+async def test_a_worker_that_falls_behind_a_subscription_subscribes_again_and_goes_on() -> None:
+    store = ListStore()
+    async with (
+        _running(store) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        for n in range(12_000):  # without letting the worker read: its queue overflows
+            other = f"busy{n}"
+            await bus.publish(
+                topics.cancel(other), Cancel(session_id=other, turn_id="t1", reason="client")
+            )
+        await asyncio.sleep(0.1)
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(
+            topics.cancel("s1"), Cancel(session_id="s1", turn_id="t2", reason="client")
+        )
+        await bus.publish(topics.turn("s1"), _turn(2))
+        events = await _until_ended(replies, 2)
+    ends = [e for e in events if isinstance(e, ReplyEnded)]
+    assert [(e.turn_id, e.interrupted) for e in ends] == [("t1", False), ("t2", True)]
+
+
 class _BrokenRecognizer:
     name = "broken"
 
