@@ -27,6 +27,7 @@ from agent.errors import ConfigError, StoreError
 
 __all__ = [
     "SUPPORTED_SCHEMES",
+    "database_unreachable",
     "insert_ignoring",
     "open_engine",
     "store_errors",
@@ -164,6 +165,26 @@ def upsert_adding(
     values |= {name: larger(table.c[name], new[name]) for name in greatest}
     values |= {name: new[name] for name in replace}
     return statement.on_conflict_do_update(index_elements=list(conflict), set_=values)
+
+
+# SQLSTATEs of a server that is not there for now: connection exceptions (class 08),
+# and one shutting down or starting up (57P01-57P03).
+_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether `error` (a `StoreError`, a timeout) says the database is away for now:
+    refused or dropped connections, a server restarting, no connection in time. Such a
+    failure passes when the database is back; others (a missing table) do not."""
+    if isinstance(error, TimeoutError):
+        return True
+    cause = error.__cause__
+    if isinstance(cause, OSError):
+        return True
+    if not isinstance(cause, sa_exc.DBAPIError):
+        return False
+    state = str(getattr(cause.orig, "sqlstate", "") or "")
+    return cause.connection_invalidated or state.startswith(_OUTAGE_STATES)
 
 
 @contextmanager

@@ -3,10 +3,13 @@
 `record` appends to a bounded buffer and returns; when the buffer is full it
 waits for space (backpressure: nothing is ever dropped). The writer takes up to
 `max_batch` records, or whatever arrived within `max_wait` of the first, and
-writes them in one transaction with bulk inserts (`memory.sql.batch`). A failed
-batch is retried `max_attempts` times with exponential backoff; then the
-writer stops with `StoreError`, which `record`, `flush` and the writer task
-itself raise from then on.
+writes them in one transaction with bulk inserts (`memory.sql.batch`). While the
+database is unreachable (`memory.sql.engine.database_unreachable`: down, restarting,
+cut off) a batch is retried for as long as it takes, with a backoff doubling from
+`backoff` to `max_backoff`; meanwhile the buffer fills and then `record` waits, which
+pauses the turns, and nothing is lost. Any other failure is retried `max_attempts`
+times; then the writer stops with `StoreError`, which `record`, `flush` and the
+writer task itself raise from then on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from agent.errors import StoreError
 from memory.records import FeedbackRecord, TurnRecord
 from memory.sealing import TenantSealers
 from memory.sql.batch import write_batch
-from memory.sql.engine import write_engine
+from memory.sql.engine import database_unreachable, write_engine
 
 __all__ = ["BatchWriter", "WriterConfig", "WriterStats"]
 
@@ -40,12 +43,13 @@ class WriterConfig:
     # Timeouts
     max_wait: float = 0.020
     backoff: float = 0.050
+    max_backoff: float = 2.0
 
     def __post_init__(self) -> None:
         if self.max_queue < 1 or self.max_batch < 1 or self.max_attempts < 1:
             raise ValueError("max_queue, max_batch and max_attempts must be at least 1")
-        if self.max_wait < 0 or self.backoff < 0:
-            raise ValueError("max_wait and backoff must not be negative")
+        if self.max_wait < 0 or self.backoff < 0 or self.max_backoff < self.backoff:
+            raise ValueError("max_wait and backoff must not be negative, nor above max_backoff")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,23 +188,29 @@ class BatchWriter:
 
     async def _write_with_retries(self, batch: list[Record]) -> None:
         config = self._config
-        for attempt in range(1, config.max_attempts + 1):
+        attempt = failures = 0  # failures: those not of an unreachable database
+        delay = config.backoff
+        while True:
+            attempt += 1
             try:
                 await write_batch(self._write, batch, sealers=self._sealers)
                 return
             except (StoreError, TimeoutError) as exc:
-                if attempt == config.max_attempts:
+                unreachable = database_unreachable(exc)
+                failures += not unreachable
+                if failures == config.max_attempts:
                     raise StoreError(
                         f"writing a batch of {len(batch)} records failed "
-                        f"{attempt} times; last error: {exc}"
+                        f"{failures} times; last error: {exc}"
                     ) from exc
-                delay = config.backoff * 2 ** (attempt - 1)
                 _log.warning(
                     "store.batch_retry",
                     attempt=attempt,
                     records=len(batch),
+                    unreachable=unreachable,
                     retry_in=delay,
                     error=str(exc),
                 )
                 self._retries += 1
                 await asyncio.sleep(delay)
+                delay = min(2 * delay, config.max_backoff)
