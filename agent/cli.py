@@ -20,6 +20,7 @@ from agent.emotion.datasets import DataFormat
 from agent.errors import ConfigError, HeartlineError, reportable
 from agent.gateway.auth import Role
 from agent.logging import configure_logging
+from agent.privacy.redaction import redact
 from agent.processes import LogSettings, cpu_count, run_serving, supervise
 
 if TYPE_CHECKING:
@@ -169,8 +170,10 @@ def _token(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _report(error: HeartlineError | OSError) -> int:
-    """One line on stderr instead of a traceback; exit 2 for our errors, 1 for the system's."""
-    print(f"heartline: {error}", file=sys.stderr)
+    """One line on stderr instead of a traceback; exit 2 for our errors, 1 for the system's.
+
+    Redacted like the logs: an error may quote a host, an address or a user's text."""
+    print(f"heartline: {redact(str(error))}", file=sys.stderr)
     return 2 if isinstance(error, HeartlineError) else 1
 
 

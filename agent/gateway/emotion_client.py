@@ -19,6 +19,7 @@ from agent.bus.base import EventBus, Subscription
 from agent.errors import StageError
 from agent.events import EmotionRequest, EmotionResult
 from agent.gateway.roster import Availability
+from agent.privacy.redaction import redact
 from agent.values import EmotionReading
 
 __all__ = ["EmotionClient", "NoWorker", "emotion_client"]
@@ -48,7 +49,8 @@ class EmotionClient:
         self._waiting: dict[str, asyncio.Future[EmotionResult]] = {}
 
     async def read(self, texts: Sequence[str]) -> tuple[EmotionReading, ...]:
-        """One reading per text, in order. Safe to cancel.
+        """One reading per text, in order, of the texts redacted (they leave for the
+        bus). Safe to cancel.
 
         Raises `NoWorker`, `TimeoutError` when no answer comes in time,
         `StageError` when the worker could not read them, `BusError`.
@@ -60,7 +62,9 @@ class EmotionClient:
         self._waiting[request_id] = answer
         try:
             request = EmotionRequest(
-                request_id=request_id, reply_to=self._gateway_id, texts=tuple(texts)
+                request_id=request_id,
+                reply_to=self._gateway_id,
+                texts=tuple(redact(text) for text in texts),
             )
             await self._bus.publish(topics.EMOTION_REQUESTS, request)
             async with asyncio.timeout(self._timeout_s):

@@ -49,7 +49,6 @@ from agent.gateway.roster import Availability
 from agent.gateway.session import ReplyEvent, SessionCore
 from agent.gateway.summaries import TurnNotes
 from agent.metrics import Metrics
-from agent.privacy.redaction import redact
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_OVERLOADED", "Deliver", "Ending", "SessionRelay"]
 
@@ -169,7 +168,7 @@ class SessionRelay:
         for cancel in cancels:
             log.info("barge-in", cancelled=cancel.turn_id)
         await self._publish_cancels(cancels)
-        self._notes.started(turn.turn_id, redact(turn.text))
+        self._notes.started(turn.turn_id, turn.text)
         await self._bus.publish(topics.turn(self.core.session_id), turn)
         log.info("turn published", seq=turn.seq, chars=len(turn.text))
         self._arm_redelivery()

@@ -36,6 +36,7 @@ from agent.gateway.protocol import (
     event_message,
     takeover_message,
 )
+from agent.privacy.redaction import redact
 
 __all__ = ["ReplyEvent", "SessionCore"]
 
@@ -105,6 +106,9 @@ class SessionCore:
     def user_message(self, message: UserMessage, *, now: float) -> tuple[list[Cancel], UserTurn]:
         """Accept a turn: the barge-in `Cancel`s to publish first, then the `UserTurn`.
 
+        The turn carries the text redacted: this is the edge, and nothing past it
+        (bus, ledger, workers, models, tables, logs) ever holds the raw text.
+
         Raises `WireError(duplicate_id)` for an id this session already used.
         """
         if message.id in self._turns:
@@ -121,7 +125,7 @@ class SessionCore:
             user_id=self.user_id,
             turn_id=message.id,
             seq=self._seq,
-            text=message.text,
+            text=redact(message.text),
             sent_at=now,
             signals=message.signals,
             tenant=self.tenant,

@@ -62,6 +62,15 @@ def test_a_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_fatal_error_is_redacted_like_the_logs() -> None:
+    refused = heartline(
+        "worker", env={"HEARTLINE_MQTT_HOST": "127.0.0.1", "HEARTLINE_MQTT_PORT": str(free_port())}
+    )
+    assert refused.returncode == 2
+    assert "cannot connect to the MQTT broker at [IP]:" in refused.stderr
+    assert "127.0.0.1" not in refused.stderr
+
+
 def test_serve_takes_its_settings_from_a_file(tmp_path: Path) -> None:
     port = free_port()
     settings = tmp_path / "heartline.toml"

@@ -66,6 +66,12 @@ def test_turns_are_numbered_and_carry_the_session_user() -> None:
     assert second.seq == 2
 
 
+def test_the_turn_leaves_the_gateway_redacted() -> None:
+    said = UserMessage(id="a", text="I'm livid, call me on 07700 900123 or bob@example.com")
+    _, turn = core().user_message(said, now=1.0)
+    assert turn.text == "I'm livid, call me on [PHONE] or [EMAIL]"
+
+
 def test_signals_travel_on_the_turn() -> None:
     _, turn = core().user_message(UserMessage(id="a", text="one", signals={"joy": 0.8}), now=1.0)
     assert turn.signals == {"joy": 0.8}
