@@ -102,10 +102,12 @@ def open_engine(
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
     pragmas = (
+        # First: switching the journal mode takes a lock that another process starting
+        # at the same moment may hold, and only a busy timeout makes this one wait.
+        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
-        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
     )
 
     @event.listens_for(engine.sync_engine, "connect")
