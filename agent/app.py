@@ -38,6 +38,7 @@ from agent.gateway import (
     TokenAuthority,
     serve_gateway,
 )
+from agent.gateway.admission import AdmissionLimits
 from agent.gateway.api_keys import ApiKeys
 from agent.gateway.auth import authority_for
 from agent.gateway.operator_api import HistoryReader
@@ -96,6 +97,9 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         host=settings.host,
         port=settings.port,
         limits=limits,
+        admission=AdmissionLimits(
+            max_in_flight=settings.max_turns_in_flight, max_wait_s=settings.max_turn_wait
+        ),
         default_tenant=settings.tenant,
         max_body_bytes=settings.max_body_bytes,
         chat_idle_s=settings.chat_session_idle,

@@ -70,14 +70,23 @@ class AuthError(HeartlineError):
 class WireError(HeartlineError):
     """A client frame or request the gateway refuses; sent to the client as `error`.
 
-    `code` is one of the gateway's stable error codes (`agent.gateway.protocol.ErrorCode`).
+    `code` is one of the gateway's stable error codes (`agent.gateway.protocol.ErrorCode`);
+    `retry_after_ms` says when trying again may succeed (`overloaded`).
     """
 
-    def __init__(self, code: str, message: str, *, turn_id: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        turn_id: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.turn_id = turn_id
+        self.retry_after_ms = retry_after_ms
 
 
 class StoreError(HeartlineError):

@@ -357,9 +357,13 @@ class DialogueManager:
                 )
             )
         else:
-            result = "interrupted" if record.interrupted else "answered"
-            self._metrics.turns.labels(result).inc()
-            log.info("turn done", outcome=result, policy=record.decision.policy)
+            if record is None:
+                self._metrics.turns.labels("skipped").inc()
+                log.info("turn done", outcome="skipped")
+            else:
+                result = "interrupted" if record.interrupted else "answered"
+                self._metrics.turns.labels(result).inc()
+                log.info("turn done", outcome=result, policy=record.decision.policy)
         finally:
             renewer.cancel()
         state.last_seq = turn.seq

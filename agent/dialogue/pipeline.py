@@ -56,6 +56,7 @@ __all__ = [
     "FALLBACK_DECISION",
     "HUMAN_GENERATOR",
     "PERSON_DECISION",
+    "SKIPPED_GENERATOR",
     "PipelineSettings",
     "Publish",
     "Stages",
@@ -77,6 +78,9 @@ FALLBACK_DECISION = Decision(
 
 HUMAN_GENERATOR = "human"
 """Who answers the turns of a session a person has taken over."""
+
+SKIPPED_GENERATOR = "skipped"
+"""Who "answers" a turn cancelled before a worker started it: no one."""
 
 PERSON_DECISION = Decision(
     action=Action.HANDOFF,
@@ -160,16 +164,20 @@ class TurnPipeline:
         interrupt: asyncio.Event,
         started: float,
         queued_ms: float,
-    ) -> TurnRecord:
+    ) -> TurnRecord | None:
         """Answer one turn, publishing its events; return what to keep of it.
 
         `started` is the `time.perf_counter()` at which the worker got the
-        turn. Raises `StageError` when a stage fails; safe to cancel (the turn
-        then counts as not answered and its ledger lease lets another worker
-        take it over).
+        turn. A turn cancelled before it started (`interrupt` already set) is
+        skipped: None. Raises `StageError` when a stage fails; safe to cancel
+        (the turn then counts as not answered and its ledger lease lets another
+        worker take it over).
         """
         clock = _Stopwatch()
         clock.marks["queue"] = round(queued_ms, 3)
+        if interrupt.is_set():
+            await self._skip(turn, state, publish, clock, started)
+            return None
         if turn.human_agent is not None:
             return await self._keep_for_person(
                 turn, turn.human_agent, state, publish, clock, started
@@ -207,6 +215,33 @@ class TurnPipeline:
         )
         await self._keep(record)
         return record
+
+    async def _skip(
+        self,
+        turn: UserTurn,
+        state: SessionState,
+        publish: Publish,
+        clock: _Stopwatch,
+        started: float,
+    ) -> None:
+        """End a turn cancelled before it started, at next to no cost: under a backlog of
+        barge-ins, the superseded turns must not take the workers' time. What the user
+        said stays in the conversation the next turn sees; with no reading of its own,
+        it is not stored."""
+        state.conversation.append(Exchange(text=turn.text, reply=""))
+        total_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        await publish(
+            ReplyEnded(
+                session_id=turn.session_id,
+                turn_id=turn.turn_id,
+                text="",
+                interrupted=True,
+                generator=SKIPPED_GENERATOR,
+                ttft_ms=total_ms,
+                total_ms=total_ms,
+                stages=clock.marks,
+            )
+        )
 
     async def _keep(self, record: TurnRecord) -> None:
         try:

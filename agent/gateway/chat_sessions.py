@@ -25,10 +25,12 @@ import structlog
 
 from agent.bus.base import EventBus
 from agent.errors import BusError
+from agent.gateway.admission import Admission
 from agent.gateway.limits import ConnectionLimits
-from agent.gateway.protocol import ServerMessage, UserMessage
+from agent.gateway.protocol import ErrorCode, ServerMessage, UserMessage
 from agent.gateway.relay import Ending, SessionRelay
 from agent.gateway.roster import Availability
+from agent.gateway.session import TurnRefused
 from agent.metrics import Metrics
 
 __all__ = ["ChatSessions", "ChatTurn", "ChatUser", "HttpBusy"]
@@ -107,6 +109,7 @@ class ChatSessions:
         limits: ConnectionLimits,
         metrics: Metrics,
         workers: Callable[[], Availability],
+        admission: Admission,
         idle_s: float = 1800.0,
         max_sessions: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -115,6 +118,7 @@ class ChatSessions:
         self._limits = limits
         self._metrics = metrics
         self._workers = workers
+        self._admission = admission
         self._idle_s = idle_s
         self._max = max_sessions
         self._clock = clock
@@ -143,11 +147,21 @@ class ChatSessions:
         if group is not None:
             await group.__aexit__(exc_type, exc, tb)
 
+    def refusal(self) -> TurnRefused | None:
+        """The `overloaded` a new turn would get now, if any: a stream is refused
+        before it starts."""
+        retry_after_ms = self._admission.refusal(now=time.time())
+        if retry_after_ms is None:
+            return None
+        self._metrics.errors.labels(ErrorCode.OVERLOADED.value).inc()
+        return TurnRefused(None, retry_after_ms)
+
     @asynccontextmanager
     async def turn(self, user: ChatUser, text: str) -> AsyncIterator[ChatTurn]:
         """Publish `text` as the user's next turn; iterate its server messages until it ends.
 
-        Raises `WireError` (`unavailable` when no worker is there), `BusError`
+        Raises `WireError` (`unavailable` when no worker is there, `overloaded`
+        when the process has too many turns in flight), `BusError`
         (from the iteration too, when the session ends first) or `HttpBusy`.
         Leaving the block before the turn ended cancels it.
         """
@@ -225,6 +239,7 @@ class ChatSessions:
             channel="http",
             deliver=session.deliver,
             workers=self._workers,
+            admission=self._admission,
         )
         try:
             async with relay, asyncio.TaskGroup() as tasks:

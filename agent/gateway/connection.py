@@ -29,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 
 from agent.bus.base import EventBus
 from agent.errors import AuthError, BusError
+from agent.gateway.admission import Admission
 from agent.gateway.auth import Principal, Role, TokenAuthority
 from agent.gateway.limits import ConnectionLimits, TokenBucket
 from agent.gateway.protocol import (
@@ -136,6 +137,7 @@ async def serve_connection(
     limits: ConnectionLimits,
     default_tenant: str,
     workers: Callable[[], Availability],
+    admission: Admission,
     ends: SessionEnds,
     principal: Principal | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -156,7 +158,9 @@ async def serve_connection(
         clock=clock,
         wall_clock=wall_clock,
     )
-    await session.run(principal, default_tenant=default_tenant, workers=workers, ends=ends)
+    await session.run(
+        principal, default_tenant=default_tenant, workers=workers, admission=admission, ends=ends
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +197,7 @@ class _Session:
         *,
         default_tenant: str,
         workers: Callable[[], Availability],
+        admission: Admission,
         ends: SessionEnds,
     ) -> None:
         if principal is None:
@@ -208,6 +213,7 @@ class _Session:
             channel="ws",
             deliver=self._deliver,
             workers=workers,
+            admission=admission,
             clock=self._wall_clock,
         )
         session_id = relay.core.session_id
@@ -337,7 +343,9 @@ class _Session:
                 case Hello(token=token):
                     return await self._hello_again(relay.core, token)
         except WireError as exc:
-            await self._send_error(exc.code, exc.message, turn_id=exc.turn_id)
+            await self._send_error(
+                exc.code, exc.message, turn_id=exc.turn_id, retry_after_ms=exc.retry_after_ms
+            )
         except BusError:
             self._log.warning("publish failed", exc_info=True)
             turn_id = message.id if isinstance(message, UserMessage) else None
@@ -364,10 +372,19 @@ class _Session:
         await self._deliver(Ending(CLOSE_UNAUTHORIZED, "unauthorized"))
         await self._ws.wait_closed()
 
-    async def _send_error(self, code: str, message: str, *, turn_id: str | None = None) -> None:
+    async def _send_error(
+        self,
+        code: str,
+        message: str,
+        *,
+        turn_id: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
         self._metrics.errors.labels(code).inc()
         self._log.info("client error", code=code, turn_id=turn_id)
-        await self._deliver(error_message(code, message, turn_id=turn_id))
+        await self._deliver(
+            error_message(code, message, turn_id=turn_id, retry_after_ms=retry_after_ms)
+        )
 
     def _count_frame(self, message: ClientMessage | None) -> None:
         self._metrics.frames.labels(_FRAME_KINDS.get(type(message), "invalid")).inc()

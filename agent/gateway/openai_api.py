@@ -10,6 +10,7 @@ conversation of its own); with a user token it is the token's user.
 # time, and they name this module's local dependencies.
 
 import json
+import math
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -70,7 +71,12 @@ def _turn_text(request: ChatRequest) -> str:
 
 def _unavailable(exc: Exception) -> ApiError:
     if isinstance(exc, WireError):
-        return ApiError(503, exc.message, code=exc.code)
+        headers = None
+        if exc.retry_after_ms is not None:
+            # OpenAI SDKs wait `retry-after-ms` before their own retry; others read Retry-After.
+            seconds = str(math.ceil(exc.retry_after_ms / 1000))
+            headers = {"Retry-After": seconds, "retry-after-ms": str(exc.retry_after_ms)}
+        return ApiError(503, exc.message, code=exc.code, headers=headers)
     if isinstance(exc, HttpBusy):
         return ApiError(503, str(exc), code="busy")
     return ApiError(503, "the service is unavailable; try again shortly", code="unavailable")
@@ -125,6 +131,8 @@ def openai_router(service: ChatService) -> APIRouter:
             raise ApiError(
                 503, "no worker is available to answer; try again shortly", code="unavailable"
             )
+        if (refused := service.sessions.refusal()) is not None:
+            raise _unavailable(refused)
         turn_id = f"chatcmpl-{secrets.token_hex(12)}"
         completion = Completion(
             completion_id=turn_id,

@@ -287,11 +287,16 @@ def ready_message(session_id: str, user_id: str) -> ServerMessage:
     }
 
 
-def error_message(code: str, message: str, *, turn_id: str | None = None) -> ServerMessage:
-    """An `error` message; `turn_id` only when the error concerns one turn."""
+def error_message(
+    code: str, message: str, *, turn_id: str | None = None, retry_after_ms: int | None = None
+) -> ServerMessage:
+    """An `error` message; `turn_id` only when the error concerns one turn,
+    `retry_after_ms` only when trying again later may succeed."""
     result: ServerMessage = {"type": "error", "code": str(code), "message": message}
     if turn_id is not None:
         result["turn_id"] = turn_id
+    if retry_after_ms is not None:
+        result["retry_after_ms"] = retry_after_ms
     return result
 
 

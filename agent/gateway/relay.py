@@ -36,6 +36,7 @@ from agent.events import (
     SessionOpened,
     Takeover,
 )
+from agent.gateway.admission import Admission
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.protocol import (
     ErrorCode,
@@ -46,7 +47,7 @@ from agent.gateway.protocol import (
     feedback_ack,
 )
 from agent.gateway.roster import Availability
-from agent.gateway.session import ReplyEvent, SessionCore
+from agent.gateway.session import ReplyEvent, SessionCore, TurnRefused
 from agent.gateway.summaries import TurnNotes
 from agent.metrics import Metrics
 
@@ -89,6 +90,7 @@ class SessionRelay:
         channel: Channel,
         deliver: Deliver,
         workers: Callable[[], Availability],
+        admission: Admission,
         clock: Callable[[], float] = time.time,
     ) -> None:
         core = SessionCore(
@@ -96,6 +98,7 @@ class SessionRelay:
             user_id=user_id,
             tenant=tenant,
             remembered_turns=limits.remembered_turns,
+            admission=admission,
         )
         self.core = core
         self._bus = bus
@@ -142,6 +145,7 @@ class SessionRelay:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack, self._subscription = self._stack, None, None
+        self.core.close()
         try:
             await self._tell_staff(SessionClosed(session_id=self.core.session_id, at=self._clock()))
         finally:
@@ -153,9 +157,10 @@ class SessionRelay:
     async def submit(self, message: UserMessage) -> None:
         """Publish the user's turn (after cancelling the one in flight: barge-in).
 
-        Raises `WireError` for a duplicate id, or `unavailable` when no worker
-        is there to answer; `BusError` when the bus fails. Not safe to cancel
-        once the turn is being published.
+        Raises `WireError` for a duplicate id, `unavailable` when no worker is
+        there to answer, `overloaded` (with `retry_after_ms`) when the process
+        has more turns in flight than it can answer in time; `BusError` when the
+        bus fails. Not safe to cancel once the turn is being published.
         """
         if self._workers() is Availability.NONE:
             raise WireError(
@@ -163,7 +168,12 @@ class SessionRelay:
                 "no worker is available to answer; try again shortly",
                 turn_id=message.id,
             )
-        cancels, turn = self.core.user_message(message, now=self._clock())
+        try:
+            cancels, turn = self.core.user_message(message, now=self._clock())
+        except TurnRefused as refused:
+            self._log.warning("turn refused: overloaded", retry_after_ms=refused.retry_after_ms)
+            await self._publish_cancels(refused.cancels)
+            raise
         log = self._log.bind(turn_id=turn.turn_id)
         for cancel in cancels:
             log.info("barge-in", cancelled=cancel.turn_id)

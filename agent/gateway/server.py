@@ -19,6 +19,7 @@ from fastapi import APIRouter
 
 from agent.bus.base import EventBus
 from agent.errors import ConfigError
+from agent.gateway.admission import Admission, AdmissionLimits
 from agent.gateway.api_keys import ApiKeys
 from agent.gateway.auth import TokenAuthority
 from agent.gateway.chat_sessions import ChatSessions
@@ -51,6 +52,8 @@ class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8765
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    """How many turns this process takes on before it refuses new ones (`overloaded`)."""
     default_tenant: str = "default"
     """The tenant of users whose token names none."""
     # Limits
@@ -140,6 +143,7 @@ async def serve_gateway(
     (going away) and waits for them to end.
     """
     settings = settings or GatewaySettings()
+    admission = Admission(settings.admission)
     async with AsyncExitStack() as stack:
         chat = await stack.enter_async_context(
             ChatSessions(
@@ -147,6 +151,7 @@ async def serve_gateway(
                 limits=settings.limits,
                 metrics=metrics,
                 workers=workers,
+                admission=admission,
                 idle_s=settings.chat_idle_s,
                 max_sessions=settings.max_chat_sessions,
             )
@@ -175,7 +180,9 @@ async def serve_gateway(
             operator_router(operators),
             pages_router(),
         ]
-        served = _serve(bus, authority, metrics, settings, ready, workers, routers, listener)
+        served = _serve(
+            bus, authority, metrics, settings, ready, workers, admission, routers, listener
+        )
         async with served as gateway:
             yield gateway
 
@@ -188,6 +195,7 @@ async def _serve(
     settings: GatewaySettings,
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
+    admission: Admission,
     routers: list[APIRouter],
     listener: socket.socket | None,
 ) -> AsyncIterator[Gateway]:
@@ -199,6 +207,7 @@ async def _serve(
         limits=settings.limits,
         default_tenant=settings.default_tenant,
         workers=workers,
+        admission=admission,
         live=live,
     )
     app = build_app(

@@ -27,6 +27,7 @@ from agent.events import (
     TurnFailed,
     UserTurn,
 )
+from agent.gateway.admission import Admission
 from agent.gateway.protocol import (
     ErrorCode,
     FeedbackMessage,
@@ -38,7 +39,7 @@ from agent.gateway.protocol import (
 )
 from agent.privacy.redaction import redact
 
-__all__ = ["ReplyEvent", "SessionCore"]
+__all__ = ["ReplyEvent", "SessionCore", "TurnRefused"]
 
 ReplyEvent = (
     EmotionRead | DecisionMade | ReplyStarted | ReplyDelta | ReplyEnded | Handoff | TurnFailed
@@ -65,6 +66,22 @@ class _Recent:
             self._items.popitem(last=False)
 
 
+class TurnRefused(WireError):
+    """`overloaded`: the turn does not fit now. The `cancels` of the barge-in it made
+    must go out all the same: a barge-in stops the reply whatever the backlog."""
+
+    def __init__(
+        self, turn_id: str | None, retry_after_ms: int, cancels: list[Cancel] | None = None
+    ) -> None:
+        super().__init__(
+            ErrorCode.OVERLOADED,
+            "the service is busy; send the message again later",
+            turn_id=turn_id,
+            retry_after_ms=retry_after_ms,
+        )
+        self.cancels = cancels or []
+
+
 class SessionCore:
     """The state of one session: client turns in, bus events and server messages out.
 
@@ -72,7 +89,9 @@ class SessionCore:
     `user_message` until its `ReplyEnded` or `TurnFailed`. The last
     `remembered_turns` turn ids are kept for duplicate and feedback checks.
     While a person has the session (`agent`), turns go out marked for them:
-    the workers read and keep them, and the bot does not answer.
+    the workers read and keep them, and the bot does not answer. Every turn in
+    flight is counted in `admission`, which the gateway process's sessions share;
+    `close` takes the session's out.
     """
 
     def __init__(
@@ -82,6 +101,7 @@ class SessionCore:
         user_id: str,
         tenant: str = "default",
         remembered_turns: int = 10_000,
+        admission: Admission | None = None,
     ) -> None:
         self.session_id = session_id
         self.user_id = user_id
@@ -92,6 +112,7 @@ class SessionCore:
         self._ended = _Recent(remembered_turns)
         self._in_flight: dict[str, _InFlight] = {}
         self._last_activity = 0.0
+        self._admission = admission or Admission()
 
     @property
     def seq(self) -> int:
@@ -109,7 +130,8 @@ class SessionCore:
         The turn carries the text redacted: this is the edge, and nothing past it
         (bus, ledger, workers, models, tables, logs) ever holds the raw text.
 
-        Raises `WireError(duplicate_id)` for an id this session already used.
+        Raises `WireError(duplicate_id)` for an id this session already used, and
+        `TurnRefused` when admission control refuses the turn (its id stays free).
         """
         if message.id in self._turns:
             raise WireError(
@@ -118,6 +140,9 @@ class SessionCore:
                 turn_id=message.id,
             )
         cancels = self._cancel_in_flight("barge_in")
+        retry_after_ms = self._admission.admit((self.session_id, message.id), now=now)
+        if retry_after_ms is not None:
+            raise TurnRefused(message.id, retry_after_ms, cancels)
         self._seq += 1
         self._turns.add(message.id)
         turn = UserTurn(
@@ -178,9 +203,11 @@ class SessionCore:
         if event.turn_id in self._ended:
             return None
         self._last_activity = now
-        if (flight := self._in_flight.get(event.turn_id)) is not None:
+        if (flight := self._in_flight.get(event.turn_id)) is not None and not flight.started:
             flight.started = True
+            self._admission.started((self.session_id, event.turn_id))
         if isinstance(event, ReplyEnded | TurnFailed):
+            self._admission.finished((self.session_id, event.turn_id), now=now)
             self._end(event.turn_id)
         return event_message(event)
 
@@ -204,6 +231,7 @@ class SessionCore:
         oldest = next(iter(self._in_flight.values()))
         self._last_activity = now
         if oldest.attempts >= attempts:
+            self._admission.released((self.session_id, oldest.turn.turn_id))
             self._end(oldest.turn.turn_id)
             return oldest.turn.turn_id
         oldest.attempts += 1
@@ -223,7 +251,13 @@ class SessionCore:
         ]
         for cancel in cancels:
             self._in_flight[cancel.turn_id].cancelled = True
+            self._admission.released((self.session_id, cancel.turn_id))
         return cancels
+
+    def close(self) -> None:
+        """The session is over: its turns no longer count as in flight."""
+        for turn_id in self._in_flight:
+            self._admission.released((self.session_id, turn_id))
 
 
 @dataclass(slots=True)

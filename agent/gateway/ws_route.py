@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from agent.bus.base import EventBus
 from agent.errors import AuthError
+from agent.gateway.admission import Admission
 from agent.gateway.auth import Principal, Role, TokenAuthority
 from agent.gateway.connection import serve_connection
 from agent.gateway.http_errors import ApiError
@@ -38,6 +39,7 @@ class WebSocketService:
     limits: ConnectionLimits
     default_tenant: str
     workers: Callable[[], Availability]
+    admission: Admission
     live: LiveConnections
 
 
@@ -74,6 +76,7 @@ def ws_router(service: WebSocketService) -> APIRouter:
                     limits=service.limits,
                     default_tenant=service.default_tenant,
                     workers=service.workers,
+                    admission=service.admission,
                     ends=ends,
                     principal=principal,
                 )

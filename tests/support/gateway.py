@@ -24,6 +24,7 @@ from agent.gateway import (
     TokenAuthority,
     serve_gateway,
 )
+from agent.gateway.admission import AdmissionLimits
 from agent.gateway.roster import Availability
 from agent.metrics import Metrics
 
@@ -68,10 +69,14 @@ async def running(
     ready: Callable[[], bool] = lambda: True,
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
     max_body_bytes: int = 1024 * 1024,
+    admission: AdmissionLimits | None = None,
 ) -> AsyncIterator[Env]:
     metrics = Metrics()
     settings = GatewaySettings(
-        port=0, limits=limits or ConnectionLimits(), max_body_bytes=max_body_bytes
+        port=0,
+        limits=limits or ConnectionLimits(),
+        admission=admission or AdmissionLimits(),
+        max_body_bytes=max_body_bytes,
     )
     async with (
         InProcessBus() as bus,

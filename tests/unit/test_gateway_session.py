@@ -17,6 +17,7 @@ from agent.events import (
     TurnFailed,
     UserTurn,
 )
+from agent.gateway.admission import Admission, AdmissionLimits
 from agent.gateway.protocol import (
     ErrorCode,
     FeedbackMessage,
@@ -24,7 +25,7 @@ from agent.gateway.protocol import (
     WireError,
     event_message,
 )
-from agent.gateway.session import SessionCore
+from agent.gateway.session import SessionCore, TurnRefused
 
 
 class Ids(TypedDict):
@@ -38,8 +39,8 @@ SESSION = "ab" * 16
 # The session core
 
 
-def core() -> SessionCore:
-    return SessionCore(session_id=SESSION, user_id="u1", remembered_turns=3)
+def core(admission: Admission | None = None, session: str = SESSION) -> SessionCore:
+    return SessionCore(session_id=session, user_id="u1", remembered_turns=3, admission=admission)
 
 
 def test_turns_are_numbered_and_carry_the_session_user() -> None:
@@ -70,6 +71,26 @@ def test_the_turn_leaves_the_gateway_redacted() -> None:
     said = UserMessage(id="a", text="I'm livid, call me on 07700 900123 or bob@example.com")
     _, turn = core().user_message(said, now=1.0)
     assert turn.text == "I'm livid, call me on [PHONE] or [EMAIL]"
+
+
+def test_a_turn_refused_for_overload_keeps_its_id_free_and_its_barge_in_cancels() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=10, max_wait_s=5.0))
+    waiting, busy = core(admission), core(admission, session="cd" * 16)
+    waiting.user_message(UserMessage(id="a", text="one"), now=0.0)  # no worker starts it
+    busy.user_message(UserMessage(id="x", text="one"), now=1.0)
+    busy.server_message(ReplyStarted(session_id="cd" * 16, turn_id="x", generator="g"), now=1.0)
+
+    with pytest.raises(TurnRefused) as refused:
+        busy.user_message(UserMessage(id="y", text="stop, another thing"), now=6.0)
+    assert (refused.value.code, refused.value.turn_id) == (ErrorCode.OVERLOADED, "y")
+    assert refused.value.retry_after_ms is not None
+    assert [c.turn_id for c in refused.value.cancels] == ["x"]  # the barge-in stands
+    assert busy.seq == 1
+
+    waiting.close()  # the session went: its turn is no longer waited for
+    _, turn = busy.user_message(UserMessage(id="y", text="stop, another thing"), now=7.0)
+    assert (turn.turn_id, turn.seq) == ("y", 2)
+    assert admission.in_flight == 1
 
 
 def test_signals_travel_on_the_turn() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 import pytest
@@ -25,9 +26,11 @@ from agent.events import (
     encode,
 )
 from agent.generation import TemplateGenerator
+from agent.generation.base import GenerationRequest, ReplyStream
 from agent.metrics import Metrics
 from agent.values import (
     Decision,
+    EmotionReading,
     HistorySummary,
     Strategy,
     Trajectory,
@@ -130,8 +133,53 @@ async def test_a_turn_cancelled_before_it_starts_ends_at_once(elsewhere: int) ->
         events = await _until_ended(replies, 2)
     ends = [e for e in events if isinstance(e, ReplyEnded)]
     assert [(e.turn_id, e.interrupted) for e in ends] == [("t1", False), ("t2", True)]
-    assert ends[1].text == ""
-    assert not [e for e in events if isinstance(e, ReplyDelta) and e.turn_id == "t2"]
+    assert (ends[1].text, ends[1].generator) == ("", "skipped")
+    # Skipped before any work: no reading, no decision, no reply, no row.
+    assert [type(e).__name__ for e in events if e.turn_id == "t2"] == ["ReplyEnded"]
+    assert [t.seq for t in store.turns] == [1]
+
+
+class _CountingRecognizer(LexiconRecognizer):
+    """The lexicon, noting every text it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    async def read_batch(self, texts: Sequence[str]) -> list[EmotionReading]:
+        self.texts.extend(texts)
+        return await super().read_batch(texts)
+
+
+class _Remembering(TemplateGenerator):
+    """The template generator, noting the conversation each request came with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conversations: list[list[tuple[str, str]]] = []
+
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        self.conversations.append([(e.text, e.reply) for e in request.conversation])
+        return await super().open(request)
+
+
+async def test_what_a_skipped_turn_said_stays_in_the_conversation() -> None:
+    store, generator = ListStore(), _Remembering()
+    counting = _CountingRecognizer()
+    stages = dataclasses.replace(_stages(store), recognizer=counting, generator=generator)
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, InMemoryTurnLedger(), metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(
+            topics.cancel("s1"), Cancel(session_id="s1", turn_id="t1", reason="client")
+        )
+        await bus.publish(topics.turn("s1"), _turn(1, "my parcel is late"))
+        await bus.publish(topics.turn("s1"), _turn(2, "actually, it is broken"))
+        await _until_ended(replies, 2)
+    assert counting.texts == ["actually, it is broken"]
+    assert generator.conversations == [[("my parcel is late", "")]]
 
 
 async def test_feedback_is_recorded() -> None:

@@ -1,0 +1,83 @@
+"""Admission control's core: which turns fit, and how long a refused one should wait."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.errors import ConfigError
+from agent.gateway.admission import MAX_RETRY_MS, MIN_RETRY_MS, Admission, AdmissionLimits
+
+
+def test_turns_fit_up_to_the_limit_and_each_ending_frees_a_place() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=2, max_wait_s=60))
+    assert admission.admit(("s1", "a"), now=0.0) is None
+    assert admission.admit(("s2", "a"), now=0.0) is None  # turn ids are per session
+    assert admission.admit(("s3", "a"), now=0.0) is not None
+    assert admission.in_flight == 2
+    admission.finished(("s1", "a"), now=1.0)
+    assert admission.admit(("s3", "a"), now=1.0) is None
+
+
+def test_a_refusal_counts_nothing_in() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=1, max_wait_s=60))
+    admission.admit(("s1", "a"), now=0.0)
+    for n in range(5):
+        assert admission.admit(("s2", str(n)), now=0.0) is not None
+    assert admission.in_flight == 1
+    assert admission.refusal(now=0.0) is not None
+
+
+def test_a_turn_waiting_too_long_for_a_worker_refuses_new_turns_whatever_the_count() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=100, max_wait_s=5))
+    admission.admit(("s1", "a"), now=0.0)
+    assert admission.admit(("s2", "a"), now=4.9) is None
+    assert admission.admit(("s3", "a"), now=5.0) is not None
+    admission.started(("s1", "a"))  # a worker got to it: the oldest waiting is s2's
+    assert admission.admit(("s3", "a"), now=5.0) is None
+    # Started turns count toward the limit but never make anyone "behind".
+    admission.started(("s2", "a"))
+    admission.started(("s3", "a"))
+    assert admission.admit(("s4", "a"), now=100.0) is None
+
+
+def test_cancelled_turns_leave_at_once_without_counting_as_work_done() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=1, max_wait_s=60))
+    admission.admit(("s1", "a"), now=0.0)
+    admission.released(("s1", "a"))
+    assert admission.in_flight == 0
+    admission.finished(("s1", "a"), now=1.0)  # its late end changes nothing
+    admission.admit(("s1", "b"), now=1.0)
+    # Nothing finished in the window: the longest wait.
+    assert admission.admit(("s2", "a"), now=2.0) == MAX_RETRY_MS
+
+
+def test_the_wait_is_the_queue_at_the_rate_turns_finished_lately() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=3, max_wait_s=60, window_s=10))
+    for n in range(20):  # 20 turns finished in the last 10 s: 2 per second
+        admission.admit(("done", str(n)), now=float(n) / 4)
+        admission.finished(("done", str(n)), now=float(n) / 4)
+    for n in range(3):
+        admission.admit(("s", str(n)), now=9.0)
+    # Three waiting and the refused one itself: 4 turns at 2 per second.
+    assert admission.admit(("late", "a"), now=9.0) == 2000
+    # Started turns are on their way: only the waiting ones queue ahead.
+    admission.started(("s", "0"))
+    admission.started(("s", "1"))
+    assert admission.admit(("late", "a"), now=9.0) == 1000
+    # Old endings fall out of the window.
+    assert admission.admit(("late", "a"), now=30.0) == MAX_RETRY_MS
+
+
+def test_the_wait_is_bounded_below() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=1, max_wait_s=60, window_s=1))
+    for n in range(1000):
+        admission.admit(("done", str(n)), now=0.5)
+        admission.finished(("done", str(n)), now=0.5)
+    admission.admit(("s", "a"), now=0.5)
+    assert admission.admit(("s", "b"), now=0.5) == MIN_RETRY_MS
+
+
+@pytest.mark.parametrize("limits", [{"max_in_flight": 0}, {"max_wait_s": 0.0}, {"window_s": -1.0}])
+def test_limits_must_be_positive(limits: dict[str, float]) -> None:
+    with pytest.raises(ConfigError, match="admission limits must be positive"):
+        AdmissionLimits(**limits)  # type: ignore[arg-type]
