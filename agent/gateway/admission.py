@@ -9,7 +9,9 @@ be done in time, when
   workers are behind, whatever the count.
 
 `retry_after_ms` is how long the turns waiting now take to drain at the rate turns ended
-over the last `window_s` seconds. Pure: time comes in as `now` (seconds).
+over the last `window_s` seconds; when none ended (a burst of new sessions, all still
+under way), the longest a turn may wait, `max_wait_s`. Pure: time comes in as `now`
+(seconds).
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ class Admission:
         window = self._limits.window_s
         while self._ends and self._ends[0] < now - window:
             self._ends.popleft()
-        if not self._ends:
-            return MAX_RETRY_MS
-        per_second = len(self._ends) / window
-        drain_ms = 1000.0 * (len(self._waiting) + 1) / per_second
+        if self._ends:
+            drain_ms = 1000.0 * (len(self._waiting) + 1) * window / len(self._ends)
+        else:
+            drain_ms = 1000.0 * self._limits.max_wait_s
         return max(MIN_RETRY_MS, min(MAX_RETRY_MS, math.ceil(drain_ms)))

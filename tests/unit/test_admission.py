@@ -47,8 +47,8 @@ def test_cancelled_turns_leave_at_once_without_counting_as_work_done() -> None:
     assert admission.in_flight == 0
     admission.finished(("s1", "a"), now=1.0)  # its late end changes nothing
     admission.admit(("s1", "b"), now=1.0)
-    # Nothing finished in the window: the longest wait.
-    assert admission.admit(("s2", "a"), now=2.0) == MAX_RETRY_MS
+    # Nothing finished in the window: as long as a turn may wait.
+    assert admission.admit(("s2", "a"), now=2.0) == MAX_RETRY_MS  # 60 s, capped
 
 
 def test_the_wait_is_the_queue_at_the_rate_turns_finished_lately() -> None:
@@ -64,8 +64,14 @@ def test_the_wait_is_the_queue_at_the_rate_turns_finished_lately() -> None:
     admission.started(("s", "0"))
     admission.started(("s", "1"))
     assert admission.admit(("late", "a"), now=9.0) == 1000
-    # Old endings fall out of the window.
+    # Old endings fall out of the window: as long as a turn may wait, at most 30 s.
     assert admission.admit(("late", "a"), now=30.0) == MAX_RETRY_MS
+
+
+def test_with_no_turn_finished_lately_the_wait_is_the_longest_a_turn_may_wait() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=1, max_wait_s=5))
+    admission.admit(("s1", "a"), now=0.0)
+    assert admission.admit(("s2", "a"), now=1.0) == 5000
 
 
 def test_the_wait_is_bounded_below() -> None:
