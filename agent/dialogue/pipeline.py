@@ -122,6 +122,23 @@ class PipelineSettings:
     cancel_cleanup_timeout: float = 2.0
 
 
+def _silent_end(
+    turn: UserTurn, generator: str, clock: _Stopwatch, started: float, *, interrupted: bool
+) -> ReplyEnded:
+    """The end of a turn the bot does not answer: a person's, or one skipped."""
+    total_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    return ReplyEnded(
+        session_id=turn.session_id,
+        turn_id=turn.turn_id,
+        text="",
+        interrupted=interrupted,
+        generator=generator,
+        ttft_ms=total_ms,
+        total_ms=total_ms,
+        stages=clock.marks,
+    )
+
+
 def _keep_history(state: SessionState, loaded: asyncio.Task[HistorySummary | None]) -> None:
     if not loaded.cancelled():
         state.history = loaded.result()
@@ -229,19 +246,7 @@ class TurnPipeline:
         said stays in the conversation the next turn sees; with no reading of its own,
         it is not stored."""
         state.conversation.append(Exchange(text=turn.text, reply=""))
-        total_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        await publish(
-            ReplyEnded(
-                session_id=turn.session_id,
-                turn_id=turn.turn_id,
-                text="",
-                interrupted=True,
-                generator=SKIPPED_GENERATOR,
-                ttft_ms=total_ms,
-                total_ms=total_ms,
-                stages=clock.marks,
-            )
-        )
+        await publish(_silent_end(turn, SKIPPED_GENERATOR, clock, started, interrupted=True))
 
     async def _keep(self, record: TurnRecord) -> None:
         try:
@@ -273,20 +278,8 @@ class TurnPipeline:
         state.mood = update_mood(state.mood, reading)
         state.conversation.append(Exchange(text=turn.text, reply="", emotion=reading))
         decision = dataclasses.replace(PERSON_DECISION, policy=f"human:{agent}"[:64])
-        total_ms = round((time.perf_counter() - started) * 1000.0, 3)
         clock.lap("publish")
-        await publish(
-            ReplyEnded(
-                session_id=sid,
-                turn_id=tid,
-                text="",
-                interrupted=False,
-                generator=HUMAN_GENERATOR,
-                ttft_ms=total_ms,
-                total_ms=total_ms,
-                stages=clock.marks,
-            )
-        )
+        await publish(_silent_end(turn, HUMAN_GENERATOR, clock, started, interrupted=False))
         record = TurnRecord(
             session_id=sid,
             user_id=turn.user_id,

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from agent.gateway import TokenAuthority
 from tests.fixtures.mqtt import PrivateBroker
-from tests.support.cluster import cluster, converse
+from tests.support.cluster import cluster, converse, role_env
 from tests.support.http import http_get
 from tests.support.processes import RoleProcess
 
@@ -81,14 +81,13 @@ async def test_a_gateway_without_workers_is_not_ready_and_refuses_turns_at_once(
     private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
 ) -> None:
     secret = secrets.token_hex(32)
-    env = {
-        "HEARTLINE_MQTT_HOST": private_broker.host,
-        "HEARTLINE_MQTT_PORT": str(private_broker.port),
-        "HEARTLINE_DATABASE_URL": fresh_postgres_url,
-        "HEARTLINE_SECRET": secret,
-        "HEARTLINE_DATA_DIR": str(tmp_path / "data"),
-        "HEARTLINE_WORKER_BEAT_INTERVAL": "0.2",
-    }
+    env = role_env(
+        private_broker,
+        fresh_postgres_url,
+        secret,
+        tmp_path / "data",
+        HEARTLINE_WORKER_BEAT_INTERVAL="0.2",
+    )
     token = TokenAuthority(secret.encode()).issue("alice")
     gateway = RoleProcess("gateway", ["gateway", "--port", "0"], env, tmp_path)
     worker: RoleProcess | None = None

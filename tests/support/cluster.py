@@ -18,7 +18,7 @@ from agent.gateway import TokenAuthority
 from tests.fixtures.mqtt import PrivateBroker
 from tests.support.processes import RoleProcess
 
-__all__ = ["TEXTS", "Cluster", "cluster", "converse"]
+__all__ = ["TEXTS", "Cluster", "cluster", "converse", "role_env"]
 
 TEXTS = (
     "Where is my parcel?",
@@ -37,19 +37,26 @@ class Cluster:
     authority: TokenAuthority
 
 
+def role_env(
+    broker: PrivateBroker, database_url: str, secret: str, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The settings every role of one deployment shares."""
+    return {
+        "HEARTLINE_MQTT_HOST": broker.host,
+        "HEARTLINE_MQTT_PORT": str(broker.port),
+        "HEARTLINE_DATABASE_URL": database_url,
+        "HEARTLINE_SECRET": secret,
+        "HEARTLINE_DATA_DIR": str(data_dir),
+        **extra,
+    }
+
+
 @asynccontextmanager
 async def cluster(
     broker: PrivateBroker, database_url: str, logs: Path, **extra_env: str
 ) -> AsyncIterator[Cluster]:
     secret = secrets.token_hex(32)
-    env = {
-        "HEARTLINE_MQTT_HOST": broker.host,
-        "HEARTLINE_MQTT_PORT": str(broker.port),
-        "HEARTLINE_DATABASE_URL": database_url,
-        "HEARTLINE_SECRET": secret,
-        "HEARTLINE_DATA_DIR": str(logs / "data"),
-        **extra_env,
-    }
+    env = role_env(broker, database_url, secret, logs / "data", **extra_env)
     workers = [
         RoleProcess(f"worker{n}", ["worker", "--probe-port", "0"], env, logs) for n in range(2)
     ]
