@@ -200,7 +200,7 @@ class _Pool:
                 future.cancel()
         for member in members:
             if member.process.is_alive():
-                _log.warning("serving process did not stop; killing it", index=member.index)
+                _log.warning("serving process did not stop; killing it", index=member.index + 1)
                 member.process.kill()
             await asyncio.to_thread(member.process.join)
             self._forget(member)
