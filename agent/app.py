@@ -72,6 +72,9 @@ __all__ = ["Running", "embedded", "gateway", "worker"]
 
 _log = structlog.get_logger(__name__)
 
+MISSED_BEATS_BEFORE_TAKEOVER = 4
+"""Beat intervals without a word from a worker before the others take its turns over."""
+
 
 @dataclass(frozen=True, slots=True)
 class Running:
@@ -215,6 +218,7 @@ async def _start_worker(
     manager_settings = ManagerSettings(
         group=settings.worker_group,
         lease=settings.turn_lease,
+        takeover_after=settings.worker_beat_interval * MISSED_BEATS_BEFORE_TAKEOVER,
         sweep_interval=min(5.0, settings.turn_lease / 2),
     )
     manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)

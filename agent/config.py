@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     # (keys of at least 24 characters; docs/http-api.md)
     api_keys: SecretStr | None = None
     # Workers say they are alive this often; gateways count a worker as gone after
-    # three intervals without a word, and refuse turns at once while none is there
-    worker_beat_interval: float = Field(default=2.0, gt=0, le=60)
+    # three intervals without a word, and refuse turns at once while none is there;
+    # the other workers take its claimed turns over after four
+    worker_beat_interval: float = Field(default=0.5, gt=0, le=60)
     # Handoffs to a help desk: a webhook URL and the secret its requests are signed with
     # (HMAC-SHA256), how long one attempt may take and how many attempts, with backoff
     handoff_webhook_url: str | None = None

@@ -11,7 +11,8 @@ spread messages, not sessions). Before running turn `seq` a worker claims it:
 
 The owner renews its lease by claiming again while it runs the turn. A worker
 that dies mid-turn stops renewing: its lease runs out, and `reclaimable` hands
-the stored payload to whichever worker sweeps next. A turn whose predecessor
+the stored payload to whichever worker sweeps next. Workers that see it stop
+beating need not wait for that: `release` ends its leases at once. A turn whose predecessor
 never arrived waits at most `gap_timeout` seconds. Once a session closed,
 `forget_session` lets go of what only its later turns would need.
 """
@@ -58,6 +59,10 @@ class TurnLedger(Protocol):
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
         """Payloads of claimed turns whose lease has expired."""
+        ...
+
+    async def release(self, worker: str) -> int:
+        """`worker` is gone: its unfinished turns' leases end now. How many."""
         ...
 
     async def forget_session(self, session_id: str) -> None:
@@ -138,6 +143,15 @@ class InMemoryTurnLedger:
             if not entry.done and entry.owner is not None and entry.lease_until <= now
         ]
         return found[:limit]
+
+    async def release(self, worker: str) -> int:
+        released = 0
+        for entries in self._sessions.values():
+            for entry in entries.values():
+                if entry.owner == worker and not entry.done and entry.lease_until > 0.0:
+                    entry.lease_until = 0.0
+                    released += 1
+        return released
 
     async def forget_session(self, session_id: str) -> None:
         """Drop the session's entries: this worker is the only one that had its turns."""

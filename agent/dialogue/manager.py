@@ -24,10 +24,17 @@ import structlog
 
 from agent import topics
 from agent.bus.base import EventBus, Subscription
+from agent.dialogue.departures import Departures
 from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
 from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
-from agent.errors import BusOverflowError, EventDecodeError, HeartlineError, StageError
+from agent.errors import (
+    BusClosedError,
+    BusOverflowError,
+    EventDecodeError,
+    HeartlineError,
+    StageError,
+)
 from agent.events import (
     Cancel,
     Event,
@@ -37,12 +44,13 @@ from agent.events import (
     SessionClosed,
     TurnFailed,
     UserTurn,
+    WorkerBeat,
     decode,
     encode,
 )
 from agent.metrics import Metrics
 from memory.ledger import ClaimOutcome, TurnLedger
-from memory.records import FeedbackRecord
+from memory.records import FeedbackRecord, TurnRecord
 
 __all__ = ["DialogueManager", "ManagerSettings", "new_worker_id"]
 
@@ -61,6 +69,8 @@ class ManagerSettings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     # Timeouts
     lease: float = 30.0
+    takeover_after: float = 2.0
+    """Seconds without a beat from another worker before its claimed turns are taken over."""
     gap_timeout: float = 10.0
     claim_retry_min: float = 0.002
     claim_retry_max: float = 0.1
@@ -82,6 +92,8 @@ class _Lane:
     pending: list[tuple[UserTurn, float]] = field(default_factory=list)  # by seq
     current: str | None = None
     interrupt: asyncio.Event | None = None
+    run: asyncio.Task[TurnRecord | None] | None = None  # the current turn's pipeline
+    lost: bool = False  # another worker took the current turn over
     closed: bool = False  # the session closed: forget it once these turns are done
 
 
@@ -118,6 +130,7 @@ class DialogueManager:
         self._intake: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._lane_tasks: set[asyncio.Task[None]] = set()
+        self._sweep_now = asyncio.Event()
         self.ready = False
         self.turns_answered = 0
 
@@ -140,6 +153,7 @@ class DialogueManager:
             watched = await intake.enter_async_context(
                 self._bus.subscribe(topics.ALL_WATCH, group=s.group)
             )
+            beats = await intake.enter_async_context(self._bus.subscribe(topics.ALL_WORKERS))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -151,6 +165,7 @@ class DialogueManager:
             group.create_task(self._consume(feedback, self._dispatch)),
             group.create_task(self._consume(watched, self._watch)),
             group.create_task(self._sweep()),
+            group.create_task(self._follow_workers(beats)),
         ]
         self.ready = True
         _log.info("worker ready", worker_id=self.worker_id)
@@ -182,7 +197,21 @@ class DialogueManager:
                 lane.interrupt.set()
         self._group = None
         self._intake = None
-        await self._stack.__aexit__(exc_type, exc, tb)
+        try:
+            await self._stack.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._let_go_of_unfinished()
+
+    async def _let_go_of_unfinished(self) -> None:
+        """Turns this worker claimed and could not finish go to the others now, not when
+        their leases end."""
+        try:
+            released = await self._ledger.release(self.worker_id)
+        except HeartlineError as exc:
+            _log.warning("unfinished turns kept until their leases end", error=str(exc))
+            return
+        if released:
+            _log.warning("unfinished turns left to other workers", count=released)
 
     async def _consume(self, subscription: Subscription, handle: Callable[[Event], None]) -> None:
         """Hand each event to `handle`; a subscription cut off for falling behind is renewed.
@@ -319,9 +348,9 @@ class DialogueManager:
             )
             state.mood = replay_mood(e.emotion for e in state.conversation if e.emotion)
         publish_reply = self._publisher(turn.session_id)
-        renewer = self._spawn(self._renew_lease(turn, payload))
-        try:
-            record = await self._pipeline.run(
+        lane.lost = False
+        lane.run = asyncio.ensure_future(
+            self._pipeline.run(
                 turn,
                 state,
                 publish=publish_reply,
@@ -329,6 +358,18 @@ class DialogueManager:
                 started=received,
                 queued_ms=queued_ms,
             )
+        )
+        renewer = self._spawn(self._renew_lease(turn, payload, lane))
+        try:
+            record = await lane.run
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not lane.lost or (current is not None and current.cancelling()):
+                raise
+            # Another worker runs it now: publish nothing more, leave it to that one.
+            self._metrics.turns.labels("taken_over").inc()
+            log.warning("turn taken over by another worker; letting it go")
+            return True
         except StageError as exc:
             self._metrics.turns.labels("failed").inc()
             self._metrics.errors.labels(f"{exc.stage}_failed").inc()
@@ -366,6 +407,7 @@ class DialogueManager:
                 log.info("turn done", outcome=result, policy=record.decision.policy)
         finally:
             renewer.cancel()
+            lane.run = None
         state.last_seq = turn.seq
         await self._ledger.complete(turn.session_id, turn.seq, worker=self.worker_id)
         self.turns_answered += 1
@@ -402,10 +444,15 @@ class DialogueManager:
             gap_timeout=s.gap_timeout,
         )
 
-    async def _renew_lease(self, turn: UserTurn, payload: bytes) -> None:
-        """Keep the turn's lease alive while it runs, however long the reply takes."""
+    async def _renew_lease(self, turn: UserTurn, payload: bytes, lane: _Lane) -> None:
+        """Keep the turn's lease alive while it runs, however long the reply takes.
+
+        Renewed often enough that a worker wrongly counted gone (its beats held up,
+        not it) learns within `takeover_after` that another took the turn, and stops it.
+        """
+        s = self._settings
         while True:
-            await asyncio.sleep(self._settings.lease / 3)
+            await asyncio.sleep(min(s.lease / 3, s.takeover_after))
             try:
                 outcome = await self._claim_once(turn, payload)
             except HeartlineError as exc:
@@ -413,6 +460,9 @@ class DialogueManager:
                 continue
             if outcome is not ClaimOutcome.CLAIMED:
                 _log.warning("lost the lease of a running turn", turn_id=turn.turn_id)
+                lane.lost = True
+                if lane.run is not None:
+                    lane.run.cancel()
                 return
 
     def _publisher(self, session_id: str) -> Publish:
@@ -460,10 +510,43 @@ class DialogueManager:
         except HeartlineError as exc:
             _log.error("feedback not recorded", session_id=feedback.session_id, error=str(exc))
 
-    async def _sweep(self) -> None:
-        """Take over turns whose worker died mid-turn (their lease expired)."""
+    async def _follow_workers(self, beats: Subscription) -> None:
+        """Count the other workers' beats; take over the turns of one that stops beating."""
+        s = self._settings
+        departures = Departures(me=self.worker_id, window=s.takeover_after)
         while True:
-            await asyncio.sleep(self._settings.sweep_interval)
+            try:
+                async with asyncio.timeout(s.takeover_after / 4):
+                    delivery = await beats.get()
+            except TimeoutError:
+                pass
+            except BusClosedError:
+                return
+            else:
+                if isinstance(delivery.event, WorkerBeat):
+                    departures.beat(delivery.event, now=time.monotonic())
+            for worker in departures.silent(now=time.monotonic()):
+                self._spawn(self._take_over(worker))
+
+    async def _take_over(self, worker: str) -> None:
+        try:
+            released = await self._ledger.release(worker)
+        except HeartlineError as exc:
+            _log.warning("a silent worker's turns wait for their leases", error=str(exc))
+            return
+        _log.warning(
+            "a worker stopped beating; taking its turns over", worker=worker, turns=released
+        )
+        self._sweep_now.set()
+
+    async def _sweep(self) -> None:
+        """Take over turns whose worker died mid-turn: their lease expired, or the worker
+        stopped beating (`_take_over` ended it and asks for a sweep at once)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.sweep_interval):
+                    await self._sweep_now.wait()
+            self._sweep_now.clear()
             try:
                 payloads = await self._ledger.reclaimable(now=time.time(), limit=100)
             except HeartlineError as exc:

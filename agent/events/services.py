@@ -1,7 +1,8 @@
 """Events between gateways and workers that are not a session's: presence and emotion requests.
 
-* Each worker says it is alive on its own presence topic every few seconds
-  (`WorkerBeat`); gateways count a worker as available while its beats keep coming.
+* Each worker says it is alive on its own presence topic twice a second
+  (`WorkerBeat`); gateways count a worker as available while its beats keep coming,
+  and the other workers take its claimed turns over soon after they stop.
 * A gateway asks the workers to read texts (`EmotionRequest`, one worker of the group
   takes it) and gets the readings back on its own result topic (`EmotionResult`).
 """

@@ -83,8 +83,9 @@ class SqlTurnLedger:
     async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
         """Mark the turn done if `worker` holds it; otherwise do nothing.
 
-        The payload (the user's raw words) is cleared with it: the ledger
-        holds raw text only while the turn may have to run again.
+        The payload (the user's words, redacted at the gateway) is cleared with
+        it: the ledger holds a turn's text only while the turn may have to run
+        again.
         """
         with store_errors("completing a turn"):
             async with self._write.begin() as conn:
@@ -115,6 +116,21 @@ class SqlTurnLedger:
         with store_errors("listing reclaimable turns"):
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).scalars())
+
+    async def release(self, worker: str) -> int:
+        """End the leases of `worker`'s unfinished turns: it is gone."""
+        with store_errors("releasing a worker's turns"):
+            async with self._write.begin() as conn:
+                released = await conn.execute(
+                    update(LedgerRow)
+                    .where(
+                        LedgerRow.owner == worker,
+                        LedgerRow.done.is_(False),
+                        LedgerRow.lease_until > 0.0,
+                    )
+                    .values(lease_until=0.0)
+                )
+        return int(released.rowcount)
 
     async def forget_session(self, session_id: str) -> None:
         """Drop the session's finished turns but its newest one.

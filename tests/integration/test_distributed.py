@@ -52,7 +52,9 @@ async def test_turns_survive_a_worker_killed_mid_reply(
 ) -> None:
     slow = {
         "HEARTLINE_TOKEN_DELAY": "0.05",
-        "HEARTLINE_TURN_LEASE": "2",
+        # Longer than `converse` waits for a turn: the dead worker's turns come back
+        # because its beats stopped, not because its leases ran out.
+        "HEARTLINE_TURN_LEASE": "600",
         "HEARTLINE_REDELIVER_AFTER": "1",
     }
     async with cluster(private_broker, fresh_postgres_url, tmp_path, **slow) as running:

@@ -197,3 +197,21 @@ async def test_two_workers_run_every_turn_once_and_in_order(
     for n in range(sessions):
         order = [seq for session, seq, _ in ran if session == f"s{n}"]
         assert order == list(range(1, per_session + 1))
+
+
+async def test_a_gone_workers_unfinished_turns_are_released_at_once(
+    sql_engine: AsyncEngine,
+) -> None:
+    for ledger in (SqlTurnLedger(sql_engine), InMemoryTurnLedger()):
+        assert await claim(ledger, "s", 1, "dead") is CLAIMED
+        assert await claim(ledger, "t", 1, "alive") is CLAIMED
+        assert await claim(ledger, "u", 1, "dead") is CLAIMED
+        await ledger.complete("u", 1, worker="dead")
+        assert await ledger.reclaimable(now=1.0, limit=10) == []
+        assert await ledger.release("dead") == 1  # its one unfinished turn
+        assert await ledger.reclaimable(now=1.0, limit=10) == [b"s/1"]
+        assert await claim(ledger, "s", 1, "w2", now=1.0) is CLAIMED
+        # Should the worker still be there, its renewal finds the turn taken.
+        assert await claim(ledger, "s", 1, "dead", now=1.5) is BUSY
+        assert await ledger.release("dead") == 0
+        assert await claim(ledger, "t", 1, "w2", now=1.5) is BUSY  # others keep theirs

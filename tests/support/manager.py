@@ -43,6 +43,7 @@ async def running(
     token_delay: float = 0.0,
     ledger: TurnLedger | None = None,
     settings: ManagerSettings | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[tuple[InProcessBus, list[DialogueManager]]]:
     ledger = ledger or InMemoryTurnLedger()
     async with AsyncExitStack() as stack:
@@ -53,7 +54,7 @@ async def running(
                     bus,
                     stages(store, token_delay=token_delay),
                     ledger,
-                    metrics=Metrics(),
+                    metrics=metrics or Metrics(),
                     settings=settings,
                     worker_id=f"w{n}",
                 )

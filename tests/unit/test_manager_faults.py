@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncGenerator, Sequence
 
 from agent import topics
 from agent.bus import InProcessBus
-from agent.dialogue import DialogueManager, Stages
+from agent.dialogue import DialogueManager, ManagerSettings, Stages
 from agent.emotion import LexiconRecognizer
 from agent.errors import StoreError
 from agent.events import (
@@ -20,6 +21,8 @@ from agent.events import (
     ReplyEnded,
     SessionClosed,
     TurnFailed,
+    WorkerBeat,
+    encode,
 )
 from agent.generation.base import GenerationRequest, ReplyStream
 from agent.metrics import Metrics
@@ -222,3 +225,59 @@ async def test_a_database_failure_abandons_one_turn_and_the_worker_carries_on() 
         assert managers[0].ready
     assert isinstance(events[-1], ReplyEnded)
     assert [t.turn_id for t in store.turns] == ["t1"]
+
+
+async def test_a_silent_workers_turn_is_taken_over_without_waiting_for_its_lease() -> None:
+    ledger = InMemoryTurnLedger()
+    # Neither the lease nor the periodic sweep could bring the turn back within the test.
+    settings = ManagerSettings(lease=600.0, takeover_after=0.3, sweep_interval=600.0)
+    async with (
+        _running(ListStore(), ledger=ledger, settings=settings) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        # A worker beats, claims turn 1 and dies: its beats stop.
+        await bus.publish(topics.worker("ghost"), WorkerBeat(worker_id="ghost", ready=True, at=0.0))
+        claimed = await ledger.claim(
+            "s1", 1, encode(_turn(1)), worker="ghost", now=time.time(), lease=600.0, gap_timeout=1
+        )
+        assert claimed is ClaimOutcome.CLAIMED
+        events = await _until_ended(replies, 1)
+    ends = [e for e in events if isinstance(e, ReplyEnded)]
+    assert [(e.turn_id, e.interrupted) for e in ends] == [("t1", False)]
+
+
+async def test_a_worker_whose_turn_was_taken_over_stops_it_without_a_word() -> None:
+    ledger, metrics = InMemoryTurnLedger(), Metrics()
+    settings = ManagerSettings(takeover_after=0.2)
+
+    def taken_over() -> bool:
+        found = metrics.registry.get_sample_value(
+            "heartline_turns_total", {"outcome": "taken_over"}
+        )
+        return found == 1
+
+    async with (
+        _running(
+            ListStore(), ledger=ledger, settings=settings, token_delay=0.05, metrics=metrics
+        ) as (bus, [worker]),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        async with asyncio.timeout(5):
+            while not isinstance((await replies.get()).event, ReplyDelta):
+                pass
+        # The others counted this worker gone (its beats held up) and one took the turn.
+        assert await ledger.release(worker.worker_id) == 1
+        taken = await ledger.claim(
+            "s1", 1, b"", worker="other", now=time.time(), lease=600.0, gap_timeout=1
+        )
+        assert taken is ClaimOutcome.CLAIMED
+        await eventually(taken_over)
+        # Whatever the worker published about the turn came before this marker.
+        marker = TurnFailed(session_id="s1", turn_id="marker", code="test", message="marker")
+        await bus.publish(topics.reply("s1"), marker)
+        late: list[Event] = []
+        while (event := (await replies.get()).event) != marker:
+            late.append(event)
+    assert not [e for e in late if isinstance(e, ReplyEnded | TurnFailed)]
+    assert worker.turns_answered == 0
