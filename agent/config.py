@@ -103,8 +103,8 @@ class Settings(BaseSettings):
     messages_per_second: float = Field(default=10.0, gt=0)
     message_burst: int = Field(default=20, ge=1)
     idle_timeout: float = Field(default=300.0, gt=0)
-    # Admission control, per serving process: beyond this many turns in flight, or once
-    # a turn has waited this long for a worker, new turns get `overloaded` at once
+    # Admission control, per serving process: beyond this many turns in flight, or while
+    # every turn started lately waited this long for a worker, new turns get `overloaded`
     max_turns_in_flight: int = Field(default=1000, ge=1)
     max_turn_wait: float = Field(default=5.0, gt=0, le=3600)
     # WebSocket permessage-deflate: off by default, since reply deltas are small frames

@@ -5,8 +5,11 @@ cancelled turn costs a worker next to nothing: it is skipped). A new turn is ref
 `overloaded` and a `retry_after_ms` at once, instead of queueing behind work that cannot
 be done in time, when
 - the process already has `max_in_flight` turns in flight, or
-- the oldest turn no worker has started yet has waited `max_wait_s` or longer: the
-  workers are behind, whatever the count.
+- every turn that workers started over the last `window_s` seconds had waited
+  `max_wait_s` or longer for them: the workers are behind, whatever the count. The
+  shortest recent wait, not the longest, says so: one turn stuck on a worker that died
+  (it comes back through re-publication) must not turn everyone else away while the
+  other turns start at once.
 
 `retry_after_ms` is how long the turns waiting now take to drain at the rate turns ended
 over the last `window_s` seconds; when none ended (a burst of new sessions, all still
@@ -17,7 +20,7 @@ under way), the longest a turn may wait, `max_wait_s`. Pure: time comes in as `n
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 from agent.errors import ConfigError
@@ -54,9 +57,12 @@ class Admission:
 
     def __init__(self, limits: AdmissionLimits | None = None) -> None:
         self._limits = limits or AdmissionLimits()
-        self._waiting: OrderedDict[TurnKey, float] = OrderedDict()  # published at, oldest first
+        self._waiting: dict[TurnKey, float] = {}  # turn: published at
         self._running: set[TurnKey] = set()
         self._ends: deque[float] = deque()
+        # (started at, waited) of recent starts, the waits increasing: the first is the
+        # shortest wait in the window (a sliding-window minimum).
+        self._waits: deque[tuple[float, float]] = deque()
 
     @property
     def in_flight(self) -> int:
@@ -72,16 +78,23 @@ class Admission:
     def refusal(self, *, now: float) -> int | None:
         """What `admit` would answer now, counting nothing in."""
         limits = self._limits
-        oldest = next(iter(self._waiting.values()), None)
-        behind = oldest is not None and now - oldest >= limits.max_wait_s
+        while self._waits and self._waits[0][0] < now - limits.window_s:
+            self._waits.popleft()
+        behind = bool(self._waits) and self._waits[0][1] >= limits.max_wait_s
         if self.in_flight >= limits.max_in_flight or behind:
             return self._retry_after_ms(now)
         return None
 
-    def started(self, key: TurnKey) -> None:
+    def started(self, key: TurnKey, *, now: float) -> None:
         """A worker sent the first event of the turn."""
-        if self._waiting.pop(key, None) is not None:
-            self._running.add(key)
+        published = self._waiting.pop(key, None)
+        if published is None:
+            return
+        self._running.add(key)
+        waited = now - published
+        while self._waits and self._waits[-1][1] >= waited:
+            self._waits.pop()
+        self._waits.append((now, waited))
 
     def finished(self, key: TurnKey, *, now: float) -> None:
         """The turn's reply ended or the turn failed: it counts toward the rate."""

@@ -205,7 +205,7 @@ class SessionCore:
         self._last_activity = now
         if (flight := self._in_flight.get(event.turn_id)) is not None and not flight.started:
             flight.started = True
-            self._admission.started((self.session_id, event.turn_id))
+            self._admission.started((self.session_id, event.turn_id), now=now)
         if isinstance(event, ReplyEnded | TurnFailed):
             self._admission.finished((self.session_id, event.turn_id), now=now)
             self._end(event.turn_id)

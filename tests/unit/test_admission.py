@@ -27,17 +27,26 @@ def test_a_refusal_counts_nothing_in() -> None:
     assert admission.refusal(now=0.0) is not None
 
 
-def test_a_turn_waiting_too_long_for_a_worker_refuses_new_turns_whatever_the_count() -> None:
-    admission = Admission(AdmissionLimits(max_in_flight=100, max_wait_s=5))
-    admission.admit(("s1", "a"), now=0.0)
-    assert admission.admit(("s2", "a"), now=4.9) is None
-    assert admission.admit(("s3", "a"), now=5.0) is not None
-    admission.started(("s1", "a"))  # a worker got to it: the oldest waiting is s2's
-    assert admission.admit(("s3", "a"), now=5.0) is None
-    # Started turns count toward the limit but never make anyone "behind".
-    admission.started(("s2", "a"))
-    admission.started(("s3", "a"))
-    assert admission.admit(("s4", "a"), now=100.0) is None
+def test_when_every_turn_started_lately_waited_too_long_new_turns_are_refused() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=100, max_wait_s=5, window_s=10))
+    for n, at in enumerate((0.0, 1.0, 5.9)):
+        assert admission.admit(("s", str(n)), now=at) is None
+    admission.started(("s", "0"), now=6.0)  # waited 6 s
+    admission.started(("s", "1"), now=6.5)  # 5.5 s
+    assert admission.admit(("late", "a"), now=7.0) is not None  # whatever the count
+    admission.started(("s", "2"), now=7.0)  # 1.1 s: the workers keep up again
+    assert admission.admit(("late", "a"), now=7.0) is None
+    admission.started(("late", "a"), now=20.0)  # 13 s; the quick start left the window
+    assert admission.admit(("later", "a"), now=20.0) is not None
+
+
+def test_one_turn_stuck_on_a_dead_worker_turns_no_one_away() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=100, max_wait_s=5, window_s=10))
+    admission.admit(("stuck", "a"), now=0.0)  # never started: its worker died
+    for n in range(30):
+        assert admission.admit(("s", str(n)), now=float(n)) is None
+        admission.started(("s", str(n)), now=n + 0.1)
+    assert admission.admit(("s", "next"), now=30.0) is None
 
 
 def test_cancelled_turns_leave_at_once_without_counting_as_work_done() -> None:
@@ -61,8 +70,8 @@ def test_the_wait_is_the_queue_at_the_rate_turns_finished_lately() -> None:
     # Three waiting and the refused one itself: 4 turns at 2 per second.
     assert admission.admit(("late", "a"), now=9.0) == 2000
     # Started turns are on their way: only the waiting ones queue ahead.
-    admission.started(("s", "0"))
-    admission.started(("s", "1"))
+    admission.started(("s", "0"), now=9.0)
+    admission.started(("s", "1"), now=9.0)
     assert admission.admit(("late", "a"), now=9.0) == 1000
     # Old endings fall out of the window: as long as a turn may wait, at most 30 s.
     assert admission.admit(("late", "a"), now=30.0) == MAX_RETRY_MS

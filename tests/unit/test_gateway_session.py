@@ -74,21 +74,23 @@ def test_the_turn_leaves_the_gateway_redacted() -> None:
 
 
 def test_a_turn_refused_for_overload_keeps_its_id_free_and_its_barge_in_cancels() -> None:
-    admission = Admission(AdmissionLimits(max_in_flight=10, max_wait_s=5.0))
+    admission = Admission(AdmissionLimits(max_in_flight=10, max_wait_s=5.0, window_s=10.0))
     waiting, busy = core(admission), core(admission, session="cd" * 16)
     waiting.user_message(UserMessage(id="a", text="one"), now=0.0)  # no worker starts it
-    busy.user_message(UserMessage(id="x", text="one"), now=1.0)
-    busy.server_message(ReplyStarted(session_id="cd" * 16, turn_id="x", generator="g"), now=1.0)
+    busy.user_message(UserMessage(id="x", text="one"), now=0.0)
+    # A worker gets to x only after 6 s: the workers are behind.
+    busy.server_message(ReplyStarted(session_id="cd" * 16, turn_id="x", generator="g"), now=6.0)
 
     with pytest.raises(TurnRefused) as refused:
-        busy.user_message(UserMessage(id="y", text="stop, another thing"), now=6.0)
+        busy.user_message(UserMessage(id="y", text="stop, another thing"), now=6.5)
     assert (refused.value.code, refused.value.turn_id) == (ErrorCode.OVERLOADED, "y")
     assert refused.value.retry_after_ms is not None
     assert [c.turn_id for c in refused.value.cancels] == ["x"]  # the barge-in stands
     assert busy.seq == 1
 
-    waiting.close()  # the session went: its turn is no longer waited for
-    _, turn = busy.user_message(UserMessage(id="y", text="stop, another thing"), now=7.0)
+    waiting.close()  # the session went: its turn is no longer counted
+    # Past the window nothing says the workers are behind any more.
+    _, turn = busy.user_message(UserMessage(id="y", text="stop, another thing"), now=17.0)
     assert (turn.turn_id, turn.seq) == ("y", 2)
     assert admission.in_flight == 1
 
