@@ -39,10 +39,12 @@ class ConversationStore(Protocol):
         """
         ...
 
-    async def record_turn(self, record: TurnRecord) -> None:
+    async def record_turn(self, record: TurnRecord, *, durable: bool = False) -> None:
         """Keep a turn, under `record.tenant`.
 
-        May return before it is durable (write-behind); see `flush`.
+        May return before it is durable (write-behind; see `flush`), unless `durable`:
+        then it returns once the turn is committed, for what a client is about to be
+        told is answered must survive a crash.
         """
         ...
 

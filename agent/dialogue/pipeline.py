@@ -184,7 +184,9 @@ class TurnPipeline:
     ) -> TurnRecord | None:
         """Answer one turn, publishing its events; return what to keep of it.
 
-        `started` is the `time.perf_counter()` at which the worker got the
+        The turn is committed to the store before its `ReplyEnded` goes out: a
+        client told that its turn is answered finds it in the history, whatever
+        crashes next. `started` is the `time.perf_counter()` at which the worker got the
         turn. A turn cancelled before it started (`interrupt` already set) is
         skipped: None. Raises `StageError` when a stage fails; safe to cancel
         (the turn then counts as not answered and its ledger lease lets another
@@ -201,13 +203,11 @@ class TurnPipeline:
             )
         reading, context, decision = await self._understand(turn, state, publish, clock)
         features = self._learn_from(turn, state, context, decision)
-        text, interrupted, answered_by = await self._reply(
-            turn, context, decision, publish, interrupt, clock, started
-        )
+        ended = await self._reply(turn, context, decision, publish, interrupt, clock, started)
         state.conversation.append(
             Exchange(
                 text=turn.text,
-                reply=text,
+                reply=ended.text,
                 emotion=reading,
                 strategy=decision.strategy,
                 flow_state=context.flow_state,
@@ -220,9 +220,9 @@ class TurnPipeline:
             turn_id=turn.turn_id,
             seq=turn.seq,
             text=turn.text,
-            reply=text,
-            interrupted=interrupted,
-            generator=answered_by,
+            reply=ended.text,
+            interrupted=ended.interrupted,
+            generator=ended.generator,
             emotion=reading,
             decision=decision,
             created_at=time.time(),
@@ -231,6 +231,7 @@ class TurnPipeline:
             flow_state=context.flow_state,
         )
         await self._keep(record)
+        await publish(ended)
         return record
 
     async def _skip(
@@ -249,8 +250,9 @@ class TurnPipeline:
         await publish(_silent_end(turn, SKIPPED_GENERATOR, clock, started, interrupted=True))
 
     async def _keep(self, record: TurnRecord) -> None:
+        """Commit the turn; while the database is away this waits for it to come back."""
         try:
-            await self._stages.store.record_turn(record)
+            await self._stages.store.record_turn(record, durable=True)
         except StoreError as exc:
             # The reply reached the user; answering again would repeat it.
             _log.error("turn not recorded", session_id=record.session_id, error=str(exc))
@@ -279,7 +281,7 @@ class TurnPipeline:
         state.conversation.append(Exchange(text=turn.text, reply="", emotion=reading))
         decision = dataclasses.replace(PERSON_DECISION, policy=f"human:{agent}"[:64])
         clock.lap("publish")
-        await publish(_silent_end(turn, HUMAN_GENERATOR, clock, started, interrupted=False))
+        ended = _silent_end(turn, HUMAN_GENERATOR, clock, started, interrupted=False)
         record = TurnRecord(
             session_id=sid,
             user_id=turn.user_id,
@@ -295,6 +297,7 @@ class TurnPipeline:
             tenant=turn.tenant,
         )
         await self._keep(record)
+        await publish(ended)
         return record
 
     def _learn_from(
@@ -369,11 +372,9 @@ class TurnPipeline:
         interrupt: asyncio.Event,
         clock: _Stopwatch,
         started: float,
-    ) -> tuple[str, bool, str]:
-        """Stream the reply until it ends or barge-in interrupts it; publish its end.
-
-        Returns the reply's text, whether it was interrupted, and who answered it.
-        """
+    ) -> ReplyEnded:
+        """Stream the reply until it ends or barge-in interrupts it; its end, which the
+        caller publishes once the turn is kept."""
         sid, tid = turn.session_id, turn.turn_id
         request = GenerationRequest(
             session_id=sid,
@@ -401,19 +402,16 @@ class TurnPipeline:
         answered_by = reply.answered_by or generator
         total_ms = (time.perf_counter() - started) * 1000.0
         ttft_ms = total_ms if reply.first_at is None else (reply.first_at - started) * 1000.0
-        await publish(
-            ReplyEnded(
-                session_id=sid,
-                turn_id=tid,
-                text=text,
-                interrupted=interrupted,
-                generator=answered_by,
-                ttft_ms=round(ttft_ms, 3),
-                total_ms=round(total_ms, 3),
-                stages=clock.marks,
-            )
+        return ReplyEnded(
+            session_id=sid,
+            turn_id=tid,
+            text=text,
+            interrupted=interrupted,
+            generator=answered_by,
+            ttft_ms=round(ttft_ms, 3),
+            total_ms=round(total_ms, 3),
+            stages=clock.marks,
         )
-        return text, interrupted, answered_by
 
     async def _recognize(self, turn: UserTurn) -> EmotionReading:
         """The text's reading, fused with the client's signals when the turn has some."""

@@ -145,9 +145,13 @@ class SqlConversationStore:
 
     # Writes
 
-    async def record_turn(self, record: TurnRecord) -> None:
-        """Queue a turn; waits while the queue is full. Safe to cancel."""
-        await self._running_writer().record(record)
+    async def record_turn(self, record: TurnRecord, *, durable: bool = False) -> None:
+        """Queue a turn; waits while the queue is full, and with `durable` until the
+        turn is committed. Safe to cancel."""
+        writer = self._running_writer()
+        number = await writer.record(record)
+        if durable:
+            await writer.committed(number)
 
     async def record_feedback(self, record: FeedbackRecord) -> None:
         """Queue a feedback score; waits while the queue is full. Safe to cancel."""

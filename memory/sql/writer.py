@@ -90,8 +90,11 @@ class BatchWriter:
             retries=self._retries,
         )
 
-    async def record(self, record: Record) -> None:
-        """Queue `record`, waiting while the buffer is full. Safe to cancel (nothing queued)."""
+    async def record(self, record: Record) -> int:
+        """Queue `record`, waiting while the buffer is full; its number, for `committed`.
+
+        Safe to cancel (nothing queued).
+        """
         async with self._changed:
             await self._changed.wait_for(
                 lambda: len(self._buffer) < self._config.max_queue or self._stopped()
@@ -100,6 +103,17 @@ class BatchWriter:
             self._buffer.append(record)
             self._accepted += 1
             self._changed.notify_all()
+            return self._accepted
+
+    async def committed(self, number: int) -> None:
+        """Wait until record `number` (from `record`) is committed, in its batch as any
+        other. Raises the writer's `StoreError` if it stopped. Safe to cancel."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: self._committed >= number or self._error is not None
+            )
+            if self._error is not None:
+                raise self._error
 
     async def flush(self) -> None:
         """Wait until every record accepted so far is committed. Safe to cancel."""

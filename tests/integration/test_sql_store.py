@@ -194,6 +194,18 @@ async def test_a_thousand_turns_are_written_in_few_batches(sql_engine: AsyncEngi
     assert 4 <= stats.batches <= 20  # at most 256 a batch; far fewer than one per row
 
 
+async def test_a_durable_turn_is_committed_when_recording_returns_and_shares_a_batch(
+    sql_engine: AsyncEngine,
+) -> None:
+    async with SqlConversationStore(sql_engine, writer=WriterConfig(max_wait=0.2)) as store:
+        quick = [asyncio.create_task(store.record_turn(turn("s1", seq))) for seq in (1, 2)]
+        await store.record_turn(turn("s1", 3), durable=True)
+        assert await count(sql_engine, TurnRow) == 3  # what came before it, in its batch
+        await asyncio.gather(*quick)
+        stats = store.stats
+    assert stats.batches == 1
+
+
 async def test_leaving_the_store_writes_what_was_queued(sql_engine: AsyncEngine) -> None:
     async with SqlConversationStore(sql_engine) as store:
         for seq in range(1, 301):

@@ -37,7 +37,7 @@ class ListStore:
             returning=bool(sessions - {session_id}), sessions=len(sessions), turns=len(mine)
         )
 
-    async def record_turn(self, record: TurnRecord) -> None:
+    async def record_turn(self, record: TurnRecord, *, durable: bool = False) -> None:
         self.turns.append(record)
         self.changed.set()
 

@@ -19,10 +19,12 @@ from agent.events import (
     Cancel,
     DecisionMade,
     EmotionRead,
+    Event,
     Feedback,
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    TurnFailed,
     encode,
 )
 from agent.generation import TemplateGenerator
@@ -37,6 +39,7 @@ from agent.values import (
     TurnContext,
 )
 from memory import InMemoryTurnLedger
+from memory.records import TurnRecord
 from policies import RulePolicy
 from tests.support.manager import running as _running
 from tests.support.manager import stages as _stages
@@ -430,3 +433,38 @@ async def test_the_learner_hears_the_next_turns_valence_and_the_users_feedback()
     assert (score, none) == (5, None)
     await store.flush()
     assert [t.features for t in store.turns] == [first, second]
+
+
+class _CommitOnCue(ListStore):
+    """Commits a turn only when told to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commit = asyncio.Event()
+        self.durable: list[bool] = []
+
+    async def record_turn(self, record: TurnRecord, *, durable: bool = False) -> None:
+        self.durable.append(durable)
+        await self.commit.wait()
+        await super().record_turn(record, durable=durable)
+
+
+async def test_a_reply_ends_only_once_its_turn_is_committed() -> None:
+    store = _CommitOnCue()
+    async with (
+        _running(store) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await eventually(lambda: bool(store.durable))
+        marker = TurnFailed(session_id="s1", turn_id="marker", code="test", message="marker")
+        await bus.publish(topics.reply("s1"), marker)
+        before: list[Event] = []
+        while (event := (await replies.get()).event) != marker:
+            before.append(event)
+        store.commit.set()
+        after = await _until_ended(replies, 1)
+    assert any(isinstance(e, ReplyDelta) for e in before)  # the reply streamed meanwhile
+    assert not any(isinstance(e, ReplyEnded) for e in before)
+    assert isinstance(after[-1], ReplyEnded)
+    assert store.durable == [True]
