@@ -222,11 +222,9 @@ async def _start_worker(
         sweep_interval=min(5.0, settings.turn_lease / 2),
     )
     manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)
-    await stack.enter_async_context(manager)
-    await stack.enter_async_context(
-        serve_emotion_requests(bus, stages.recognizer, group=settings.worker_group)
-    )
     if shared:
+        # Beats start before the manager and stop after it: a stopping worker beats
+        # "not ready" while it finishes its turns, so no other worker takes them over.
         await stack.enter_async_context(
             announce_presence(
                 bus,
@@ -235,6 +233,10 @@ async def _start_worker(
                 interval=settings.worker_beat_interval,
             )
         )
+    await stack.enter_async_context(manager)
+    await stack.enter_async_context(
+        serve_emotion_requests(bus, stages.recognizer, group=settings.worker_group)
+    )
     return manager, store, engine
 
 

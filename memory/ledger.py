@@ -65,6 +65,10 @@ class TurnLedger(Protocol):
         """`worker` is gone: its unfinished turns' leases end now. How many."""
         ...
 
+    async def holders(self, *, now: float) -> set[str]:
+        """The workers holding a live lease on an unfinished turn."""
+        ...
+
     async def forget_session(self, session_id: str) -> None:
         """The session closed: drop what only its later turns would need."""
         ...
@@ -143,6 +147,14 @@ class InMemoryTurnLedger:
             if not entry.done and entry.owner is not None and entry.lease_until <= now
         ]
         return found[:limit]
+
+    async def holders(self, *, now: float) -> set[str]:
+        return {
+            entry.owner
+            for entries in self._sessions.values()
+            for entry in entries.values()
+            if entry.owner is not None and not entry.done and entry.lease_until > now
+        }
 
     async def release(self, worker: str) -> int:
         released = 0

@@ -1,13 +1,18 @@
-"""Which other workers have died, from their beats. Pure: time comes in as `now`.
+"""Which workers holding turns have died, from the beats heard. Pure: time comes in as `now`.
 
 A worker that dies holds its claimed turns under a lease that would keep them from
-everyone else for `HEARTLINE_TURN_LEASE` seconds. Its beats stop long before that: the
-other workers count it gone once `window` seconds pass without one, and take its turns
-over. A worker that says it is leaving is not watched any more: it finishes its turns,
-and lets go of those it could not finish itself.
+everyone else for `HEARTLINE_TURN_LEASE` seconds. Its beats stop long before that. A
+worker that holds a live lease and has not beaten within `window` seconds is gone, and
+the others take its turns over: whether they heard it die or started after it died (both
+workers restarted, say). A worker judges only once it has listened for a whole window
+itself, so that it never mistakes a live worker it has not heard yet for a dead one.
+Any beat says its sender is alive, a "not ready" one too: a stopping worker keeps
+beating while it finishes its turns.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from agent.events import WorkerBeat
 
@@ -15,25 +20,21 @@ __all__ = ["Departures"]
 
 
 class Departures:
-    __slots__ = ("_last_seen", "_me", "_window")
+    __slots__ = ("_last_seen", "_listening_since", "_me", "_window")
 
-    def __init__(self, *, me: str, window: float) -> None:
+    def __init__(self, *, me: str, window: float, now: float) -> None:
         self._me = me
         self._window = window
+        self._listening_since = now
         self._last_seen: dict[str, float] = {}
 
     def beat(self, beat: WorkerBeat, *, now: float) -> None:
         """Note a beat, heard at `now` (this worker's clock, not the sender's)."""
-        if beat.worker_id == self._me:
-            return
-        if beat.ready:
-            self._last_seen[beat.worker_id] = now
-        else:
-            self._last_seen.pop(beat.worker_id, None)
+        self._last_seen[beat.worker_id] = now
 
-    def silent(self, *, now: float) -> list[str]:
-        """Workers not heard from within the window, each named once."""
-        gone = [worker for worker, seen in self._last_seen.items() if now - seen > self._window]
-        for worker in gone:
-            del self._last_seen[worker]
-        return gone
+    def gone(self, holders: Iterable[str], *, now: float) -> list[str]:
+        """Which of `holders` (workers holding live leases) have not beaten lately."""
+        if now - self._listening_since < self._window:
+            return []
+        heard = {w for w, seen in self._last_seen.items() if now - seen <= self._window}
+        return sorted(set(holders) - heard - {self._me})

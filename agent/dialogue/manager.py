@@ -511,24 +511,35 @@ class DialogueManager:
             _log.error("feedback not recorded", session_id=feedback.session_id, error=str(exc))
 
     async def _follow_workers(self, beats: Subscription) -> None:
-        """Count the other workers' beats; take over the turns of one that stops beating."""
+        """Count the other workers' beats; take over the turns of a holder that stopped."""
         s = self._settings
-        departures = Departures(me=self.worker_id, window=s.takeover_after)
+        clock = asyncio.get_running_loop().time
+        departures = Departures(me=self.worker_id, window=s.takeover_after, now=clock())
+        next_check = clock() + s.takeover_after / 2
         while True:
             try:
-                async with asyncio.timeout(s.takeover_after / 4):
+                async with asyncio.timeout_at(next_check):
                     delivery = await beats.get()
             except TimeoutError:
-                pass
+                await self._check_holders(departures, now=clock())
+                next_check = clock() + s.takeover_after / 2
             except BusClosedError:
                 return
             else:
                 if isinstance(delivery.event, WorkerBeat):
-                    departures.beat(delivery.event, now=time.monotonic())
-            for worker in departures.silent(now=time.monotonic()):
-                self._spawn(self._take_over(worker))
+                    departures.beat(delivery.event, now=clock())
+
+    async def _check_holders(self, departures: Departures, *, now: float) -> None:
+        try:
+            holders = await self._ledger.holders(now=time.time())
+        except HeartlineError as exc:
+            _log.warning("could not list the workers holding turns", error=str(exc))
+            return
+        for worker in departures.gone(holders, now=now):
+            await self._take_over(worker)
 
     async def _take_over(self, worker: str) -> None:
+        """End the leases of a worker that stopped beating; sweep its turns in at once."""
         try:
             released = await self._ledger.release(worker)
         except HeartlineError as exc:

@@ -1,8 +1,9 @@
 """The worker's side of presence: a beat on its own topic every `interval` seconds.
 
 Gateways count a worker as there while its beats come (`agent.gateway.roster`),
-refuse turns at once when none is, and say so on `/readyz`. The last beat, on
-the way out, says the worker is leaving, so gateways stop counting it at once.
+refuse turns at once when none is, and say so on `/readyz`. A stopping worker
+beats "not ready" (gateways stop counting it at once) until it has finished its
+turns, so the other workers do not take them over (`agent.dialogue.departures`).
 """
 
 from __future__ import annotations

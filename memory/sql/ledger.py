@@ -117,6 +117,17 @@ class SqlTurnLedger:
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).scalars())
 
+    async def holders(self, *, now: float) -> set[str]:
+        """The workers holding a live lease on an unfinished turn."""
+        query = (
+            select(LedgerRow.owner)
+            .where(LedgerRow.done.is_(False), LedgerRow.lease_until > now)
+            .distinct()
+        )
+        with store_errors("listing the workers holding turns"):
+            async with self._engine.connect() as conn:
+                return {owner for owner in (await conn.execute(query)).scalars() if owner}
+
     async def release(self, worker: str) -> int:
         """End the leases of `worker`'s unfinished turns: it is gone."""
         with store_errors("releasing a worker's turns"):

@@ -208,7 +208,9 @@ async def test_a_gone_workers_unfinished_turns_are_released_at_once(
         assert await claim(ledger, "u", 1, "dead") is CLAIMED
         await ledger.complete("u", 1, worker="dead")
         assert await ledger.reclaimable(now=1.0, limit=10) == []
+        assert await ledger.holders(now=1.0) == {"dead", "alive"}
         assert await ledger.release("dead") == 1  # its one unfinished turn
+        assert await ledger.holders(now=1.0) == {"alive"}
         assert await ledger.reclaimable(now=1.0, limit=10) == [b"s/1"]
         assert await claim(ledger, "s", 1, "w2", now=1.0) is CLAIMED
         # Should the worker still be there, its renewal finds the turn taken.

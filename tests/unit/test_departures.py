@@ -1,4 +1,4 @@
-"""Departures: which other workers fell silent, from their beats."""
+"""Departures: which workers holding turns stopped beating."""
 
 from __future__ import annotations
 
@@ -10,28 +10,27 @@ def _beat(worker: str, *, ready: bool = True) -> WorkerBeat:
     return WorkerBeat(worker_id=worker, ready=ready, at=0.0)
 
 
-def test_a_worker_silent_for_longer_than_the_window_is_named_once() -> None:
-    departures = Departures(me="me", window=2.0)
+def test_a_holder_silent_for_longer_than_the_window_is_gone() -> None:
+    departures = Departures(me="me", window=2.0, now=0.0)
     departures.beat(_beat("a"), now=0.0)
-    departures.beat(_beat("b"), now=0.0)
     departures.beat(_beat("b"), now=1.5)
-    assert departures.silent(now=2.0) == []
-    assert departures.silent(now=2.1) == ["a"]
-    assert departures.silent(now=2.2) == []  # named once
-    assert departures.silent(now=3.6) == ["b"]
+    assert departures.gone({"a", "b"}, now=2.0) == []
+    assert departures.gone({"a", "b"}, now=2.1) == ["a"]
+    assert departures.gone({"b"}, now=3.0) == []  # a holds nothing any more
+    departures.beat(_beat("a"), now=3.0)  # it was only held up
+    assert departures.gone({"a", "b"}, now=3.6) == ["b"]
 
 
-def test_a_worker_heard_again_is_watched_again() -> None:
-    departures = Departures(me="me", window=1.0)
-    departures.beat(_beat("a"), now=0.0)
-    assert departures.silent(now=5.0) == ["a"]
-    departures.beat(_beat("a"), now=6.0)  # it was only held up
-    assert departures.silent(now=7.5) == ["a"]
+def test_holders_never_heard_are_gone_once_this_worker_has_listened_a_window() -> None:
+    departures = Departures(me="me", window=2.0, now=10.0)  # started after they died
+    assert departures.gone({"old1", "old2"}, now=11.0) == []  # not yet: still listening
+    departures.beat(_beat("new"), now=11.5)
+    assert departures.gone({"old1", "old2", "new", "me"}, now=12.0) == ["old1", "old2"]
 
 
-def test_a_leaving_worker_and_this_worker_itself_are_not_watched() -> None:
-    departures = Departures(me="me", window=1.0)
-    departures.beat(_beat("me"), now=0.0)
-    departures.beat(_beat("a"), now=0.0)
-    departures.beat(_beat("a", ready=False), now=0.5)  # it hands its turns over itself
-    assert departures.silent(now=10.0) == []
+def test_a_stopping_worker_is_alive_while_it_beats() -> None:
+    departures = Departures(me="me", window=2.0, now=0.0)
+    departures.beat(_beat("a"), now=2.0)
+    departures.beat(_beat("a", ready=False), now=3.5)  # finishing its turns
+    assert departures.gone({"a"}, now=5.0) == []
+    assert departures.gone({"a"}, now=5.6) == ["a"]  # it exited holding one

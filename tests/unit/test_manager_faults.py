@@ -7,6 +7,8 @@ import dataclasses
 import time
 from collections.abc import AsyncGenerator, Sequence
 
+import pytest
+
 from agent import topics
 from agent.bus import InProcessBus
 from agent.dialogue import DialogueManager, ManagerSettings, Stages
@@ -227,7 +229,10 @@ async def test_a_database_failure_abandons_one_turn_and_the_worker_carries_on() 
     assert [t.turn_id for t in store.turns] == ["t1"]
 
 
-async def test_a_silent_workers_turn_is_taken_over_without_waiting_for_its_lease() -> None:
+@pytest.mark.parametrize("heard", [True, False], ids=["died-meanwhile", "died-before"])
+async def test_a_silent_workers_turn_is_taken_over_without_waiting_for_its_lease(
+    heard: bool,
+) -> None:
     ledger = InMemoryTurnLedger()
     # Neither the lease nor the periodic sweep could bring the turn back within the test.
     settings = ManagerSettings(lease=600.0, takeover_after=0.3, sweep_interval=600.0)
@@ -235,8 +240,10 @@ async def test_a_silent_workers_turn_is_taken_over_without_waiting_for_its_lease
         _running(ListStore(), ledger=ledger, settings=settings) as (bus, _),
         bus.subscribe(topics.reply("s1")) as replies,
     ):
-        # A worker beats, claims turn 1 and dies: its beats stop.
-        await bus.publish(topics.worker("ghost"), WorkerBeat(worker_id="ghost", ready=True, at=0.0))
+        # A worker claimed turn 1 and died: its beats stopped, maybe before this one came.
+        if heard:
+            beat = WorkerBeat(worker_id="ghost", ready=True, at=0.0)
+            await bus.publish(topics.worker("ghost"), beat)
         claimed = await ledger.claim(
             "s1", 1, encode(_turn(1)), worker="ghost", now=time.time(), lease=600.0, gap_timeout=1
         )
