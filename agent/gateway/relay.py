@@ -250,11 +250,12 @@ class SessionRelay:
             case AgentMessage():
                 await self._deliver(self.core.agent_message(event, now=now))
             case _ if isinstance(event, ReplyEvent):
-                message = self.core.server_message(event, now=now)
-                if message is None:
+                messages = self.core.server_messages(event, now=now)
+                if not messages:
                     return
                 summary = self._notes.observe(event, now=now)
-                await self._deliver(message)
+                for message in messages:
+                    await self._deliver(message)
                 if summary is not None:
                     await self._tell_staff(summary)
 

@@ -9,7 +9,7 @@ published again, and knows whether a person has taken the session over.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.errors import WireError
@@ -194,22 +194,38 @@ class SessionCore:
         self._last_activity = now
         return agent_message(event.agent, event.message_id, event.text)
 
-    def server_message(self, event: ReplyEvent, *, now: float) -> ServerMessage | None:
-        """The message to forward for a reply-topic event, or None to drop it.
+    def server_messages(self, event: ReplyEvent, *, now: float) -> list[ServerMessage]:
+        """The messages to forward for a reply-topic event; none to drop it.
 
         A turn is over once it ended: later events of it (a worker that took
-        over an answered turn runs it again) are dropped.
+        over an answered turn runs it again) are dropped. The pieces a client
+        gets add up to the reply's final text: when some went missing on the way
+        (this gateway was cut off from the bus for a moment), the end brings
+        what is missing, as one more piece, or as the whole reply again after a
+        fresh `reply_start` when what was shown is not its beginning.
         """
         if event.turn_id in self._ended:
-            return None
+            return []
         self._last_activity = now
-        if (flight := self._in_flight.get(event.turn_id)) is not None and not flight.started:
+        flight = self._in_flight.get(event.turn_id)
+        if flight is not None and not flight.started:
             flight.started = True
             self._admission.started((self.session_id, event.turn_id), now=now)
+        message = event_message(event)
+        messages = [] if message is None else [message]
+        if flight is not None:
+            match event:
+                case ReplyStarted():
+                    flight.shown.clear()
+                case ReplyDelta(seq=seq, text=text):
+                    flight.shown.append(text)
+                    flight.next_seq = seq + 1
+                case ReplyEnded():
+                    messages[:0] = _completion(flight, event)
         if isinstance(event, ReplyEnded | TurnFailed):
             self._admission.finished((self.session_id, event.turn_id), now=now)
             self._end(event.turn_id)
-        return event_message(event)
+        return messages
 
     def redelivery_due(self, after: float) -> float | None:
         """When the oldest turn is overdue, if no worker has answered any of it yet.
@@ -268,3 +284,22 @@ class _InFlight:
     cancelled: bool = False
     started: bool = False
     attempts: int = 1
+    shown: list[str] = field(default_factory=list)  # pieces sent since the last reply_start
+    next_seq: int = 0
+
+
+def _completion(flight: _InFlight, ended: ReplyEnded) -> list[ServerMessage]:
+    """What the client still needs before `ended` for its pieces to add up to the text."""
+    shown = "".join(flight.shown)
+    if shown == ended.text:
+        return []
+    sid, tid = ended.session_id, ended.turn_id
+    missing: list[ReplyStarted | ReplyDelta]
+    if ended.text.startswith(shown):
+        rest = ended.text[len(shown) :]
+        missing = [ReplyDelta(session_id=sid, turn_id=tid, seq=flight.next_seq, text=rest)]
+    else:
+        missing = [ReplyStarted(session_id=sid, turn_id=tid, generator=ended.generator)]
+        if ended.text:
+            missing.append(ReplyDelta(session_id=sid, turn_id=tid, seq=0, text=ended.text))
+    return [message for event in missing if (message := event_message(event)) is not None]

@@ -50,7 +50,7 @@ def test_turns_are_numbered_and_carry_the_session_user() -> None:
     assert first == UserTurn(
         session_id=SESSION, user_id="u1", turn_id="a", seq=1, text="one", sent_at=10.0
     )
-    session.server_message(
+    session.server_messages(
         ReplyEnded(
             session_id=SESSION,
             turn_id="a",
@@ -79,7 +79,7 @@ def test_a_turn_refused_for_overload_keeps_its_id_free_and_its_barge_in_cancels(
     waiting.user_message(UserMessage(id="a", text="one"), now=0.0)  # no worker starts it
     busy.user_message(UserMessage(id="x", text="one"), now=0.0)
     # A worker gets to x only after 6 s: the workers are behind.
-    busy.server_message(ReplyStarted(session_id="cd" * 16, turn_id="x", generator="g"), now=6.0)
+    busy.server_messages(ReplyStarted(session_id="cd" * 16, turn_id="x", generator="g"), now=6.0)
 
     with pytest.raises(TurnRefused) as refused:
         busy.user_message(UserMessage(id="y", text="stop, another thing"), now=6.5)
@@ -167,7 +167,7 @@ def test_failed_turn_is_no_longer_in_flight() -> None:
     session = core()
     session.user_message(UserMessage(id="a", text="one"), now=0)
     failed = TurnFailed(session_id=SESSION, turn_id="a", code="generation", message="m")
-    assert session.server_message(failed, now=0) == event_message(failed)
+    assert session.server_messages(failed, now=0) == [event_message(failed)]
     assert session.in_flight == ()
     assert session.cancel() == []
 
@@ -206,14 +206,65 @@ def test_stream_events_after_the_end_are_dropped() -> None:
     session = core()
     session.user_message(UserMessage(id="a", text="one"), now=0)
     ids: Ids = {"session_id": SESSION, "turn_id": "a"}
-    assert session.server_message(ReplyDelta(**ids, seq=0, text="x"), now=0) is not None
+    assert session.server_messages(ReplyDelta(**ids, seq=0, text="x"), now=0)
     ended = ReplyEnded(**ids, text="x", interrupted=True, generator="g", ttft_ms=1.0, total_ms=2.0)
-    assert session.server_message(ended, now=0) is not None
-    assert session.server_message(ReplyDelta(**ids, seq=1, text="late"), now=0) is None
-    assert session.server_message(ReplyStarted(**ids, generator="g"), now=0) is None
-    assert session.server_message(ended, now=0) is None
+    assert session.server_messages(ended, now=0) == [event_message(ended)]
+    assert session.server_messages(ReplyDelta(**ids, seq=1, text="late"), now=0) == []
+    assert session.server_messages(ReplyStarted(**ids, generator="g"), now=0) == []
+    assert session.server_messages(ended, now=0) == []
     other = ReplyDelta(session_id=SESSION, turn_id="b", seq=0, text="y")
-    assert session.server_message(other, now=0) is not None
+    assert session.server_messages(other, now=0)
+
+
+def _ended(text: str) -> ReplyEnded:
+    return ReplyEnded(
+        session_id=SESSION,
+        turn_id="a",
+        text=text,
+        interrupted=False,
+        generator="g",
+        ttft_ms=1.0,
+        total_ms=2.0,
+    )
+
+
+def _streamed(session: SessionCore, *pieces: str) -> None:
+    session.server_messages(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=0)
+    for seq, piece in enumerate(pieces):
+        delta = ReplyDelta(session_id=SESSION, turn_id="a", seq=seq, text=piece)
+        session.server_messages(delta, now=0)
+
+
+def test_pieces_lost_at_the_end_of_a_reply_come_with_its_end() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    _streamed(session, "Sorry ", "about ")  # "that." never arrived
+    messages = session.server_messages(_ended("Sorry about that."), now=0)
+    assert [(m["type"], m.get("seq"), m["text"]) for m in messages] == [
+        ("reply_delta", 2, "that."),
+        ("reply_end", None, "Sorry about that."),
+    ]
+
+
+def test_a_reply_missing_a_piece_in_the_middle_is_sent_again_whole() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    _streamed(session, "Sorry ", "that.")  # "about " never arrived
+    messages = session.server_messages(_ended("Sorry about that."), now=0)
+    assert [(m["type"], m.get("text")) for m in messages] == [
+        ("reply_start", None),
+        ("reply_delta", "Sorry about that."),
+        ("reply_end", "Sorry about that."),
+    ]
+
+
+def test_a_reply_whose_pieces_add_up_ends_as_it_came() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    _streamed(session, "Sorry ", "about that.")
+    assert session.server_messages(_ended("Sorry about that."), now=0) == [
+        event_message(_ended("Sorry about that."))
+    ]
 
 
 def test_an_unanswered_turn_is_published_again_then_given_up() -> None:
@@ -232,7 +283,7 @@ def test_an_unanswered_turn_is_published_again_then_given_up() -> None:
 def test_a_turn_a_worker_started_is_never_published_again() -> None:
     session = SessionCore(session_id=SESSION, user_id="u1")
     session.user_message(UserMessage(id="a", text="one"), now=0.0)
-    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    session.server_messages(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
     assert session.redelivery_due(10.0) is None
     assert session.overdue(now=1000.0, after=10.0, attempts=3) is None
 
@@ -240,7 +291,7 @@ def test_a_turn_a_worker_started_is_never_published_again() -> None:
 def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None:
     session = SessionCore(session_id=SESSION, user_id="u1")
     session.user_message(UserMessage(id="a", text="one"), now=0.0)
-    session.server_message(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
+    session.server_messages(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
     session.user_message(UserMessage(id="b", text="two"), now=2.0)
     ended = ReplyEnded(
         session_id=SESSION,
@@ -251,5 +302,5 @@ def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None
         ttft_ms=0,
         total_ms=0,
     )
-    session.server_message(ended, now=50.0)
+    session.server_messages(ended, now=50.0)
     assert session.redelivery_due(10.0) == 60.0
