@@ -13,7 +13,10 @@ The owner renews its lease by claiming again while it runs the turn. A worker
 that dies mid-turn stops renewing: its lease runs out, and `reclaimable` hands
 the stored payload to whichever worker sweeps next. Workers that see it stop
 beating need not wait for that: `release` ends its leases at once. A turn whose predecessor
-never arrived waits at most `gap_timeout` seconds. Once a session closed,
+never arrived waits at most `gap_timeout` seconds. A finished turn keeps its
+ending (its last event, encoded) instead of its payload: a worker that gets the
+turn once more (its gateway missed the end and published it again) publishes the
+ending again rather than leaving the turn unanswered. Once a session closed,
 `forget_session` lets go of what only its later turns would need.
 """
 
@@ -55,7 +58,13 @@ class TurnLedger(Protocol):
         gap_timeout: float,
     ) -> ClaimOutcome: ...
 
-    async def complete(self, session_id: str, seq: int, *, worker: str) -> None: ...
+    async def complete(
+        self, session_id: str, seq: int, *, worker: str, ending: bytes = b""
+    ) -> None: ...
+
+    async def ending(self, session_id: str, seq: int) -> bytes | None:
+        """The ending a finished turn was completed with; None if unknown or unfinished."""
+        ...
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
         """Payloads of claimed turns whose lease has expired."""
@@ -131,10 +140,12 @@ class InMemoryTurnLedger:
             entry.owner, entry.lease_until = worker, now + lease
         return outcome
 
-    async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
+    async def complete(
+        self, session_id: str, seq: int, *, worker: str, ending: bytes = b""
+    ) -> None:
         entries = self._sessions.get(session_id, {})
         if (entry := entries.get(seq)) is not None and entry.owner == worker:
-            entry.done = True
+            entry.done, entry.payload = True, ending
         # Forget old finished turns, keeping the latest so duplicates stay dropped.
         while len(entries) > self._keep and entries[min(entries)].done:
             del entries[min(entries)]
@@ -147,6 +158,10 @@ class InMemoryTurnLedger:
             if not entry.done and entry.owner is not None and entry.lease_until <= now
         ]
         return found[:limit]
+
+    async def ending(self, session_id: str, seq: int) -> bytes | None:
+        entry = self._sessions.get(session_id, {}).get(seq)
+        return entry.payload if entry is not None and entry.done and entry.payload else None
 
     async def holders(self, *, now: float) -> set[str]:
         return {

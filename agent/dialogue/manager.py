@@ -25,7 +25,14 @@ import structlog
 from agent import topics
 from agent.bus.base import EventBus, Subscription
 from agent.dialogue.departures import Departures
-from agent.dialogue.pipeline import PipelineSettings, Publish, Stages, TurnPipeline
+from agent.dialogue.pipeline import (
+    SKIPPED_GENERATOR,
+    PipelineSettings,
+    Publish,
+    Stages,
+    TurnOutcome,
+    TurnPipeline,
+)
 from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
 from agent.errors import (
@@ -50,7 +57,7 @@ from agent.events import (
 )
 from agent.metrics import Metrics
 from memory.ledger import ClaimOutcome, TurnLedger
-from memory.records import FeedbackRecord, TurnRecord
+from memory.records import FeedbackRecord
 
 __all__ = ["DialogueManager", "ManagerSettings", "new_worker_id"]
 
@@ -81,6 +88,13 @@ class ManagerSettings:
     cancelled_per_session: int = 1_000
 
 
+def _result(ended: ReplyEnded) -> str:
+    """The outcome a finished turn counts under in `heartline_turns_total`."""
+    if ended.generator == SKIPPED_GENERATOR:
+        return "skipped"
+    return "interrupted" if ended.interrupted else "answered"
+
+
 def _queue(lane: _Lane, turn: UserTurn, received: float) -> None:
     bisect.insort(lane.pending, (turn, received), key=lambda item: item[0].seq)
 
@@ -92,7 +106,7 @@ class _Lane:
     pending: list[tuple[UserTurn, float]] = field(default_factory=list)  # by seq
     current: str | None = None
     interrupt: asyncio.Event | None = None
-    run: asyncio.Task[TurnRecord | None] | None = None  # the current turn's pipeline
+    run: asyncio.Task[TurnOutcome] | None = None  # the current turn's pipeline
     lost: bool = False  # another worker took the current turn over
     closed: bool = False  # the session closed: forget it once these turns are done
 
@@ -334,7 +348,8 @@ class DialogueManager:
             return False
         if outcome is ClaimOutcome.DONE:
             self._metrics.turns.labels("duplicate").inc()
-            log.debug("turn already answered elsewhere")
+            log.debug("turn already answered; its ending goes out again")
+            await self._repeat_ending(turn)
             return True
         queued_ms = (time.perf_counter() - received) * 1000.0
         state = self._sessions.get(turn.session_id)
@@ -360,8 +375,9 @@ class DialogueManager:
             )
         )
         renewer = self._spawn(self._renew_lease(turn, payload, lane))
+        ending: ReplyEnded | TurnFailed
         try:
-            record = await lane.run
+            ending = (await lane.run).ended
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if not lane.lost or (current is not None and current.cancelling()):
@@ -374,14 +390,13 @@ class DialogueManager:
             self._metrics.turns.labels("failed").inc()
             self._metrics.errors.labels(f"{exc.stage}_failed").inc()
             log.error("turn failed", stage=exc.stage, error=str(exc), cause=repr(exc.__cause__))
-            await publish_reply(
-                TurnFailed(
-                    session_id=turn.session_id,
-                    turn_id=turn.turn_id,
-                    code=f"{exc.stage}_failed",
-                    message=str(exc),
-                )
+            ending = TurnFailed(
+                session_id=turn.session_id,
+                turn_id=turn.turn_id,
+                code=f"{exc.stage}_failed",
+                message=str(exc),
             )
+            await publish_reply(ending)
         except HeartlineError:
             raise  # the bus or the database: the lane leaves the turn to its lease
         except Exception:
@@ -389,27 +404,24 @@ class DialogueManager:
             self._metrics.turns.labels("failed").inc()
             self._metrics.errors.labels("internal").inc()
             log.exception("turn failed on an unexpected error")
-            await publish_reply(
-                TurnFailed(
-                    session_id=turn.session_id,
-                    turn_id=turn.turn_id,
-                    code="internal",
-                    message="the turn could not be answered",
-                )
+            ending = TurnFailed(
+                session_id=turn.session_id,
+                turn_id=turn.turn_id,
+                code="internal",
+                message="the turn could not be answered",
             )
+            await publish_reply(ending)
         else:
-            if record is None:
-                self._metrics.turns.labels("skipped").inc()
-                log.info("turn done", outcome="skipped")
-            else:
-                result = "interrupted" if record.interrupted else "answered"
-                self._metrics.turns.labels(result).inc()
-                log.info("turn done", outcome=result, policy=record.decision.policy)
+            result = _result(ending)
+            self._metrics.turns.labels(result).inc()
+            log.info("turn done", outcome=result, generator=ending.generator)
         finally:
             renewer.cancel()
             lane.run = None
         state.last_seq = turn.seq
-        await self._ledger.complete(turn.session_id, turn.seq, worker=self.worker_id)
+        await self._ledger.complete(
+            turn.session_id, turn.seq, worker=self.worker_id, ending=encode(ending)
+        )
         self.turns_answered += 1
         return True
 
@@ -443,6 +455,16 @@ class DialogueManager:
             lease=s.lease,
             gap_timeout=s.gap_timeout,
         )
+
+    async def _repeat_ending(self, turn: UserTurn) -> None:
+        """Publish again how an answered turn ended: it came back because its gateway
+        missed the end (cut off from the bus while it went out)."""
+        try:
+            ending = await self._ledger.ending(turn.session_id, turn.seq)
+            if ending is not None:
+                await self._bus.publish(topics.reply(turn.session_id), decode(ending))
+        except (HeartlineError, EventDecodeError) as exc:
+            _log.warning("could not repeat a turn's ending", turn_id=turn.turn_id, error=str(exc))
 
     async def _renew_lease(self, turn: UserTurn, payload: bytes, lane: _Lane) -> None:
         """Keep the turn's lease alive while it runs, however long the reply takes.

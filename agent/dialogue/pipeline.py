@@ -60,6 +60,7 @@ __all__ = [
     "PipelineSettings",
     "Publish",
     "Stages",
+    "TurnOutcome",
     "TurnPipeline",
 ]
 
@@ -167,6 +168,15 @@ class _Stopwatch:
         self._last = now
 
 
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """How a turn ended (the last event its client got) and what was kept of it (None:
+    skipped, nothing kept)."""
+
+    ended: ReplyEnded
+    record: TurnRecord | None
+
+
 class TurnPipeline:
     def __init__(self, stages: Stages, settings: PipelineSettings) -> None:
         self._stages = stages
@@ -181,22 +191,21 @@ class TurnPipeline:
         interrupt: asyncio.Event,
         started: float,
         queued_ms: float,
-    ) -> TurnRecord | None:
-        """Answer one turn, publishing its events; return what to keep of it.
+    ) -> TurnOutcome:
+        """Answer one turn, publishing its events; how it ended and what was kept.
 
         The turn is committed to the store before its `ReplyEnded` goes out: a
         client told that its turn is answered finds it in the history, whatever
         crashes next. `started` is the `time.perf_counter()` at which the worker got the
         turn. A turn cancelled before it started (`interrupt` already set) is
-        skipped: None. Raises `StageError` when a stage fails; safe to cancel
+        skipped: nothing is kept. Raises `StageError` when a stage fails; safe to cancel
         (the turn then counts as not answered and its ledger lease lets another
         worker take it over).
         """
         clock = _Stopwatch()
         clock.marks["queue"] = round(queued_ms, 3)
         if interrupt.is_set():
-            await self._skip(turn, state, publish, clock, started)
-            return None
+            return TurnOutcome(await self._skip(turn, state, publish, clock, started), None)
         if turn.human_agent is not None:
             return await self._keep_for_person(
                 turn, turn.human_agent, state, publish, clock, started
@@ -232,7 +241,7 @@ class TurnPipeline:
         )
         await self._keep(record)
         await publish(ended)
-        return record
+        return TurnOutcome(ended, record)
 
     async def _skip(
         self,
@@ -241,13 +250,15 @@ class TurnPipeline:
         publish: Publish,
         clock: _Stopwatch,
         started: float,
-    ) -> None:
+    ) -> ReplyEnded:
         """End a turn cancelled before it started, at next to no cost: under a backlog of
         barge-ins, the superseded turns must not take the workers' time. What the user
         said stays in the conversation the next turn sees; with no reading of its own,
         it is not stored."""
         state.conversation.append(Exchange(text=turn.text, reply=""))
-        await publish(_silent_end(turn, SKIPPED_GENERATOR, clock, started, interrupted=True))
+        ended = _silent_end(turn, SKIPPED_GENERATOR, clock, started, interrupted=True)
+        await publish(ended)
+        return ended
 
     async def _keep(self, record: TurnRecord) -> None:
         """Commit the turn; while the database is away this waits for it to come back."""
@@ -265,7 +276,7 @@ class TurnPipeline:
         publish: Publish,
         clock: _Stopwatch,
         started: float,
-    ) -> TurnRecord:
+    ) -> TurnOutcome:
         """A turn of a session a person has taken over: read and keep it; the bot is silent.
 
         The reading still reaches the client and staff (it is the mood the person
@@ -298,7 +309,7 @@ class TurnPipeline:
         )
         await self._keep(record)
         await publish(ended)
-        return record
+        return TurnOutcome(ended, record)
 
     def _learn_from(
         self, turn: UserTurn, state: SessionState, context: TurnContext, decision: Decision

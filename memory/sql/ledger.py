@@ -80,12 +80,14 @@ class SqlTurnLedger:
                     )
         return outcome
 
-    async def complete(self, session_id: str, seq: int, *, worker: str) -> None:
+    async def complete(
+        self, session_id: str, seq: int, *, worker: str, ending: bytes = b""
+    ) -> None:
         """Mark the turn done if `worker` holds it; otherwise do nothing.
 
-        The payload (the user's words, redacted at the gateway) is cleared with
-        it: the ledger holds a turn's text only while the turn may have to run
-        again.
+        The payload (the user's words, redacted at the gateway) gives way to the
+        turn's `ending`: the ledger holds a turn's text only while the turn may
+        have to run again.
         """
         with store_errors("completing a turn"):
             async with self._write.begin() as conn:
@@ -96,7 +98,7 @@ class SqlTurnLedger:
                         LedgerRow.seq == seq,
                         LedgerRow.owner == worker,
                     )
-                    .values(done=True, payload=b"")
+                    .values(done=True, payload=ending)
                 )
                 if finished.rowcount:
                     await self._forget_old(conn, session_id, seq)
@@ -116,6 +118,16 @@ class SqlTurnLedger:
         with store_errors("listing reclaimable turns"):
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).scalars())
+
+    async def ending(self, session_id: str, seq: int) -> bytes | None:
+        """The ending a finished turn was completed with; None if unknown or unfinished."""
+        query = select(LedgerRow.payload).where(
+            LedgerRow.session_id == session_id, LedgerRow.seq == seq, LedgerRow.done.is_(True)
+        )
+        with store_errors("reading a turn's ending"):
+            async with self._engine.connect() as conn:
+                found = (await conn.execute(query)).scalar_one_or_none()
+        return bytes(found) if found else None
 
     async def holders(self, *, now: float) -> set[str]:
         """The workers holding a live lease on an unfinished turn."""

@@ -217,3 +217,14 @@ async def test_a_gone_workers_unfinished_turns_are_released_at_once(
         assert await claim(ledger, "s", 1, "dead", now=1.5) is BUSY
         assert await ledger.release("dead") == 0
         assert await claim(ledger, "t", 1, "w2", now=1.5) is BUSY  # others keep theirs
+
+
+async def test_a_finished_turn_keeps_its_ending_instead_of_its_words(
+    sql_engine: AsyncEngine,
+) -> None:
+    for ledger in (SqlTurnLedger(sql_engine), InMemoryTurnLedger()):
+        assert await claim(ledger, "e", 1, "w1") is CLAIMED
+        assert await ledger.ending("e", 1) is None  # unfinished
+        await ledger.complete("e", 1, worker="w1", ending=b"the end")
+        assert await ledger.ending("e", 1) == b"the end"
+        assert await ledger.ending("e", 2) is None

@@ -288,3 +288,16 @@ async def test_a_worker_whose_turn_was_taken_over_stops_it_without_a_word() -> N
             late.append(event)
     assert not [e for e in late if isinstance(e, ReplyEnded | TurnFailed)]
     assert worker.turns_answered == 0
+
+
+async def test_a_turn_published_again_after_it_ended_gets_its_ending_again() -> None:
+    async with (
+        _running(ListStore()) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        first = await _until_ended(replies, 1)
+        # Its gateway was cut off from the bus when the end went out, and asks again.
+        await bus.publish(topics.turn("s1"), _turn(1))
+        again = await _until_ended(replies, 1)
+    assert again == [first[-1]]
