@@ -228,14 +228,16 @@ class SessionCore:
         return messages
 
     def redelivery_due(self, after: float) -> float | None:
-        """When the oldest turn is overdue, if no worker has answered any of it yet.
+        """When the oldest turn is overdue; None when no turn is in flight.
 
         A turn is overdue when nothing arrived for the session for `after`
         seconds while it waited: its worker may have died holding it before
-        claiming it. Re-publishing is safe: the turn ledger drops duplicates.
+        claiming it, or what the worker published was lost (this gateway was
+        cut off from the broker), its reply's end included. Re-publishing is
+        safe: the turn ledger drops duplicates, and a worker that finds the turn
+        answered already publishes how it ended once more.
         """
-        oldest = next(iter(self._in_flight.values()), None)
-        if oldest is None or oldest.started:
+        if not self._in_flight:
             return None
         return self._last_activity + after
 

@@ -280,12 +280,16 @@ def test_an_unanswered_turn_is_published_again_then_given_up() -> None:
     assert session.redelivery_due(10.0) is None
 
 
-def test_a_turn_a_worker_started_is_never_published_again() -> None:
+def test_a_started_turn_that_goes_silent_is_published_again() -> None:
+    # Its reply's end may have been lost on the way: the worker repeats it.
     session = SessionCore(session_id=SESSION, user_id="u1")
-    session.user_message(UserMessage(id="a", text="one"), now=0.0)
+    _, turn = session.user_message(UserMessage(id="a", text="one"), now=0.0)
     session.server_messages(ReplyStarted(session_id=SESSION, turn_id="a", generator="g"), now=1.0)
-    assert session.redelivery_due(10.0) is None
-    assert session.overdue(now=1000.0, after=10.0, attempts=3) is None
+    delta = ReplyDelta(session_id=SESSION, turn_id="a", seq=0, text="Sorry")
+    session.server_messages(delta, now=5.0)
+    assert session.redelivery_due(10.0) == 15.0
+    assert session.overdue(now=14.9, after=10.0, attempts=3) is None
+    assert session.overdue(now=15.0, after=10.0, attempts=3) == turn
 
 
 def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None:
