@@ -1,7 +1,9 @@
-"""The chaos suite's quicker scenarios, in CI: a worker and the broker killed under load.
+"""The chaos suite's quicker parts, in CI: a worker and the broker killed under load, and
+2,000 fuzzed frames.
 
 The full suite (both workers, PostgreSQL and a gateway too) prints its table with
-`.venv/bin/python -m tests.chaos`; docs/reliability.md records it.
+`.venv/bin/python -m tests.chaos`, the full fuzz (10^5 frames) its counts with
+`.venv/bin/python -m tests.chaos.fuzz`; docs/reliability.md records both.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chaos.fuzz import main as fuzz_main
 from tests.chaos.harness import run_scenario
 from tests.fixtures.mqtt import find_mosquitto
 from tests.fixtures.private_postgres import server_binaries
@@ -27,3 +30,7 @@ async def test_nothing_is_lost_duplicated_garbled_reordered_or_missing(
     outcome = await run_scenario(scenario, tmp_path, sessions=10, turns=8)
     assert outcome.answered == outcome.sent == 80
     assert outcome.clean, outcome
+
+
+def test_wrong_frames_each_get_one_documented_error_and_no_connection_drops() -> None:
+    assert fuzz_main(["--frames", "2000", "--seed", "11"]) == 0

@@ -30,8 +30,9 @@ def heartline(
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[list[str]]:
-    """Run `heartline serve ARGS` until its banner is printed; yield the banner's lines.
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[list[str]]:
+    """Run `heartline serve ARGS` (with `env` added to the environment) until its banner
+    is printed; yield the banner's lines.
 
     Stopped with SIGTERM on the way out. A server that exits before its banner ends
     fails the test with what it wrote to stderr.
@@ -40,7 +41,11 @@ def serving(*args: str) -> Iterator[list[str]]:
     with (
         tempfile.TemporaryFile("w+", encoding="utf-8") as log,
         subprocess.Popen(
-            [*HEARTLINE, "serve", *args], stdout=subprocess.PIPE, stderr=log, text=True
+            [*HEARTLINE, "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         ) as process,
     ):
         assert process.stdout is not None
