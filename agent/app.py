@@ -123,6 +123,9 @@ def _mqtt_settings(settings: Settings, role: str) -> MqttSettings:
         port=settings.mqtt_port,
         username=settings.mqtt_username,
         password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+        tls_ca_file=settings.mqtt_tls_ca_file,
+        tls_cert_file=settings.mqtt_tls_cert_file,
+        tls_key_file=settings.mqtt_tls_key_file,
         client_id_prefix=f"heartline-{role}",
     )
     return dataclasses.replace(broker, session_expiry_s=0) if role == "worker" else broker

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    # TLS to the broker: its CA (TLS is on when set), and a client certificate and key
+    # for brokers that ask for one (docs/hardening.md)
+    mqtt_tls_ca_file: Path | None = None
+    mqtt_tls_cert_file: Path | None = None
+    mqtt_tls_key_file: Path | None = None
     worker_group: str = Field(default="workers", pattern=r"^[A-Za-z0-9_-]+$")
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     turn_lease: float = Field(default=30.0, gt=0, le=3600)

@@ -35,7 +35,10 @@ HOST = "127.0.0.1"
 HEARTLINE = str(Path(sys.executable).with_name("heartline"))
 DEPLOY_MOSQUITTO_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
 # Settings of deploy/mosquitto.conf that the private broker replaces with its own.
-_MOSQUITTO_REPLACED = ("listener", "port", "persistence_location", "pid_file", "log_dest", "user")
+_MOSQUITTO_REPLACED = (
+    *("listener", "port", "persistence_location", "pid_file", "log_dest", "user"),
+    *("allow_anonymous", "password_file", "acl_file"),  # the benchmarks' broker is open
+)
 _PROBE_TIMEOUT_S = 2.0
 
 
@@ -267,6 +270,7 @@ def _mosquitto_config(workdir: Path, port: int) -> tuple[Path, Path, list[str]]:
         if line.split(maxsplit=1)[:1] not in ([word] for word in _MOSQUITTO_REPLACED)
     ]
     kept += [f"listener {port} {HOST}", f"persistence_location {data}/", f"log_dest file {log}"]
+    kept.append("allow_anonymous true")
     config = workdir / "mosquitto.conf"
     config.write_text("\n".join(kept) + "\n", encoding="utf-8")
     nodelay = [line.strip() for line in kept if line.startswith("set_tcp_nodelay")]

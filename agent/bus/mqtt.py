@@ -113,6 +113,7 @@ class MqttBus:
 
     def __init__(self, settings: MqttSettings | None = None) -> None:
         self._settings = settings or MqttSettings()
+        self._tls = self._settings.tls_context()
         self._client_id = self._settings.client_id or (
             f"{self._settings.client_id_prefix}-{uuid.uuid4().hex[:16]}"
         )
@@ -284,6 +285,7 @@ class MqttBus:
             keepalive=settings.keepalive_s,
             max_inflight_messages=settings.max_inflight,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)],
+            tls_context=self._tls,
         )
         # aiomqtt warns from 10 concurrent calls on; a busy gateway has more in flight.
         client.pending_calls_threshold = _PENDING_CALLS_WARNING

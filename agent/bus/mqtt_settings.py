@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agent.errors import ConfigError
 
@@ -21,6 +23,11 @@ class MqttSettings:
     client_id_prefix: str = "heartline"
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    # TLS: on when `tls_ca_file` is set, and the broker's certificate must chain to it;
+    # a certificate and key of the client's own for brokers that ask for one.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # Timeouts (seconds)
     keepalive_s: int = 30
     connect_timeout_s: float = 10.0
@@ -56,3 +63,22 @@ class MqttSettings:
             raise ConfigError(f"mqtt qos must be 0, 1 or 2, got {self.qos}; use 1")
         if not 0 < self.port < 65536:
             raise ConfigError(f"mqtt port must be 1-65535, got {self.port}")
+        if self.tls_ca_file is None and self.tls_cert_file is not None:
+            raise ConfigError("a client certificate for the broker needs its CA file too")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ConfigError("a client key for the broker needs its certificate too")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context to reach the broker with; None for plain TCP.
+
+        Raises `ConfigError` when a file cannot be read or is not what it should be.
+        """
+        if self.tls_ca_file is None:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca_file)
+            if self.tls_cert_file is not None:
+                context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use the broker's TLS files: {exc}") from exc
+        return context

@@ -53,14 +53,23 @@ def role_env(
 
 @asynccontextmanager
 async def cluster(
-    broker: PrivateBroker, database_url: str, logs: Path, **extra_env: str
+    broker: PrivateBroker,
+    database_url: str,
+    logs: Path,
+    per_role: dict[str, dict[str, str]] | None = None,
+    **extra_env: str,
 ) -> AsyncIterator[Cluster]:
+    """A gateway and two workers; `per_role` adds settings for "gateway" or "worker"."""
     secret = secrets.token_hex(32)
     env = role_env(broker, database_url, secret, logs / "data", **extra_env)
+    own = per_role or {}
     workers = [
-        RoleProcess(f"worker{n}", ["worker", "--probe-port", "0"], env, logs) for n in range(2)
+        RoleProcess(
+            f"worker{n}", ["worker", "--probe-port", "0"], env | own.get("worker", {}), logs
+        )
+        for n in range(2)
     ]
-    gateway = RoleProcess("gateway", ["gateway", "--port", "0"], env, logs)
+    gateway = RoleProcess("gateway", ["gateway", "--port", "0"], env | own.get("gateway", {}), logs)
     roles = [*workers, gateway]
     try:
         worker_ports = [await worker.wait_ready("probes listening") for worker in workers]
