@@ -217,6 +217,7 @@ class SessionCore:
             match event:
                 case ReplyStarted():
                     flight.shown.clear()
+                    flight.streaming = True
                 case ReplyDelta(seq=seq, text=text):
                     flight.shown.append(text)
                     flight.next_seq = seq + 1
@@ -288,16 +289,18 @@ class _InFlight:
     attempts: int = 1
     shown: list[str] = field(default_factory=list)  # pieces sent since the last reply_start
     next_seq: int = 0
+    streaming: bool = False  # a reply_start went out
 
 
 def _completion(flight: _InFlight, ended: ReplyEnded) -> list[ServerMessage]:
-    """What the client still needs before `ended` for its pieces to add up to the text."""
+    """What the client still needs before `ended` for its pieces to add up to the text:
+    the rest, or the whole reply from a (fresh) `reply_start`."""
     shown = "".join(flight.shown)
     if shown == ended.text:
         return []
     sid, tid = ended.session_id, ended.turn_id
     missing: list[ReplyStarted | ReplyDelta]
-    if ended.text.startswith(shown):
+    if flight.streaming and ended.text.startswith(shown):
         rest = ended.text[len(shown) :]
         missing = [ReplyDelta(session_id=sid, turn_id=tid, seq=flight.next_seq, text=rest)]
     else:

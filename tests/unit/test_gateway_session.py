@@ -308,3 +308,14 @@ def test_a_waiting_turn_gets_its_full_window_after_the_one_before_ends() -> None
     )
     session.server_messages(ended, now=50.0)
     assert session.redelivery_due(10.0) == 60.0
+
+
+def test_an_end_without_its_stream_comes_with_the_whole_reply() -> None:
+    session = core()
+    session.user_message(UserMessage(id="a", text="one"), now=0)
+    messages = session.server_messages(_ended("Sorry about that."), now=0)
+    assert [(m["type"], m.get("text")) for m in messages] == [
+        ("reply_start", None),
+        ("reply_delta", "Sorry about that."),
+        ("reply_end", "Sorry about that."),
+    ]
