@@ -253,20 +253,32 @@ async def test_a_silent_workers_turn_is_taken_over_without_waiting_for_its_lease
     assert [(e.turn_id, e.interrupted) for e in ends] == [("t1", False)]
 
 
+class _StallingGenerator:
+    """An LLM that says a few words and then nothing, for as long as it is let run."""
+
+    name = "stalling"
+
+    async def open(self, request: GenerationRequest) -> ReplyStream:
+        return ReplyStream(answered_by=self.name, pieces=self._pieces())
+
+    async def _pieces(self) -> AsyncGenerator[str, None]:
+        yield "Let me check"
+        await asyncio.Event().wait()
+        yield "never"
+
+
 async def test_a_worker_whose_turn_was_taken_over_stops_it_without_a_word() -> None:
     ledger, metrics = InMemoryTurnLedger(), Metrics()
     settings = ManagerSettings(takeover_after=0.2)
+    stages = dataclasses.replace(_stages(ListStore()), generator=_StallingGenerator())
 
     def taken_over() -> bool:
-        found = metrics.registry.get_sample_value(
-            "heartline_turns_total", {"outcome": "taken_over"}
-        )
-        return found == 1
+        counted = {"outcome": "taken_over"}
+        return metrics.registry.get_sample_value("heartline_turns_total", counted) == 1
 
     async with (
-        _running(
-            ListStore(), ledger=ledger, settings=settings, token_delay=0.05, metrics=metrics
-        ) as (bus, [worker]),
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, ledger, metrics=metrics, settings=settings) as worker,
         bus.subscribe(topics.reply("s1")) as replies,
     ):
         await bus.publish(topics.turn("s1"), _turn(1))
