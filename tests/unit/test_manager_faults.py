@@ -269,7 +269,9 @@ class _StallingGenerator:
 
 async def test_a_worker_whose_turn_was_taken_over_stops_it_without_a_word() -> None:
     ledger, metrics = InMemoryTurnLedger(), Metrics()
-    settings = ManagerSettings(takeover_after=0.2)
+    # Renewals every 0.2 s (a third of the lease); "other" beats nowhere, and must not
+    # be counted gone in its turn within the test.
+    settings = ManagerSettings(lease=0.6, takeover_after=60.0)
     stages = dataclasses.replace(_stages(ListStore()), generator=_StallingGenerator())
 
     def taken_over() -> bool:
