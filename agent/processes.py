@@ -199,7 +199,8 @@ class _Pool:
             for future in late:
                 future.cancel()
         for member in members:
-            if member.process.is_alive():
+            # One whose exit was seen may not be reaped yet: it is not killed, only joined.
+            if not member.exited.is_set() and member.process.is_alive():
                 _log.warning("serving process did not stop; killing it", index=member.index + 1)
                 member.process.kill()
             await asyncio.to_thread(member.process.join)
