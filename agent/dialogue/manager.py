@@ -24,7 +24,6 @@ import structlog
 
 from agent import topics
 from agent.bus.base import EventBus, Subscription
-from agent.dialogue.departures import Departures
 from agent.dialogue.pipeline import (
     SKIPPED_GENERATOR,
     PipelineSettings,
@@ -33,10 +32,10 @@ from agent.dialogue.pipeline import (
     TurnOutcome,
     TurnPipeline,
 )
+from agent.dialogue.recovery import TurnRecovery
 from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
 from agent.errors import (
-    BusClosedError,
     BusOverflowError,
     EventDecodeError,
     HeartlineError,
@@ -51,7 +50,6 @@ from agent.events import (
     SessionClosed,
     TurnFailed,
     UserTurn,
-    WorkerBeat,
     decode,
     encode,
 )
@@ -144,7 +142,13 @@ class DialogueManager:
         self._intake: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._lane_tasks: set[asyncio.Task[None]] = set()
-        self._sweep_now = asyncio.Event()
+        self._recovery = TurnRecovery(
+            self._ledger,
+            worker_id=self.worker_id,
+            enqueue=self._enqueue,
+            takeover_after=self._settings.takeover_after,
+            sweep_interval=self._settings.sweep_interval,
+        )
         self.ready = False
         self.turns_answered = 0
 
@@ -178,8 +182,8 @@ class DialogueManager:
             group.create_task(self._consume(cancels, self._dispatch)),
             group.create_task(self._consume(feedback, self._dispatch)),
             group.create_task(self._consume(watched, self._watch)),
-            group.create_task(self._sweep()),
-            group.create_task(self._follow_workers(beats)),
+            group.create_task(self._recovery.sweep()),
+            group.create_task(self._recovery.follow_workers(beats)),
         ]
         self.ready = True
         _log.info("worker ready", worker_id=self.worker_id)
@@ -214,18 +218,7 @@ class DialogueManager:
         try:
             await self._stack.__aexit__(exc_type, exc, tb)
         finally:
-            await self._let_go_of_unfinished()
-
-    async def _let_go_of_unfinished(self) -> None:
-        """Turns this worker claimed and could not finish go to the others now, not when
-        their leases end."""
-        try:
-            released = await self._ledger.release(self.worker_id)
-        except HeartlineError as exc:
-            _log.warning("unfinished turns kept until their leases end", error=str(exc))
-            return
-        if released:
-            _log.warning("unfinished turns left to other workers", count=released)
+            await self._recovery.let_go_of_unfinished()
 
     async def _consume(self, subscription: Subscription, handle: Callable[[Event], None]) -> None:
         """Hand each event to `handle`; a subscription cut off for falling behind is renewed.
@@ -531,70 +524,3 @@ class DialogueManager:
             )
         except HeartlineError as exc:
             _log.error("feedback not recorded", session_id=feedback.session_id, error=str(exc))
-
-    async def _follow_workers(self, beats: Subscription) -> None:
-        """Count the other workers' beats; take over the turns of a holder that stopped."""
-        s = self._settings
-        clock = asyncio.get_running_loop().time
-        departures = Departures(me=self.worker_id, window=s.takeover_after, now=clock())
-        next_check = clock() + s.takeover_after / 2
-        while True:
-            try:
-                async with asyncio.timeout_at(next_check):
-                    delivery = await beats.get()
-            except TimeoutError:
-                await self._check_holders(departures, now=clock())
-                next_check = clock() + s.takeover_after / 2
-            except BusClosedError:
-                return
-            else:
-                if isinstance(delivery.event, WorkerBeat):
-                    departures.beat(delivery.event, now=clock())
-
-    async def _check_holders(self, departures: Departures, *, now: float) -> None:
-        try:
-            holders = await self._ledger.holders(now=time.time())
-        except HeartlineError as exc:
-            _log.warning("could not list the workers holding turns", error=str(exc))
-            return
-        for worker in departures.gone(holders, now=now):
-            await self._take_over(worker)
-
-    async def _take_over(self, worker: str) -> None:
-        """End the leases of a worker that stopped beating; sweep its turns in at once."""
-        try:
-            released = await self._ledger.release(worker)
-        except HeartlineError as exc:
-            _log.warning("a silent worker's turns wait for their leases", error=str(exc))
-            return
-        _log.warning(
-            "a worker stopped beating; taking its turns over", worker=worker, turns=released
-        )
-        self._sweep_now.set()
-
-    async def _sweep(self) -> None:
-        """Take over turns whose worker died mid-turn: their lease expired, or the worker
-        stopped beating (`_take_over` ended it and asks for a sweep at once)."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settings.sweep_interval):
-                    await self._sweep_now.wait()
-            self._sweep_now.clear()
-            try:
-                payloads = await self._ledger.reclaimable(now=time.time(), limit=100)
-            except HeartlineError as exc:
-                _log.warning("ledger sweep failed", error=str(exc))
-                continue
-            for payload in payloads:
-                try:
-                    event = decode(payload)
-                except EventDecodeError as exc:
-                    _log.error("unreadable turn in the ledger", error=str(exc))
-                    continue
-                if isinstance(event, UserTurn):
-                    _log.warning(
-                        "resuming a turn whose worker stopped",
-                        session_id=event.session_id,
-                        turn_id=event.turn_id,
-                    )
-                    self._enqueue(event)
