@@ -94,6 +94,7 @@ def _gateway_settings(settings: Settings) -> GatewaySettings:
         rate_per_s=settings.messages_per_second,
         burst=settings.message_burst,
         idle_timeout_s=settings.idle_timeout,
+        send_timeout_s=settings.send_timeout,
         redeliver_after_s=settings.redeliver_after,
     )
     return GatewaySettings(

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     messages_per_second: float = Field(default=10.0, gt=0)
     message_burst: int = Field(default=20, ge=1)
     idle_timeout: float = Field(default=300.0, gt=0)
+    # How long a reply may wait for a client that reads nothing before it is closed (1013)
+    send_timeout: float = Field(default=10.0, gt=0, le=3600)
     # Admission control, per serving process: beyond this many turns in flight, or while
     # every turn started lately waited this long for a worker, new turns get `overloaded`
     max_turns_in_flight: int = Field(default=1000, ge=1)

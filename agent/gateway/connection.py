@@ -12,8 +12,10 @@ module only moves frames:
   no queue and no sender task between a reply delta and its frame.
 
 Overflow policy: a send waits while the connection's write buffer is full, so a
-client that does not read backs up its bus subscription, which is then cut off
-(`overloaded`, close 1013) instead of slowing anyone else.
+client that reads slowly backs up its own bus subscription and no one else's. A
+client that reads nothing is not waited on: once one send has waited
+`send_timeout_s`, or the subscription overflows, the session ends with
+`overloaded` (close 1013) and frees what it held.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from agent.gateway.protocol import (
     parse_frame,
     ready_message,
 )
-from agent.gateway.relay import CLOSE_GOING_AWAY, Ending, SessionRelay
+from agent.gateway.relay import CLOSE_GOING_AWAY, CLOSE_OVERLOADED, Ending, SessionRelay
 from agent.gateway.roster import Availability
 from agent.gateway.session import SessionCore
 from agent.metrics import Metrics
@@ -70,13 +72,18 @@ class _Closed(Exception):
     """The client's side of the connection is gone."""
 
 
+class _Stalled(_Closed):
+    """The client reads nothing: a send found no room for `send_timeout_s`."""
+
+
 class _Socket:
     """The few things a session does with its WebSocket, with disconnects as `_Closed`."""
 
-    __slots__ = ("_ws",)
+    __slots__ = ("_send_timeout_s", "_ws")
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, *, send_timeout_s: float) -> None:
         self._ws = websocket
+        self._send_timeout_s = send_timeout_s
 
     async def recv(self) -> str | bytes:
         try:
@@ -93,7 +100,10 @@ class _Socket:
 
     async def send(self, text: str) -> None:
         try:
-            await self._ws.send({"type": "websocket.send", "text": text})
+            async with asyncio.timeout(self._send_timeout_s):
+                await self._ws.send({"type": "websocket.send", "text": text})
+        except TimeoutError:
+            raise _Stalled from None
         except (WebSocketDisconnect, WebSocketDisconnected, OSError):
             raise _Closed from None
 
@@ -150,7 +160,7 @@ async def serve_connection(
     are cancelled with it and its subscription ends.
     """
     session = _Session(
-        _Socket(websocket),
+        _Socket(websocket, send_timeout_s=limits.send_timeout_s),
         bus=bus,
         authority=authority,
         metrics=metrics,
@@ -403,5 +413,10 @@ class _Session:
                 return
             try:
                 await self._ws.send(encode_text(item))
+            except _Stalled:
+                self._ended = True
+                self._log.warning("client reads nothing; closing", code=ErrorCode.OVERLOADED.value)
+                self._metrics.errors.labels(ErrorCode.OVERLOADED.value).inc()
+                await self._ws.close(CLOSE_OVERLOADED, "overloaded: replies were not read")
             except _Closed:
                 self._ended = True

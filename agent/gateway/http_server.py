@@ -1,7 +1,8 @@
 """An ASGI app served by uvicorn inside the caller's event loop, for an `async with` block.
 
 uvicorn runs HTTP/1.1 with httptools where it is installed (h11 otherwise) and
-WebSocket with the websockets library's sans-I/O protocol. The socket is bound
+WebSocket with the websockets library's sans-I/O protocol (closing a client that
+reads nothing without waiting on it). The socket is bound
 here (`bind_listener`), so a port in use is an `OSError` for the caller and port
 0 tells the caller which port it got; several serving processes share one
 socket bound once, by their supervisor. Signals stay the caller's: uvicorn
@@ -17,10 +18,12 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 __all__ = ["HttpServerSettings", "Listening", "bind_listener", "serve_http"]
 
@@ -50,6 +53,34 @@ class HttpServerSettings:
 class Listening:
     host: str
     port: int
+
+
+class _WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, with a close that a stalled client cannot hold up.
+
+    uvicorn waits for room in the write buffer before every send, the close frame's
+    too, so closing a client that reads nothing would wait forever. Here a close
+    sent while the buffer is full goes behind what is buffered at once, the app
+    hears the disconnect, and the connection is aborted if the client has not
+    answered the close within uvicorn's close timeout.
+    """
+
+    async def send(self, message: Any) -> None:
+        if message["type"] != "websocket.close" or self.writable.is_set():
+            await super().send(message)
+            return
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        code: int = message.get("code", 1000)
+        reason: str = message.get("reason") or ""
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:  # so that the client's close frame, if it comes, is read
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
 
 class _Server(uvicorn.Server):
@@ -82,7 +113,7 @@ def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http=http,
-        ws="websockets-sansio",
+        ws=_WebSocketProtocol,
         lifespan="off",
         loop="none",
         log_config=None,

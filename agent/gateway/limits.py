@@ -37,6 +37,9 @@ class ConnectionLimits:
     # Timeouts
     idle_timeout_s: float = 300.0
     """Seconds without a client frame before the server closes with 1001 "idle"."""
+    send_timeout_s: float = 10.0
+    """Seconds a message may wait for a client that reads nothing (its connection's
+    buffers full) before the server closes with 1013 `overloaded` instead of waiting on."""
     hello_timeout_s: float = 10.0
     """Seconds to wait for `hello` when the handshake carried no token."""
     redeliver_after_s: float = 10.0
@@ -57,6 +60,7 @@ class ConnectionLimits:
             "reply_queue": self.reply_queue,
             "remembered_turns": self.remembered_turns,
             "idle_timeout_s": self.idle_timeout_s,
+            "send_timeout_s": self.send_timeout_s,
             "hello_timeout_s": self.hello_timeout_s,
             "redeliver_after_s": self.redeliver_after_s,
             "redeliver_attempts": self.redeliver_attempts,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
 from websockets.asyncio.client import connect
 
 from agent import topics
 from agent.events import (
+    MAX_TEXT_CHARS,
     Cancel,
     DecisionMade,
     EmotionRead,
@@ -34,6 +37,7 @@ from tests.support.gateway import (
     send,
     session,
 )
+from tests.support.waiting import eventually
 
 # Turns, cancels and feedback on the bus
 
@@ -241,6 +245,29 @@ async def test_overflowing_subscription_is_overloaded_1013() -> None:
             assert message["type"] == "reply_delta"
         assert message["code"] == "overloaded"
         assert await closed_code(ws) == 1013
+
+
+async def test_a_client_that_reads_nothing_is_closed_overloaded_1013() -> None:
+    async with running(ConnectionLimits(send_timeout_s=0.5)) as env:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", env.gateway.port))
+        # max_queue=1: the client library stops reading too, once a frame is waiting
+        async with connect(env.url, sock=sock, additional_headers=bearer(), max_queue=1) as ws:
+            sid = (await receive(ws))["session_id"]
+            text = "x" * MAX_TEXT_CHARS
+            for seq in range(500):  # 8 MB: more than the sockets' buffers hold
+                delta = ReplyDelta(session_id=sid, turn_id="t", seq=seq, text=text)
+                await env.bus.publish(topics.reply(sid), delta)
+            # No close seen by the client yet, and the session is gone from the server.
+            await eventually(lambda: _open_connections(env) == 0, within=10)
+            # What was sent before the close is there to read, then the close.
+            assert await closed_code(ws) == 1013
+        assert ws.close_reason == "overloaded: replies were not read"
+
+
+def _open_connections(env: Env) -> float:
+    return env.metrics.registry.get_sample_value("heartline_ws_connections") or 0.0
 
 
 async def test_leaving_the_server_closes_connections_1001() -> None:
