@@ -8,10 +8,12 @@ spread messages, not sessions). Before running turn `seq` a worker claims it:
 - `BUSY`     another worker runs it under a live lease: try again shortly (if
              that worker dies, the lease runs out and this copy takes over).
 - `WAIT`     an earlier turn of the session is unfinished: try again shortly.
+             The worker holds the lease meanwhile: the turn is its to run next.
 
-The owner renews its lease by claiming again while it runs the turn. A worker
-that dies mid-turn stops renewing: its lease runs out, and `reclaimable` hands
-the stored payload to whichever worker sweeps next. Workers that see it stop
+The owner renews its lease by claiming again while it runs the turn or waits
+for it. A worker that dies holding a turn, running or waiting, stops renewing:
+its lease runs out, and `reclaimable` hands the stored payload to whichever
+worker sweeps next. Workers that see it stop
 beating need not wait for that: `release` ends its leases at once. A turn whose predecessor
 never arrived waits at most `gap_timeout` seconds. A finished turn keeps its
 ending (its last event, encoded) instead of its payload: a worker that gets the
@@ -26,7 +28,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-__all__ = ["ClaimOutcome", "InMemoryTurnLedger", "LedgerEntry", "TurnLedger", "decide_claim"]
+__all__ = [
+    "ClaimOutcome",
+    "InMemoryTurnLedger",
+    "LedgerEntry",
+    "TurnLedger",
+    "decide_claim",
+    "takes_lease",
+]
 
 
 class ClaimOutcome(StrEnum):
@@ -105,6 +114,16 @@ def decide_claim(
     return ClaimOutcome.CLAIMED
 
 
+def takes_lease(outcome: ClaimOutcome) -> bool:
+    """Whether a claim with this outcome takes the turn's lease.
+
+    A worker waiting for a turn's predecessors holds the turn as much as one
+    running it: should it die, the turn is handed over like a running one,
+    not left to its gateway publishing it again seconds later.
+    """
+    return outcome is ClaimOutcome.CLAIMED or outcome is ClaimOutcome.WAIT
+
+
 class InMemoryTurnLedger:
     """The ledger of the embedded process, where one worker sees every turn."""
 
@@ -136,7 +155,7 @@ class InMemoryTurnLedger:
             now=now,
             gap_timeout=gap_timeout,
         )
-        if outcome is ClaimOutcome.CLAIMED:
+        if takes_lease(outcome):
             entry.owner, entry.lease_until = worker, now + lease
         return outcome
 

@@ -290,7 +290,17 @@ class DialogueManager:
             t.turn_id == turn.turn_id for t, _ in lane.pending
         ):
             return  # a redelivery of a turn this worker already holds
+        else:
+            self._spawn(self._hold(turn))
         _queue(lane, turn, time.perf_counter())
+
+    async def _hold(self, turn: UserTurn) -> None:
+        """Take the lease of a turn that waits here behind another: should this worker
+        die, the others take it over with the turns it runs, within `takeover_after`."""
+        try:
+            await self._claim_once(turn, encode(turn))
+        except HeartlineError as exc:  # the lane claims it in turn all the same
+            _log.debug("could not hold a waiting turn", turn_id=turn.turn_id, error=str(exc))
 
     def _cancel(self, cancel: Cancel) -> None:
         self._cancelled.add(cancel.session_id, cancel.turn_id)

@@ -5,7 +5,7 @@ Same semantics as `memory.ledger.InMemoryTurnLedger`, and the same rule
 absent, lock it (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite starts the
 transaction with ``BEGIN IMMEDIATE``, which holds the database's write lock),
 read the previous turn and whether any earlier one is unfinished, decide, and
-on `CLAIMED` take the lease. Two workers claiming one turn are serialised on
+on `CLAIMED` or `WAIT` take the lease. Two workers claiming one turn are serialised on
 that row, so exactly one of them gets `CLAIMED`.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from memory.ledger import ClaimOutcome, LedgerEntry, decide_claim
+from memory.ledger import ClaimOutcome, LedgerEntry, decide_claim, takes_lease
 from memory.sql.engine import insert_ignoring, store_errors, write_engine
 from memory.sql.models import LedgerRow
 
@@ -72,7 +72,7 @@ class SqlTurnLedger:
                     now=now,
                     gap_timeout=gap_timeout,
                 )
-                if outcome is ClaimOutcome.CLAIMED:
+                if takes_lease(outcome):
                     await conn.execute(
                         update(LedgerRow)
                         .where(LedgerRow.session_id == session_id, LedgerRow.seq == seq)

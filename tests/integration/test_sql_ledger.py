@@ -78,14 +78,15 @@ async def test_a_turn_whose_predecessor_never_came_waits_for_the_gap(
 async def test_an_expired_lease_makes_the_turn_reclaimable(sql_engine: AsyncEngine) -> None:
     ledger = SqlTurnLedger(sql_engine)
     assert await claim(ledger, "s", 1, "w1", now=0.0) is CLAIMED
-    assert await claim(ledger, "t", 2, "w1", now=0.0) is WAIT  # unclaimed: never reclaimable
+    assert await claim(ledger, "t", 2, "w1", now=1.0) is WAIT  # held while it waits
     assert await ledger.reclaimable(now=LEASE - 1, limit=10) == []
     assert await ledger.reclaimable(now=LEASE, limit=10) == [b"s/1"]
+    assert await ledger.reclaimable(now=LEASE + 1, limit=10) == [b"s/1", b"t/2"]
     assert await claim(ledger, "s", 1, "w2", now=LEASE + 1) is CLAIMED  # taken over
     await ledger.complete("s", 1, worker="w1")  # the dead owner's late completion is ignored
-    assert await ledger.reclaimable(now=2 * LEASE + 1, limit=10) == [b"s/1"]
+    assert await ledger.reclaimable(now=2 * LEASE + 1, limit=10) == [b"t/2", b"s/1"]
     await ledger.complete("s", 1, worker="w2")
-    assert await ledger.reclaimable(now=10 * LEASE, limit=10) == []
+    assert await ledger.reclaimable(now=10 * LEASE, limit=10) == [b"t/2"]
 
 
 async def test_reclaimable_respects_the_limit(sql_engine: AsyncEngine) -> None:
@@ -217,6 +218,21 @@ async def test_a_gone_workers_unfinished_turns_are_released_at_once(
         assert await claim(ledger, "s", 1, "dead", now=1.5) is BUSY
         assert await ledger.release("dead") == 0
         assert await claim(ledger, "t", 1, "w2", now=1.5) is BUSY  # others keep theirs
+
+
+async def test_a_worker_waiting_for_a_turns_predecessor_holds_the_turn(
+    sql_engine: AsyncEngine,
+) -> None:
+    for ledger in (SqlTurnLedger(sql_engine), InMemoryTurnLedger()):
+        assert await claim(ledger, "w", 1, "alive") is CLAIMED
+        assert await claim(ledger, "w", 2, "dead") is WAIT
+        assert await ledger.holders(now=1.0) == {"alive", "dead"}
+        assert await claim(ledger, "w", 2, "alive", now=1.0) is BUSY  # a copy elsewhere
+        assert await ledger.release("dead") == 1
+        assert await ledger.reclaimable(now=1.0, limit=10) == [b"w/2"]
+        assert await claim(ledger, "w", 2, "alive", now=1.0) is WAIT  # its now
+        await ledger.complete("w", 1, worker="alive")
+        assert await claim(ledger, "w", 2, "alive", now=1.0) is CLAIMED
 
 
 async def test_a_finished_turn_keeps_its_ending_instead_of_its_words(

@@ -39,8 +39,10 @@ from agent.values import (
     TurnContext,
 )
 from memory import InMemoryTurnLedger
+from memory.ledger import ClaimOutcome
 from memory.records import TurnRecord
 from policies import RulePolicy
+from tests.support.gateway import next_event
 from tests.support.manager import running as _running
 from tests.support.manager import stages as _stages
 from tests.support.manager import turn as _turn
@@ -265,6 +267,27 @@ async def test_a_turn_left_by_a_dead_worker_is_resumed() -> None:
     end = events[-1]
     assert isinstance(end, ReplyEnded)
     assert end.turn_id == "t1"
+
+
+async def test_a_turn_waiting_behind_another_is_held_in_the_ledger() -> None:
+    ledger = InMemoryTurnLedger()
+    async with (
+        _running(ListStore(), ledger=ledger, token_delay=0.05) as (bus, _),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1))
+        await bus.publish(topics.turn("s1"), _turn(2))  # waits here while turn 1 streams
+        while not isinstance((await next_event(replies))[1], ReplyDelta):
+            pass
+        # Another worker's copy of turn 2 finds it held: were this worker to die,
+        # turn 2 would be handed over with turn 1, not left unclaimed.
+        copy = await ledger.claim(
+            "s1", 2, encode(_turn(2)), worker="other", now=time.time(), lease=30, gap_timeout=1
+        )
+        assert copy is ClaimOutcome.BUSY
+        await ledger.release("w0")
+        assert len(await ledger.reclaimable(now=time.time(), limit=10)) == 2
+        await _until_ended(replies, 2)
 
 
 class _SlowHistoryStore(ListStore):
