@@ -180,7 +180,13 @@ async def _start_handoffs(
 
 
 async def _start_worker(
-    stack: AsyncExitStack, settings: Settings, bus: EventBus, metrics: Metrics, *, shared: bool
+    stack: AsyncExitStack,
+    settings: Settings,
+    bus: EventBus,
+    metrics: Metrics,
+    *,
+    shared: bool,
+    connected_since: Callable[[], float | None] | None = None,
 ) -> tuple[DialogueManager, ConversationStore, AsyncEngine]:
     """Database, store, handoffs, ledger and dialogue manager on `bus`; emotion requests.
 
@@ -225,7 +231,14 @@ async def _start_worker(
         takeover_after=settings.worker_beat_interval * MISSED_BEATS_BEFORE_TAKEOVER,
         sweep_interval=min(5.0, settings.turn_lease / 2),
     )
-    manager = DialogueManager(bus, stages, ledger, metrics=metrics, settings=manager_settings)
+    manager = DialogueManager(
+        bus,
+        stages,
+        ledger,
+        metrics=metrics,
+        settings=manager_settings,
+        connected_since=connected_since,
+    )
     if shared:
         # Beats start before the manager and stop after it: a stopping worker beats
         # "not ready" while it finishes its turns, so no other worker takes them over.
@@ -361,7 +374,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
         )
 
         def workers() -> Availability:
-            return roster.availability(time.monotonic())
+            return roster.availability(time.monotonic(), listening_since=bus.connected_since)
 
         served = await _start_gateway(
             stack,
@@ -388,7 +401,9 @@ async def worker(settings: Settings) -> AsyncIterator[Running]:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MqttBus(_mqtt_settings(settings, "worker")))
-        manager, store, engine = await _start_worker(stack, settings, bus, metrics, shared=True)
+        manager, store, engine = await _start_worker(
+            stack, settings, bus, metrics, shared=True, connected_since=lambda: bus.connected_since
+        )
         if settings.probe_port is not None:
             await stack.enter_async_context(
                 serve_probes(

@@ -35,6 +35,7 @@ import itertools
 import math
 import random
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -122,6 +123,7 @@ class MqttBus:
         self._idents = itertools.count(1)
         self._conn: _Connection | None = None
         self._connected = asyncio.Event()
+        self._connected_since: float | None = None
         self._closed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -136,6 +138,13 @@ class MqttBus:
     def connected(self) -> bool:
         """Whether a broker connection is up and subscribed now (for health checks)."""
         return self._connected.is_set()
+
+    @property
+    def connected_since(self) -> float | None:
+        """Since when (`time.monotonic()`) the current broker connection has been up and
+        subscribed; None while there is none. What was published before it may not have
+        been heard: a listener judges silence only from here on."""
+        return self._connected_since
 
     async def __aenter__(self) -> MqttBus:
         if self._tasks is not None:
@@ -249,6 +258,7 @@ class MqttBus:
                             _log.error("mqtt.subscribe_refused", error=str(exc))
                     # Publishers wait for this, so what this bus publishes after a
                     # reconnect reaches its own subscribers.
+                    self._connected_since = time.monotonic()
                     self._connected.set()
                     self._last_error = None
                     _log.info("mqtt.connected", client_id=self._client_id)
@@ -258,6 +268,7 @@ class MqttBus:
                 _log.warning("mqtt.connection_lost", client_id=self._client_id, error=str(exc))
             finally:
                 self._connected.clear()
+                self._connected_since = None
                 if conn is not None:
                     self._conn = None
                     if not conn.lost.done():

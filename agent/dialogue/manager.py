@@ -121,7 +121,10 @@ class DialogueManager:
         metrics: Metrics,
         settings: ManagerSettings | None = None,
         worker_id: str | None = None,
+        connected_since: Callable[[], float | None] | None = None,
     ) -> None:
+        """`connected_since`: for a bus that can be cut off (MQTT), since when its
+        connection has been up (`time.monotonic()`), None while it is down."""
         self._bus = bus
         self._stages = stages
         self._ledger = ledger
@@ -148,6 +151,7 @@ class DialogueManager:
             enqueue=self._enqueue,
             takeover_after=self._settings.takeover_after,
             sweep_interval=self._settings.sweep_interval,
+            connected_since=connected_since,
         )
         self.ready = False
         self.turns_answered = 0

@@ -37,7 +37,11 @@ class TurnRecovery:
         enqueue: Callable[[UserTurn], None],
         takeover_after: float,
         sweep_interval: float,
+        connected_since: Callable[[], float | None] | None = None,
     ) -> None:
+        """`connected_since`: since when (`time.monotonic()`) the bus has heard beats
+        without a break, None while it cannot; left out for a bus that is never cut off."""
+        self._connected_since = connected_since
         self._ledger = ledger
         self._worker_id = worker_id
         self._enqueue = enqueue
@@ -47,22 +51,30 @@ class TurnRecovery:
 
     async def follow_workers(self, beats: Subscription) -> None:
         """Count the other workers' beats; take over the turns of a holder that stopped."""
-        clock = asyncio.get_running_loop().time
+        clock = time.monotonic
         window = self._takeover_after
-        departures = Departures(me=self._worker_id, window=window, now=clock())
-        next_check = clock() + window / 2
+        departures = Departures(me=self._worker_id, window=window)
+        started = clock()
+        next_check = started + window / 2
         while True:
             try:
-                async with asyncio.timeout_at(next_check):
+                async with asyncio.timeout(max(0.0, next_check - clock())):
                     delivery = await beats.get()
             except TimeoutError:
-                await self._check_holders(departures, now=clock())
+                since = self._listening_since(started)
+                await self._check_holders(departures, listening_since=since)
                 next_check = clock() + window / 2
             except BusClosedError:
                 return
             else:
                 if isinstance(delivery.event, WorkerBeat):
                     departures.beat(delivery.event, now=clock())
+
+    def _listening_since(self, started: float) -> float | None:
+        if self._connected_since is None:
+            return started
+        connected = self._connected_since()
+        return None if connected is None else max(started, connected)
 
     async def sweep(self) -> None:
         """Hand out turns whose lease ran out, or was ended because their holder stopped
@@ -102,13 +114,16 @@ class TurnRecovery:
         if released:
             _log.warning("unfinished turns left to other workers", count=released)
 
-    async def _check_holders(self, departures: Departures, *, now: float) -> None:
+    async def _check_holders(
+        self, departures: Departures, *, listening_since: float | None
+    ) -> None:
         try:
             holders = await self._ledger.holders(now=time.time())
         except HeartlineError as exc:
             _log.warning("could not list the workers holding turns", error=str(exc))
             return
-        for worker in departures.gone(holders, now=now):
+        gone = departures.gone(holders, now=time.monotonic(), listening_since=listening_since)
+        for worker in gone:
             await self._take_over(worker)
 
     async def _take_over(self, worker: str) -> None:

@@ -20,7 +20,7 @@ async def follow_workers(
     bus: EventBus, *, interval: float, clock: Callable[[], float] = time.monotonic
 ) -> AsyncIterator[WorkerRoster]:
     """A roster fed by every worker's beats for the duration of the block."""
-    roster = WorkerRoster(interval=interval, started_at=clock())
+    roster = WorkerRoster(interval=interval)
 
     async def listen() -> None:
         async with bus.subscribe(topics.ALL_WORKERS) as beats:

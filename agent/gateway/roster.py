@@ -1,9 +1,10 @@
 """Which workers are there, from their beats. Pure: time comes in as `now`.
 
 A gateway counts a worker as there while its beats keep coming: one heard
-within `missed` beat intervals. Just after the gateway starts it has heard
-nobody yet, and says so (`UNKNOWN`) for that long instead of claiming that
-no worker is there.
+within `missed` beat intervals. Until the gateway has listened that long
+without a break (just after it starts, and again after its broker connection
+came back) it may not have heard a worker that is there, and says so
+(`UNKNOWN`) instead of claiming that no worker is there.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ class Availability(StrEnum):
 
 
 class WorkerRoster:
-    __slots__ = ("_interval", "_last_seen", "_missed", "_started_at")
+    __slots__ = ("_interval", "_last_seen", "_missed")
 
-    def __init__(self, *, interval: float, started_at: float, missed: int = 3) -> None:
+    def __init__(self, *, interval: float, missed: int = 3) -> None:
         self._interval = interval
         self._missed = missed
-        self._started_at = started_at
         self._last_seen: dict[str, float] = {}
 
     @property
@@ -52,9 +52,11 @@ class WorkerRoster:
                 del self._last_seen[worker]
         return len(self._last_seen)
 
-    def availability(self, now: float) -> Availability:
+    def availability(self, now: float, *, listening_since: float | None) -> Availability:
+        """`listening_since`: since when beats could be heard without a break (the
+        bus connection's start); None while they cannot (no connection)."""
         if self.count(now):
             return Availability.AVAILABLE
-        if now - self._started_at <= self.window:
+        if listening_since is None or now - listening_since <= self.window:
             return Availability.UNKNOWN
         return Availability.NONE

@@ -119,6 +119,22 @@ async def test_a_gateway_without_workers_is_not_ready_and_refuses_turns_at_once(
     assert codes[0] == 0
 
 
+async def test_right_after_a_broker_restart_turns_are_taken_not_refused(
+    private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
+) -> None:
+    quick = {"HEARTLINE_WORKER_BEAT_INTERVAL": "0.2", "HEARTLINE_REDELIVER_AFTER": "1"}
+    async with cluster(private_broker, fresh_postgres_url, tmp_path, **quick) as running:
+        url = f"ws://127.0.0.1:{running.gateway_port}/ws"
+        token = running.authority.issue("alice")
+        await _readiness(running.gateway_port, 200)
+        private_broker.stop()
+        await asyncio.sleep(2.0)  # many beat intervals without a beat
+        private_broker.start()
+        # The gateway did not hear the workers because it was cut off, not because they
+        # are gone: the turn is answered (`converse` fails on an `unavailable` error).
+        assert [turn for turn, _, _ in await converse(url, token, 1)] == ["t1"]
+
+
 async def test_the_http_apis_reach_the_workers_through_the_bus(
     private_broker: PrivateBroker, fresh_postgres_url: str, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from agent.bus.mqtt import MqttBus, MqttSettings
 from agent.errors import BusClosedError, BusError, BusOverflowError
 from agent.events import Cancel, Event, Feedback, ReplyDelta, ReplyEnded, UserTurn, encode
 from tests.fixtures.mqtt import PrivateBroker
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -268,12 +269,17 @@ async def test_subscription_survives_broker_restart(
     async with MqttBus(settings) as bus, bus.subscribe(topic) as sub:
         await bus.publish(topic, turn("s1", 1))
         assert (await take(sub, 1))[0].event == turn("s1", 1)
+        first = bus.connected_since
+        assert first is not None
 
         private_broker.stop()
+        await eventually(lambda: bus.connected_since is None, within=HANG)
         private_broker.start()
 
         await bus.publish(topic, turn("s1", 2))  # waits for the reconnect
         assert (await take(sub, 1))[0].event == turn("s1", 2)
+        # Listeners judge silence from the reconnect on, not from the first connection.
+        assert (bus.connected_since or 0.0) > first
 
 
 async def test_subscription_survives_restart_without_broker_persistence(
