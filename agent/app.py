@@ -24,6 +24,7 @@ from agent.bus.inprocess import InProcessBus
 from agent.bus.mqtt import MqttBus, MqttSettings
 from agent.config import Settings
 from agent.dialogue import DialogueManager, ManagerSettings, Stages
+from agent.dialogue.lookups import serve_session_lookups
 from agent.dialogue.presence import announce_presence
 from agent.emotion import EmotionRecognizer, LexiconRecognizer
 from agent.emotion.batching import MicroBatcher
@@ -253,6 +254,9 @@ async def _start_worker(
     await stack.enter_async_context(manager)
     await stack.enter_async_context(
         serve_emotion_requests(bus, stages.recognizer, group=settings.worker_group)
+    )
+    await stack.enter_async_context(
+        serve_session_lookups(bus, store, ledger, group=settings.worker_group)
     )
     return manager, store, engine
 

@@ -8,7 +8,8 @@ the sessions it serves.
 * ``reply``: to that gateway, from the workers (and an operator's takeover);
 * ``watch``: what happens in a session, for operator consoles on every gateway;
 * ``handoff``: handoffs to tell the help desk about, for the workers;
-* ``workers/<id>``: each worker's presence; ``emotion/...``: emotion analysis requests.
+* ``workers/<id>``: each worker's presence; ``emotion/...``: emotion analysis requests;
+  ``sessions/...``: lookups of sessions that clients resume.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ __all__ = [
     "ALL_WORKERS",
     "EMOTION_REQUESTS",
     "PREFIX",
+    "SESSION_LOOKUPS",
     "cancel",
     "emotion_results",
     "feedback",
     "handoff",
     "reply",
+    "session_found",
     "session_of",
     "turn",
     "watch",
@@ -42,6 +45,7 @@ ALL_WATCH = f"{PREFIX}/watch/+"
 ALL_HANDOFFS = f"{PREFIX}/handoff/+"
 ALL_WORKERS = f"{PREFIX}/workers/+"
 EMOTION_REQUESTS = f"{PREFIX}/emotion/requests"
+SESSION_LOOKUPS = f"{PREFIX}/sessions/lookups"
 
 
 def turn(session_id: str) -> str:
@@ -74,6 +78,10 @@ def worker(worker_id: str) -> str:
 
 def emotion_results(gateway_id: str) -> str:
     return f"{PREFIX}/emotion/results/{gateway_id}"
+
+
+def session_found(gateway_id: str) -> str:
+    return f"{PREFIX}/sessions/found/{gateway_id}"
 
 
 def session_of(topic: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "ClaimOutcome",
     "InMemoryTurnLedger",
     "LedgerEntry",
+    "LedgerSession",
     "TurnLedger",
     "decide_claim",
     "takes_lease",
@@ -52,6 +53,15 @@ class LedgerEntry:
     done: bool = False
     owner: str | None = None
     lease_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSession:
+    """The highest turn number the ledger holds for a session (answered, failed or
+    skipped: the next turn must come after it), and its unfinished turns' payloads."""
+
+    last_seq: int
+    unfinished: list[bytes]
 
 
 class TurnLedger(Protocol):
@@ -77,6 +87,15 @@ class TurnLedger(Protocol):
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
         """Payloads of claimed turns whose lease has expired."""
+        ...
+
+    async def session(self, session_id: str) -> LedgerSession:
+        """What the ledger knows of a session a client resumes."""
+        ...
+
+    async def resume(self, session_id: str, *, after: int, now: float) -> None:
+        """The session goes on after turn `after`: its next turn need not wait for a
+        predecessor the ledger let go of when the session closed."""
         ...
 
     async def release(self, worker: str) -> int:
@@ -177,6 +196,18 @@ class InMemoryTurnLedger:
             if not entry.done and entry.owner is not None and entry.lease_until <= now
         ]
         return found[:limit]
+
+    async def session(self, session_id: str) -> LedgerSession:
+        entries = self._sessions.get(session_id, {})
+        return LedgerSession(
+            last_seq=max(entries, default=0),
+            unfinished=[entries[seq].payload for seq in sorted(entries) if not entries[seq].done],
+        )
+
+    async def resume(self, session_id: str, *, after: int, now: float) -> None:
+        if after > 0:
+            entries = self._sessions.setdefault(session_id, {})
+            entries.setdefault(after, LedgerEntry(payload=b"", first_seen=now, done=True))
 
     async def ending(self, session_id: str, seq: int) -> bytes | None:
         entry = self._sessions.get(session_id, {}).get(seq)

@@ -6,7 +6,19 @@ from dataclasses import dataclass
 
 from agent.values import Decision, EmotionReading
 
-__all__ = ["FeedbackRecord", "TurnRecord"]
+__all__ = ["AnsweredTurn", "FeedbackRecord", "TurnRecord"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnsweredTurn:
+    """A stored turn as its user saw it answered: enough to show the reply again."""
+
+    turn_id: str
+    seq: int
+    user_id: str
+    reply: str
+    interrupted: bool
+    generator: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from agent.values import Exchange, HistorySummary
-from memory.records import FeedbackRecord, TurnRecord
+from memory.records import AnsweredTurn, FeedbackRecord, TurnRecord
 
 __all__ = ["ConversationStore"]
 
@@ -22,6 +22,13 @@ class ConversationStore(Protocol):
         self, session_id: str, *, limit: int, tenant: str = "default"
     ) -> tuple[Exchange, ...]:
         """The last `limit` exchanges of this session of `tenant`, oldest first."""
+        ...
+
+    async def answered_turns(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[AnsweredTurn, ...]:
+        """The last `limit` answered turns of this session of `tenant`, oldest first:
+        what a client resuming the session may have missed."""
         ...
 
     async def history(

@@ -27,7 +27,15 @@ from agent.events.operations import (
     Takeover,
     TurnSummary,
 )
-from agent.events.services import MAX_EMOTION_TEXTS, EmotionRequest, EmotionResult, WorkerBeat
+from agent.events.services import (
+    MAX_EMOTION_TEXTS,
+    MAX_RESUMED_TURNS,
+    EmotionRequest,
+    EmotionResult,
+    SessionFound,
+    SessionLookup,
+    WorkerBeat,
+)
 from agent.events.turns import (
     EVENT_VERSION,
     MAX_TEXT_CHARS,
@@ -46,6 +54,7 @@ from agent.events.turns import (
 __all__ = [
     "EVENT_VERSION",
     "MAX_EMOTION_TEXTS",
+    "MAX_RESUMED_TURNS",
     "MAX_TEXT_CHARS",
     "AgentMessage",
     "Cancel",
@@ -63,6 +72,8 @@ __all__ = [
     "ReplyEnded",
     "ReplyStarted",
     "SessionClosed",
+    "SessionFound",
+    "SessionLookup",
     "SessionOpened",
     "Takeover",
     "TurnFailed",
@@ -93,6 +104,8 @@ Event = (
     | WorkerBeat
     | EmotionRequest
     | EmotionResult
+    | SessionLookup
+    | SessionFound
 )
 
 

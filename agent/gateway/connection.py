@@ -34,6 +34,7 @@ from agent.errors import AuthError, BusError
 from agent.gateway.admission import Admission
 from agent.gateway.auth import Principal, Role, TokenAuthority
 from agent.gateway.limits import ConnectionLimits, TokenBucket
+from agent.gateway.lookups import SessionLookups
 from agent.gateway.protocol import (
     CancelMessage,
     ClientMessage,
@@ -148,16 +149,20 @@ async def serve_connection(
     default_tenant: str,
     workers: Callable[[], Availability],
     admission: Admission,
+    lookups: SessionLookups,
     ends: SessionEnds,
     principal: Principal | None = None,
+    resume: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
 ) -> None:
     """Serve one accepted client until the connection closes.
 
     `principal` is set when the handshake carried a valid token; otherwise the
-    first frame must be `hello` with one. Safe to cancel: the session's tasks
-    are cancelled with it and its subscription ends.
+    first frame must be `hello` with one. `resume` names the session the client
+    asks to go on with: if the workers know it as this user's, it is resumed,
+    else the client gets a new one. Safe to cancel: the session's tasks are
+    cancelled with it and its subscription ends.
     """
     session = _Session(
         _Socket(websocket, send_timeout_s=limits.send_timeout_s),
@@ -169,7 +174,13 @@ async def serve_connection(
         wall_clock=wall_clock,
     )
     await session.run(
-        principal, default_tenant=default_tenant, workers=workers, admission=admission, ends=ends
+        principal,
+        default_tenant=default_tenant,
+        workers=workers,
+        admission=admission,
+        ends=ends,
+        lookups=lookups,
+        resume=resume,
     )
 
 
@@ -209,29 +220,37 @@ class _Session:
         workers: Callable[[], Availability],
         admission: Admission,
         ends: SessionEnds,
+        lookups: SessionLookups,
+        resume: str | None,
     ) -> None:
         if principal is None:
             principal = await self._authenticate()
             if principal is None:
                 return
+        tenant = principal.tenant or default_tenant
+        found = None
+        if resume is not None:
+            found = await lookups.find(resume, user_id=principal.user_id, tenant=tenant)
         relay = SessionRelay(
             self._bus,
             user_id=principal.user_id,
-            tenant=principal.tenant or default_tenant,
+            tenant=tenant,
             limits=self._limits,
             metrics=self._metrics,
             channel="ws",
             deliver=self._deliver,
             workers=workers,
             admission=admission,
+            resume=found,
             clock=self._wall_clock,
         )
         session_id = relay.core.session_id
         self._log = _log.bind(session_id=session_id)
-        self._log.info("session started")
+        self._log.info("session started", resumed=found is not None)
+        resumed = None if resume is None else found is not None
         try:
             async with relay:
-                await self._deliver(ready_message(session_id, principal.user_id))
+                await self._deliver(ready_message(session_id, principal.user_id, resumed=resumed))
                 await self._run_tasks(relay, ends)
         except BusError:
             self._log.warning("bus unavailable for the session", exc_info=True)

@@ -7,24 +7,20 @@ recognizers, through the same micro-batcher as live turns.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-import structlog
-
 from agent import topics
-from agent.bus.base import EventBus, Subscription
+from agent.bus.base import EventBus
 from agent.errors import StageError
 from agent.events import EmotionRequest, EmotionResult
+from agent.gateway.answers import Answers, listening
 from agent.gateway.roster import Availability
 from agent.privacy.redaction import redact
 from agent.values import EmotionReading
 
 __all__ = ["EmotionClient", "NoWorker", "emotion_client"]
-
-_log = structlog.get_logger(__name__)
 
 
 class NoWorker(Exception):
@@ -37,16 +33,17 @@ class EmotionClient:
     def __init__(
         self,
         bus: EventBus,
+        answers: Answers[EmotionResult],
         *,
         gateway_id: str,
         workers: Callable[[], Availability],
         timeout_s: float,
     ) -> None:
         self._bus = bus
+        self._answers = answers
         self._gateway_id = gateway_id
         self._workers = workers
         self._timeout_s = timeout_s
-        self._waiting: dict[str, asyncio.Future[EmotionResult]] = {}
 
     async def read(self, texts: Sequence[str]) -> tuple[EmotionReading, ...]:
         """One reading per text, in order, of the texts redacted (they leave for the
@@ -57,34 +54,20 @@ class EmotionClient:
         """
         if self._workers() is Availability.NONE:
             raise NoWorker("no worker is available to read the texts")
-        request_id = secrets.token_hex(12)
-        answer: asyncio.Future[EmotionResult] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = answer
-        try:
+        redacted = tuple(redact(text) for text in texts)
+
+        async def publish(request_id: str) -> None:
             request = EmotionRequest(
-                request_id=request_id,
-                reply_to=self._gateway_id,
-                texts=tuple(redact(text) for text in texts),
+                request_id=request_id, reply_to=self._gateway_id, texts=redacted
             )
             await self._bus.publish(topics.EMOTION_REQUESTS, request)
-            async with asyncio.timeout(self._timeout_s):
-                result = await answer
-        finally:
-            self._waiting.pop(request_id, None)
+
+        result = await self._answers.ask(publish, timeout_s=self._timeout_s)
         if result.error is not None:
             raise StageError("emotion", result.error)
         if len(result.readings) != len(texts):
             raise StageError("emotion", "the worker returned a reading count that does not match")
         return result.readings
-
-    async def listen(self, results: Subscription) -> None:
-        async for delivery in results:
-            result = delivery.event
-            if not isinstance(result, EmotionResult):
-                continue
-            answer = self._waiting.get(result.request_id)
-            if answer is not None and not answer.done():
-                answer.set_result(result)
 
 
 @asynccontextmanager
@@ -96,13 +79,7 @@ async def emotion_client(
 ) -> AsyncIterator[EmotionClient]:
     """An `EmotionClient` listening on its own result topic for the duration of the block."""
     gateway_id = secrets.token_hex(8)
-    client = EmotionClient(bus, gateway_id=gateway_id, workers=workers, timeout_s=timeout_s)
-    async with (
-        bus.subscribe(topics.emotion_results(gateway_id)) as results,
-        asyncio.TaskGroup() as tasks,
-    ):
-        listening = tasks.create_task(client.listen(results))
-        try:
-            yield client
-        finally:
-            listening.cancel()
+    async with listening(bus, topics.emotion_results(gateway_id), EmotionResult) as answers:
+        yield EmotionClient(
+            bus, answers, gateway_id=gateway_id, workers=workers, timeout_s=timeout_s
+        )

@@ -278,13 +278,17 @@ def _parse_feedback(data: dict[str, Any]) -> FeedbackMessage:
 # Server messages
 
 
-def ready_message(session_id: str, user_id: str) -> ServerMessage:
-    return {
+def ready_message(session_id: str, user_id: str, *, resumed: bool | None = None) -> ServerMessage:
+    """`resumed` only for a client that asked to resume a session: whether it was."""
+    message: ServerMessage = {
         "type": "ready",
         "session_id": session_id,
         "user_id": user_id,
         "protocol": PROTOCOL_VERSION,
     }
+    if resumed is not None:
+        message["resumed"] = resumed
+    return message
 
 
 def error_message(

@@ -33,6 +33,7 @@ from agent.events import (
     Channel,
     Event,
     SessionClosed,
+    SessionFound,
     SessionOpened,
     Takeover,
 )
@@ -72,8 +73,8 @@ Deliver = Callable[[ServerMessage | Ending], Awaitable[None]]
 
 
 class SessionRelay:
-    """A new session (a fresh random id) of `user_id` in `tenant`; an async context
-    manager, subscribed to the session's replies while entered.
+    """A new session (a fresh random id) of `user_id` in `tenant`, or the one `resume`
+    found; an async context manager, subscribed to the session's replies while entered.
 
     Run `pump` in a task of the owner's while the relay is entered; `submit`,
     `cancel` and `feedback` may be called from any task meanwhile.
@@ -91,15 +92,18 @@ class SessionRelay:
         deliver: Deliver,
         workers: Callable[[], Availability],
         admission: Admission,
+        resume: SessionFound | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         core = SessionCore(
-            session_id=secrets.token_hex(16),
+            session_id=secrets.token_hex(16) if resume is None else resume.session_id,
             user_id=user_id,
             tenant=tenant,
             remembered_turns=limits.remembered_turns,
             admission=admission,
         )
+        if resume is not None:
+            core.resume(resume, now=clock())
         self.core = core
         self._bus = bus
         self._limits = limits
@@ -160,8 +164,16 @@ class SessionRelay:
         Raises `WireError` for a duplicate id, `unavailable` when no worker is
         there to answer, `overloaded` (with `retry_after_ms`) when the process
         has more turns in flight than it can answer in time; `BusError` when the
-        bus fails. Not safe to cancel once the turn is being published.
+        bus fails. Not safe to cancel once the turn is being published. A turn sent
+        again after resuming the session is not published again: its reply is shown
+        again if it was answered meanwhile, or is on its way.
         """
+        resent = self.core.resent(message.id)
+        if resent is not None:
+            self._log.info("turn sent again after resuming", turn_id=message.id)
+            for reply in resent:
+                await self._deliver(reply)
+            return
         if self._workers() is Availability.NONE:
             raise WireError(
                 ErrorCode.UNAVAILABLE,

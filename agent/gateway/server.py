@@ -30,6 +30,7 @@ from agent.gateway.http_app import build_app
 from agent.gateway.http_server import HttpServerSettings, serve_http
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
+from agent.gateway.lookups import session_lookups
 from agent.gateway.openai_api import ChatService, openai_router
 from agent.gateway.operator_api import HistoryReader, OperatorService, operator_router
 from agent.gateway.pages import pages_router
@@ -200,34 +201,36 @@ async def _serve(
     listener: socket.socket | None,
 ) -> AsyncIterator[Gateway]:
     live = LiveConnections()
-    service = WebSocketService(
-        bus=bus,
-        authority=authority,
-        metrics=metrics,
-        limits=settings.limits,
-        default_tenant=settings.default_tenant,
-        workers=workers,
-        admission=admission,
-        live=live,
-    )
-    app = build_app(
-        [ws_router(service), probe_router(metrics=metrics, ready=ready), *routers],
-        max_body_bytes=settings.max_body_bytes,
-    )
-    server_settings = HttpServerSettings(
-        ws_max_bytes=settings.limits.max_frame_bytes,
-        ws_ping_interval_s=settings.ping_interval_s,
-        ws_ping_timeout_s=settings.ping_timeout_s,
-        shutdown_s=settings.close_timeout_s,
-        ws_compression=settings.ws_compression,
-    )
-    async with serve_http(
-        app, settings.host, settings.port, server_settings, listener=listener
-    ) as listening:
-        _log.info("gateway listening", host=listening.host, port=listening.port)
-        try:
-            yield Gateway(listening.host, listening.port, settings, live)
-        finally:
-            ending = Ending(CLOSE_GOING_AWAY, "server shutting down")
-            await live.end_all(ending, grace_s=settings.close_timeout_s)
+    async with session_lookups(bus, workers=workers) as lookups:
+        service = WebSocketService(
+            bus=bus,
+            authority=authority,
+            metrics=metrics,
+            limits=settings.limits,
+            default_tenant=settings.default_tenant,
+            workers=workers,
+            admission=admission,
+            live=live,
+            lookups=lookups,
+        )
+        app = build_app(
+            [ws_router(service), probe_router(metrics=metrics, ready=ready), *routers],
+            max_body_bytes=settings.max_body_bytes,
+        )
+        server_settings = HttpServerSettings(
+            ws_max_bytes=settings.limits.max_frame_bytes,
+            ws_ping_interval_s=settings.ping_interval_s,
+            ws_ping_timeout_s=settings.ping_timeout_s,
+            shutdown_s=settings.close_timeout_s,
+            ws_compression=settings.ws_compression,
+        )
+        async with serve_http(
+            app, settings.host, settings.port, server_settings, listener=listener
+        ) as listening:
+            _log.info("gateway listening", host=listening.host, port=listening.port)
+            try:
+                yield Gateway(listening.host, listening.port, settings, live)
+            finally:
+                ending = Ending(CLOSE_GOING_AWAY, "server shutting down")
+                await live.end_all(ending, grace_s=settings.close_timeout_s)
     _log.info("gateway stopped")

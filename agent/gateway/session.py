@@ -3,7 +3,8 @@
 `SessionCore` numbers turns, knows which turn is in flight (for barge-in and
 `cancel`), rejects duplicate ids and feedback for foreign turns, drops every
 event of a turn once it ended, says when an unanswered turn is due to be
-published again, and knows whether a person has taken the session over.
+published again, and knows whether a person has taken the session over. A
+session a client resumes goes on from what the workers knew of it (`resume`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent.events import (
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    SessionFound,
     Takeover,
     TurnFailed,
     UserTurn,
@@ -111,8 +113,32 @@ class SessionCore:
         self._turns = _Recent(remembered_turns)
         self._ended = _Recent(remembered_turns)
         self._in_flight: dict[str, _InFlight] = {}
+        self._answered: dict[str, ReplyEnded] = {}  # of a resumed session, by turn id
         self._last_activity = 0.0
         self._admission = admission or Admission()
+
+    def resume(self, found: SessionFound, *, now: float) -> None:
+        """Go on from where the session's previous gateway left it: numbering after
+        `found.last_seq`, its answered turns ready to be shown again (`resent`), its
+        unfinished ones in flight (their replies come here now)."""
+        self._seq = max(self._seq, found.last_seq)
+        for ended in found.answered:
+            self._turns.add(ended.turn_id)
+            self._answered[ended.turn_id] = ended
+        for turn in found.unfinished:
+            self._turns.add(turn.turn_id)
+            self._in_flight[turn.turn_id] = _InFlight(turn, resumed=True)
+        self._last_activity = now
+
+    def resent(self, turn_id: str) -> list[ServerMessage] | None:
+        """A message sent again after `resume`: the reply it had, whole, for a turn
+        answered meanwhile; nothing (its reply is on its way) for one still unfinished;
+        None for any other message."""
+        ended = self._answered.get(turn_id)
+        if ended is not None:
+            return _messages([*_whole_reply(ended), ended])
+        flight = self._in_flight.get(turn_id)
+        return [] if flight is not None and flight.resumed else None
 
     @property
     def seq(self) -> int:
@@ -290,6 +316,7 @@ class _InFlight:
     shown: list[str] = field(default_factory=list)  # pieces sent since the last reply_start
     next_seq: int = 0
     streaming: bool = False  # a reply_start went out
+    resumed: bool = False  # in flight when its session was resumed here
 
 
 def _completion(flight: _InFlight, ended: ReplyEnded) -> list[ServerMessage]:
@@ -298,13 +325,23 @@ def _completion(flight: _InFlight, ended: ReplyEnded) -> list[ServerMessage]:
     shown = "".join(flight.shown)
     if shown == ended.text:
         return []
-    sid, tid = ended.session_id, ended.turn_id
-    missing: list[ReplyStarted | ReplyDelta]
     if flight.streaming and ended.text.startswith(shown):
         rest = ended.text[len(shown) :]
-        missing = [ReplyDelta(session_id=sid, turn_id=tid, seq=flight.next_seq, text=rest)]
-    else:
-        missing = [ReplyStarted(session_id=sid, turn_id=tid, generator=ended.generator)]
-        if ended.text:
-            missing.append(ReplyDelta(session_id=sid, turn_id=tid, seq=0, text=ended.text))
-    return [message for event in missing if (message := event_message(event)) is not None]
+        sid, tid = ended.session_id, ended.turn_id
+        return _messages([ReplyDelta(session_id=sid, turn_id=tid, seq=flight.next_seq, text=rest)])
+    return _messages(_whole_reply(ended))
+
+
+def _whole_reply(ended: ReplyEnded) -> list[ReplyEvent]:
+    """A fresh `reply_start` and the reply's text as one piece."""
+    sid, tid = ended.session_id, ended.turn_id
+    events: list[ReplyEvent] = [
+        ReplyStarted(session_id=sid, turn_id=tid, generator=ended.generator)
+    ]
+    if ended.text:
+        events.append(ReplyDelta(session_id=sid, turn_id=tid, seq=0, text=ended.text))
+    return events
+
+
+def _messages(events: list[ReplyEvent]) -> list[ServerMessage]:
+    return [message for event in events if (message := event_message(event)) is not None]

@@ -18,6 +18,7 @@ from agent.gateway.connection import serve_connection
 from agent.gateway.http_errors import ApiError
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
+from agent.gateway.lookups import SessionLookups
 from agent.gateway.protocol import ErrorCode
 from agent.gateway.roster import Availability
 from agent.metrics import Metrics
@@ -41,6 +42,7 @@ class WebSocketService:
     workers: Callable[[], Availability]
     admission: Admission
     live: LiveConnections
+    lookups: SessionLookups
 
 
 def ws_router(service: WebSocketService) -> APIRouter:
@@ -77,8 +79,10 @@ def ws_router(service: WebSocketService) -> APIRouter:
                     default_tenant=service.default_tenant,
                     workers=service.workers,
                     admission=service.admission,
+                    lookups=service.lookups,
                     ends=ends,
                     principal=principal,
+                    resume=_resumed_session(websocket.url.query),
                 )
         finally:
             service.metrics.connections.dec()
@@ -127,3 +131,9 @@ def _handshake_token(authorization: list[str], query: str) -> str | None:
             raise AuthError("token is empty")
         return tokens[0]
     return None
+
+
+def _resumed_session(query: str) -> str | None:
+    """The session the client asks to resume (`?resume=`), if it asks."""
+    sessions = parse_qs(query, keep_blank_values=True).get("resume")
+    return None if sessions is None else sessions[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from memory.ledger import ClaimOutcome, LedgerEntry, decide_claim, takes_lease
+from memory.ledger import ClaimOutcome, LedgerEntry, LedgerSession, decide_claim, takes_lease
 from memory.sql.engine import insert_ignoring, store_errors, write_engine
 from memory.sql.models import LedgerRow
 
@@ -118,6 +118,38 @@ class SqlTurnLedger:
         with store_errors("listing reclaimable turns"):
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).scalars())
+
+    async def session(self, session_id: str) -> LedgerSession:
+        """The session's highest turn number and unfinished turns: a closed session keeps
+        its newest finished row (`forget_session`), so the number survives the close."""
+        mine = LedgerRow.session_id == session_id
+        last = select(func.max(LedgerRow.seq)).where(mine)
+        unfinished = (
+            select(LedgerRow.payload).where(mine, LedgerRow.done.is_(False)).order_by(LedgerRow.seq)
+        )
+        with store_errors("reading a session's turns"):
+            async with self._engine.connect() as conn:
+                last_seq = (await conn.execute(last)).scalar_one_or_none() or 0
+                payloads = [bytes(p) for p in (await conn.execute(unfinished)).scalars()]
+        return LedgerSession(last_seq=int(last_seq), unfinished=payloads)
+
+    async def resume(self, session_id: str, *, after: int, now: float) -> None:
+        if after <= 0:
+            return
+        with store_errors("resuming a session"):
+            async with self._write.begin() as conn:
+                await conn.execute(
+                    insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq")),
+                    {
+                        "session_id": session_id,
+                        "seq": after,
+                        "payload": b"",
+                        "done": True,
+                        "owner": None,
+                        "lease_until": 0.0,
+                        "first_seen": now,
+                    },
+                )
 
     async def ending(self, session_id: str, seq: int) -> bytes | None:
         """The ending a finished turn was completed with; None if unknown or unfinished."""

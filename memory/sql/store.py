@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent.errors import StoreError
 from agent.values import EmotionReading, Exchange, HistorySummary, SessionMood, Strategy, Trend
 from memory.crypto import TextCipher
-from memory.records import FeedbackRecord, TurnRecord
+from memory.records import AnsweredTurn, FeedbackRecord, TurnRecord
 from memory.sealing import TenantSealers
 from memory.sql.engine import store_errors
 from memory.sql.models import (
@@ -216,6 +216,46 @@ class SqlConversationStore:
                     ),
                     strategy=None if row.strategy is None else Strategy(row.strategy),
                     flow_state=row.flow_state,
+                )
+                for row in reversed(rows)
+            )
+        except ValueError as exc:
+            raise StoreError(f"session {session_id!r} holds an unreadable turn: {exc}") from exc
+
+    async def answered_turns(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[AnsweredTurn, ...]:
+        """The last `limit` turns stored for the session of `tenant`, oldest first. Safe to
+        cancel."""
+        if limit <= 0:
+            return ()
+        query = (
+            select(
+                UserRow.external_id,
+                TurnRow.turn_id,
+                TurnRow.seq,
+                TurnRow.reply,
+                TurnRow.interrupted,
+                TurnRow.generator,
+            )
+            .join(UserRow, UserRow.id == TurnRow.user_id)
+            .where(TurnRow.session_id == session_id, UserRow.tenant == tenant)
+            .order_by(TurnRow.seq.desc())
+            .limit(limit)
+        )
+        with store_errors("reading a session's answered turns"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        sealer = self._sealers.for_tenant(tenant)
+        try:
+            return tuple(
+                AnsweredTurn(
+                    turn_id=row.turn_id,
+                    seq=row.seq,
+                    user_id=row.external_id,
+                    reply=sealer.open(row.reply, user=row.external_id, column="turns.reply"),
+                    interrupted=row.interrupted,
+                    generator=row.generator,
                 )
                 for row in reversed(rows)
             )

@@ -19,6 +19,7 @@ _COLUMNS = (
     "sent",
     "answered",
     "resent",
+    "resumed",
     "lost",
     "duplicated",
     "garbled",

@@ -7,8 +7,10 @@ fault (kill -9 of a role, then its restart) once replies are streaming; and coun
 the clients saw and what the database holds:
 
 - `sent`: turns the users sent; `answered`: turns whose reply ended;
-- `resent`: turns a client had to send again (its connection dropped, or the server
-  gave up on it), the way a user would;
+- `resent`: turns a client had to send again as new messages (the server gave up on
+  them, or the session could not be resumed), the way a user would;
+- `resumed`: reconnections that resumed the session (the unanswered turn sent again
+  under its own id: answered once, or shown again if it was answered meanwhile);
 - `lost`: turns never answered before the scenario's deadline;
 - `duplicated`: a second `reply_end` of a turn, events of a turn after its end, or a
   turn stored twice;
@@ -61,6 +63,7 @@ class Outcome:
     sent: int = 0
     answered: int = 0
     resent: int = 0
+    resumed: int = 0
     lost: int = 0
     duplicated: int = 0
     garbled: int = 0
@@ -224,18 +227,26 @@ def _number(turn_id: str) -> int:
 async def _conversation(
     url: str, token: str, turns: list[_Turn], outcome: Outcome, deadline: float
 ) -> None:
-    """One user's turns in order, reconnecting and sending again what went unanswered."""
+    """One user's turns in order, reconnecting (resuming the session) and sending again
+    what went unanswered."""
     pending = list(turns)
+    session_id: str | None = None
     while pending and time.monotonic() < deadline:
+        resume = "" if session_id is None else f"?resume={session_id}"
         try:
             async with connect(
-                url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=5
+                url + resume,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                open_timeout=5,
             ) as ws:
                 ready = json.loads(await ws.recv())
                 session_id = ready["session_id"]
+                same_id = ready.get("resumed", False)
+                outcome.resumed += same_id
                 while pending and time.monotonic() < deadline:
-                    if await _one_turn(ws, session_id, pending[0], outcome, deadline):
+                    if await _one_turn(ws, session_id, pending[0], outcome, deadline, same_id):
                         pending.pop(0)
+                    same_id = False
         except (ConnectionClosed, OSError, TimeoutError, InvalidStatus):
             outcome.refusals["connection"] += 1
             await asyncio.sleep(0.3)
@@ -243,15 +254,21 @@ async def _conversation(
 
 
 async def _one_turn(
-    ws: ClientConnection, session_id: str, turn: _Turn, outcome: Outcome, deadline: float
+    ws: ClientConnection,
+    session_id: str,
+    turn: _Turn,
+    outcome: Outcome,
+    deadline: float,
+    same_id: bool,
 ) -> bool:
-    """Send the turn and read until its reply ends: True; False to send it again."""
-    if turn.first_sent:
-        outcome.resent += 1
-    else:
+    """Send the turn (`same_id`: again under its own id, in a resumed session) and read
+    until its reply ends: True; False to send it again."""
+    if not turn.first_sent:
         turn.first_sent = time.monotonic()
         outcome.sent += 1
-    turn.sendings += 1
+    elif not same_id:
+        outcome.resent += 1
+    turn.sendings += not same_id
     await ws.send(json.dumps({"type": "user_message", "id": turn.turn_id, "text": turn.text}))
     pieces: list[str] = []
     while True:

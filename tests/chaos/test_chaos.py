@@ -1,7 +1,7 @@
-"""The chaos suite's quicker parts, in CI: a worker and the broker killed under load, and
-2,000 fuzzed frames.
+"""The chaos suite's quicker parts, in CI: a worker, the broker and the gateway killed under
+load, and 2,000 fuzzed frames.
 
-The full suite (both workers, PostgreSQL and a gateway too) prints its table with
+The full suite (both workers and PostgreSQL too) prints its table with
 `.venv/bin/python -m tests.chaos`, the full fuzz (10^5 frames) its counts with
 `.venv/bin/python -m tests.chaos.fuzz`; docs/reliability.md records both.
 """
@@ -21,7 +21,7 @@ from tests.fixtures.services import missing
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-@pytest.mark.parametrize("scenario", ["worker", "broker"])
+@pytest.mark.parametrize("scenario", ["worker", "broker", "gateway"])
 async def test_nothing_is_lost_duplicated_garbled_reordered_or_missing(
     scenario: str, tmp_path: Path
 ) -> None:
@@ -30,6 +30,8 @@ async def test_nothing_is_lost_duplicated_garbled_reordered_or_missing(
     outcome = await run_scenario(scenario, tmp_path, sessions=10, turns=8)
     assert outcome.answered == outcome.sent == 80
     assert outcome.clean, outcome
+    if scenario == "gateway":  # every user's session resumed, nothing sent anew
+        assert (outcome.resumed, outcome.resent) == (10, 0), outcome
 
 
 def test_wrong_frames_each_get_one_documented_error_and_no_connection_drops() -> None:

@@ -282,3 +282,39 @@ def _count(database: Path, table: str) -> int:
     with sqlite3.connect(database) as db:
         (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(count)
+
+
+async def _session(url: str, token: str) -> str:
+    """Open a session, have one turn answered, drop the connection; the session's id."""
+    async with connect(url) as ws:
+        session_id: str = (await _hello(ws, token))["session_id"]
+        await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "Where is it?"}))
+        await _until(ws, "reply_end", "t1")
+    return session_id
+
+
+async def test_a_resumed_session_shows_an_answered_turn_again_and_goes_on(app: Running) -> None:
+    session_id = await _session(_url(app), _token(app))
+    async with connect(f"{_url(app)}?resume={session_id}") as ws:
+        ready = await _hello(ws, _token(app))
+        assert (ready["session_id"], ready["resumed"]) == (session_id, True)
+        # Sent again as if its reply had been missed: shown again from the record.
+        await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "Where is it?"}))
+        replayed = await _until(ws, "reply_end", "t1")
+        assert [m["type"] for m in replayed] == ["reply_start", "reply_delta", "reply_end"]
+        assert replayed[1]["text"] == replayed[2]["text"] != ""
+        await ws.send(json.dumps({"type": "user_message", "id": "t2", "text": "Thanks!"}))
+        await _until(ws, "reply_end", "t2")
+    assert app.store is not None
+    turns = await app.store.answered_turns(session_id, limit=10)
+    assert [(t.turn_id, t.seq) for t in turns] == [("t1", 1), ("t2", 2)]  # t1 answered once
+    assert turns[0].reply == replayed[2]["text"]
+
+
+async def test_another_users_session_is_not_resumed(app: Running) -> None:
+    session_id = await _session(_url(app), _token(app, "alice"))
+    for asked in (session_id, "no-such-session", "not/an/id"):
+        async with connect(f"{_url(app)}?resume={asked}") as ws:
+            ready = await _hello(ws, _token(app, "mallory"))
+        assert ready["resumed"] is False
+        assert ready["session_id"] != session_id

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.fixtures.mqtt import PrivateBroker, find_mosquitto
 from tests.fixtures.services import missing
@@ -76,8 +79,28 @@ async def test_each_role_works_with_its_own_account(
     roles = {"gateway": _as("gateway"), "worker": _as("worker")}
     async with cluster(guarded_broker, fresh_postgres_url, tmp_path, per_role=roles) as running:
         url = f"ws://127.0.0.1:{running.gateway_port}/ws"
-        done = await converse(url, running.authority.issue("alice"), 2)
+        token = running.authority.issue("alice")
+        done = await converse(url, token, 2)
+        session_id = await _answered_session(url, token)
+        resumed = await _ready(f"{url}?resume={session_id}", token)
     assert [turn_id for turn_id, _, _ in done] == ["t1", "t2"]
+    assert (resumed["session_id"], resumed["resumed"]) == (session_id, True)  # lookups pass
+
+
+async def _ready(url: str, token: str) -> dict[str, Any]:
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        ready: dict[str, Any] = json.loads(await ws.recv())
+    return ready
+
+
+async def _answered_session(url: str, token: str) -> str:
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        session_id: str = json.loads(await ws.recv())["session_id"]
+        await ws.send(json.dumps({"type": "user_message", "id": "t1", "text": "hello"}))
+        async with asyncio.timeout(30):
+            while json.loads(await ws.recv())["type"] != "reply_end":
+                pass
+    return session_id
 
 
 async def test_no_account_no_entry_and_each_role_reads_and_writes_only_its_topics(

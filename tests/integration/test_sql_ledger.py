@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memory.ledger import ClaimOutcome, InMemoryTurnLedger, TurnLedger
+from memory.ledger import ClaimOutcome, InMemoryTurnLedger, LedgerSession, TurnLedger
 from memory.sql import SqlTurnLedger, open_engine
 from memory.sql.models import LedgerRow
 
@@ -198,6 +198,21 @@ async def test_two_workers_run_every_turn_once_and_in_order(
     for n in range(sessions):
         order = [seq for session, seq, _ in ran if session == f"s{n}"]
         assert order == list(range(1, per_session + 1))
+
+
+async def test_a_resumed_session_goes_on_after_its_last_turn(sql_engine: AsyncEngine) -> None:
+    for ledger in (SqlTurnLedger(sql_engine), InMemoryTurnLedger()):
+        assert await claim(ledger, "r", 1, "w1") is CLAIMED
+        await ledger.complete("r", 1, worker="w1")
+        assert await claim(ledger, "r", 2, "w1") is CLAIMED
+        assert await ledger.session("r") == LedgerSession(last_seq=2, unfinished=[b"r/2"])
+        await ledger.complete("r", 2, worker="w1")
+        await ledger.forget_session("r")
+        assert await ledger.session("nothing") == LedgerSession(last_seq=0, unfinished=[])
+        # Resumed after turn 2: turn 3 need not wait for a predecessor let go of.
+        await ledger.resume("r", after=2, now=0.0)
+        assert await claim(ledger, "r", 3, "w1") is CLAIMED
+        assert (await ledger.session("r")).last_seq == 3
 
 
 async def test_a_gone_workers_unfinished_turns_are_released_at_once(

@@ -83,6 +83,21 @@ async def test_conversation_is_the_last_exchanges_oldest_first(sql_engine: Async
     assert [e.text for e in everything] == [r.text for r in records]
 
 
+async def test_a_sessions_answered_turns_come_back_for_its_tenant(sql_engine: AsyncEngine) -> None:
+    records = [turn("s1", seq) for seq in range(1, 5)]
+    async with SqlConversationStore(sql_engine) as store:
+        for record in [*records, turn("s1", 9, tenant="other")]:
+            await store.record_turn(record)
+        await store.flush()
+        last_two = await store.answered_turns("s1", limit=2)
+        assert await store.answered_turns("s1", limit=2, tenant="other") != last_two
+        assert await store.answered_turns("nobody", limit=2) == ()
+    assert [(t.turn_id, t.seq, t.user_id, t.reply) for t in last_two] == [
+        ("s1-3", 3, "alice", "reply 3"),
+        ("s1-4", 4, "alice", "reply 4"),
+    ]
+
+
 async def test_history_of_a_returning_user(sql_engine: AsyncEngine) -> None:
     first = [turn("s1", 1, valence=0.5), turn("s1", 2, valence=-0.1)]
     second = [turn("s2", 1, valence=0.2, created_at=5_000.0)]

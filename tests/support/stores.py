@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.values import Exchange, HistorySummary
-from memory.records import FeedbackRecord, TurnRecord
+from memory.records import AnsweredTurn, FeedbackRecord, TurnRecord
 
 
 class ListStore:
@@ -21,6 +21,22 @@ class ListStore:
         return tuple(
             Exchange(text=t.text, reply=t.reply, emotion=t.emotion, strategy=t.decision.strategy)
             for t in mine
+        )
+
+    async def answered_turns(
+        self, session_id: str, *, limit: int, tenant: str = "default"
+    ) -> tuple[AnsweredTurn, ...]:
+        mine = [t for t in self.turns if (t.tenant, t.session_id) == (tenant, session_id)]
+        return tuple(
+            AnsweredTurn(
+                turn_id=t.turn_id,
+                seq=t.seq,
+                user_id=t.user_id,
+                reply=t.reply,
+                interrupted=t.interrupted,
+                generator=t.generator,
+            )
+            for t in sorted(mine, key=lambda t: t.seq)[-limit:]
         )
 
     async def history(

@@ -13,6 +13,7 @@ from agent.events import (
     ReplyDelta,
     ReplyEnded,
     ReplyStarted,
+    SessionFound,
     Takeover,
     TurnFailed,
     UserTurn,
@@ -216,10 +217,10 @@ def test_stream_events_after_the_end_are_dropped() -> None:
     assert session.server_messages(other, now=0)
 
 
-def _ended(text: str) -> ReplyEnded:
+def _ended(text: str, turn_id: str = "a") -> ReplyEnded:
     return ReplyEnded(
         session_id=SESSION,
-        turn_id="a",
+        turn_id=turn_id,
         text=text,
         interrupted=False,
         generator="g",
@@ -319,3 +320,47 @@ def test_an_end_without_its_stream_comes_with_the_whole_reply() -> None:
         ("reply_delta", "Sorry about that."),
         ("reply_end", "Sorry about that."),
     ]
+
+
+def _found(
+    *, answered: tuple[ReplyEnded, ...] = (), unfinished: tuple[UserTurn, ...] = ()
+) -> SessionFound:
+    return SessionFound(
+        request_id="r1",
+        session_id=SESSION,
+        found=True,
+        last_seq=4,
+        answered=answered,
+        unfinished=unfinished,
+    )
+
+
+def test_a_resumed_session_numbers_on_and_shows_answered_turns_again() -> None:
+    session = core()
+    session.resume(_found(answered=(_ended("Here it is.", turn_id="a"),)), now=0)
+    replayed = session.resent("a")
+    assert replayed is not None
+    assert [(m["type"], m.get("text")) for m in replayed] == [
+        ("reply_start", None),
+        ("reply_delta", "Here it is."),
+        ("reply_end", "Here it is."),
+    ]
+    assert session.resent("new") is None
+    _, turn = session.user_message(UserMessage(id="new", text="and now?"), now=1)
+    assert turn.seq == 5
+    with pytest.raises(WireError) as refused:
+        session.user_message(UserMessage(id="a", text="again"), now=1)
+    assert refused.value.code == ErrorCode.DUPLICATE_ID
+    assert session.feedback(FeedbackMessage(turn_id="a", score=5)).turn_id == "a"
+
+
+def test_a_resumed_sessions_unfinished_turn_is_in_flight_here() -> None:
+    waiting = UserTurn(session_id=SESSION, user_id="u1", turn_id="b", seq=4, text="hm", sent_at=0)
+    session = core()
+    session.resume(_found(unfinished=(waiting,)), now=0)
+    assert session.in_flight == ("b",)
+    assert session.resent("b") == []  # its reply is on its way
+    assert session.overdue(now=20, after=10, attempts=6) == waiting  # published again
+    messages = session.server_messages(_ended("Done.", turn_id="b"), now=21)
+    assert [m["type"] for m in messages] == ["reply_start", "reply_delta", "reply_end"]
+    assert session.in_flight == ()
