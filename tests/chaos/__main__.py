@@ -2,6 +2,7 @@
 
 .venv/bin/python -m tests.chaos                         # every scenario
 .venv/bin/python -m tests.chaos --scenarios worker,broker --sessions 40 --turns 12
+.venv/bin/python -m tests.chaos --scenarios postgres --postgres-down 30
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ async def _run(args: argparse.Namespace) -> list[Outcome]:
         with tempfile.TemporaryDirectory(prefix=f"heartline-chaos-{scenario}-") as folder:
             print(f"{scenario}: kill -9 while {args.sessions} sessions talk ...", flush=True)
             outcome = await run_scenario(
-                scenario, Path(folder), sessions=args.sessions, turns=args.turns
+                scenario,
+                Path(folder),
+                sessions=args.sessions,
+                turns=args.turns,
+                postgres_down_s=args.postgres_down,
             )
         outcomes.append(outcome)
     return outcomes
@@ -59,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument(
+        "--postgres-down",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long the postgres scenario keeps the server down (default 2.0)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:

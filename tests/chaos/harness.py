@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import secrets
@@ -183,9 +184,10 @@ async def _kill_broker(deployment: _Deployment) -> None:
     deployment.broker.start()
 
 
-async def _kill_postgres(deployment: _Deployment) -> None:
+async def _kill_postgres(deployment: _Deployment, down_s: float = 2.0) -> None:
+    """Down `down_s`: longer outages show whether turns wait out the store or are dropped."""
     deployment.postgres.kill()
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(down_s)
     deployment.postgres.start()
 
 
@@ -331,10 +333,22 @@ async def _deployed(folder: Path) -> AsyncIterator[_Deployment]:
 
 
 async def run_scenario(
-    scenario: str, folder: Path, *, sessions: int = 20, turns: int = 10, limit_s: float = 120.0
+    scenario: str,
+    folder: Path,
+    *,
+    sessions: int = 20,
+    turns: int = 10,
+    limit_s: float = 120.0,
+    postgres_down_s: float = 2.0,
 ) -> Outcome:
-    """Run the load with `scenario`'s fault fired once replies stream; what came of it."""
+    """Run the load with `scenario`'s fault fired once replies stream; what came of it.
+
+    `postgres_down_s` is how long the "postgres" fault keeps the server down.
+    """
     outcome = Outcome(scenario)
+    fault = FAULTS[scenario]
+    if scenario == "postgres":
+        fault = functools.partial(_kill_postgres, down_s=postgres_down_s)
     async with _deployed(folder) as deployment:
         authority = TokenAuthority(deployment.secret.encode())
         deadline = time.monotonic() + limit_s
@@ -351,7 +365,7 @@ async def run_scenario(
             )
         )
         await asyncio.sleep(1.5)  # replies are streaming
-        await FAULTS[scenario](deployment)
+        await fault(deployment)
         await load
         deployment.stop_roles()
         await _check_database(deployment.postgres, outcome)
