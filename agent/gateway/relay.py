@@ -14,6 +14,7 @@ that falls that far behind is ended with `overloaded` (close 1013).
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,14 @@ __all__ = ["CLOSE_GOING_AWAY", "CLOSE_OVERLOADED", "Deliver", "Ending", "Session
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_OVERLOADED: Final = 1013
 
+_STRANDED_CHECK_S: Final = 0.5
+"""How often a session with a turn no worker has started looks for a change of workers."""
+
+
+def _never() -> float:
+    return -math.inf
+
+
 _log = structlog.get_logger(__name__)
 
 
@@ -92,9 +101,12 @@ class SessionRelay:
         deliver: Deliver,
         workers: Callable[[], Availability],
         admission: Admission,
+        workers_changed: Callable[[], float] = _never,
         resume: SessionFound | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`workers_changed`: when (`clock` time) a worker last came or went; a turn
+        no worker started by then is published again at once."""
         core = SessionCore(
             session_id=secrets.token_hex(16) if resume is None else resume.session_id,
             user_id=user_id,
@@ -111,6 +123,7 @@ class SessionRelay:
         self._channel = channel
         self._deliver = deliver
         self._workers = workers
+        self._workers_changed = workers_changed
         self._clock = clock
         self._notes = TurnNotes(
             session_id=core.session_id, user_id=core.user_id, tenant=core.tenant, channel=channel
@@ -272,15 +285,25 @@ class SessionRelay:
                     await self._tell_staff(summary)
 
     def _arm_redelivery(self) -> None:
-        """Let the wait for replies end when the oldest turn becomes overdue."""
+        """Let the wait for replies end when the oldest turn becomes overdue, or soon
+        while a turn waits for a worker to start it (the workers may change)."""
         due = self.core.redelivery_due(self._limits.redeliver_after_s)
+        if due is not None and self.core.unstarted:
+            due = min(due, self._clock() + _STRANDED_CHECK_S)
         wait = self._reply_wait
         if due is not None and wait is not None and not wait.expired():
             loop_time = asyncio.get_running_loop().time()
             wait.reschedule(loop_time + max(0.0, due - self._clock()))
 
     async def _redeliver(self) -> None:
-        """Publish an unanswered turn again, or give up on it after the last attempt."""
+        """Publish again the turns stranded by a change of workers, and an unanswered
+        turn; give up on one after the last attempt."""
+        for turn in self.core.stranded(workers_changed=self._workers_changed()):
+            self._log.warning("the workers changed; publishing a turn again", turn_id=turn.turn_id)
+            try:
+                await self._bus.publish(topics.turn(self.core.session_id), turn)
+            except BusError:
+                self._log.warning("re-publishing failed", exc_info=True)
         limits = self._limits
         overdue = self.core.overdue(
             now=self._clock(), after=limits.redeliver_after_s, attempts=limits.redeliver_attempts

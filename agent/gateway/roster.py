@@ -9,6 +9,7 @@ came back) it may not have heard a worker that is there, and says so
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 from agent.events import WorkerBeat
@@ -26,12 +27,19 @@ class Availability(StrEnum):
 
 
 class WorkerRoster:
-    __slots__ = ("_interval", "_last_seen", "_missed")
+    __slots__ = ("_changed_at", "_interval", "_last_seen", "_missed")
 
     def __init__(self, *, interval: float, missed: int = 3) -> None:
         self._interval = interval
         self._missed = missed
         self._last_seen: dict[str, float] = {}
+        self._changed_at = -math.inf
+
+    @property
+    def changed_at(self) -> float:
+        """When a worker last came or went (as of the last `count`): a turn published
+        before then may have gone to a worker that is gone, or to none at all."""
+        return self._changed_at
 
     @property
     def window(self) -> float:
@@ -41,15 +49,18 @@ class WorkerRoster:
     def beat(self, beat: WorkerBeat, *, now: float) -> None:
         """Note a beat as heard at `now` (this gateway's clock, not the worker's)."""
         if beat.ready:
+            if beat.worker_id not in self._last_seen:
+                self._changed_at = now
             self._last_seen[beat.worker_id] = now
-        else:
-            self._last_seen.pop(beat.worker_id, None)
+        elif self._last_seen.pop(beat.worker_id, None) is not None:
+            self._changed_at = now
 
     def count(self, now: float) -> int:
         """Workers heard from within the window; forgets the others."""
         for worker, seen in list(self._last_seen.items()):
             if now - seen > self.window:
                 del self._last_seen[worker]
+                self._changed_at = now
         return len(self._last_seen)
 
     def availability(self, now: float, *, listening_since: float | None) -> Availability:

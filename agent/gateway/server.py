@@ -9,6 +9,7 @@ HTTP 401 and no WebSocket.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -128,6 +129,7 @@ async def serve_gateway(
     settings: GatewaySettings | None = None,
     ready: Callable[[], bool] = lambda: True,
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
+    workers_changed: Callable[[], float] = lambda: -math.inf,
     api_keys: ApiKeys | None = None,
     history: HistoryReader | None = None,
     listener: socket.socket | None = None,
@@ -135,7 +137,9 @@ async def serve_gateway(
     """Listen for clients for the duration of the `async with` block.
 
     `ready` answers `/readyz`; `workers` says whether a worker is there to
-    answer turns (none: turns are refused at once with `unavailable`);
+    answer turns (none: turns are refused at once with `unavailable`), and
+    `workers_changed` when (wall clock) a worker last came or went (turns no
+    worker has started by then are published again);
     `api_keys` are the HTTP APIs' keys; `history` reads a user's emotional
     history for the operator console (None: this gateway has no database);
     `listener` is a socket already listening, shared with other serving
@@ -153,6 +157,7 @@ async def serve_gateway(
                 metrics=metrics,
                 workers=workers,
                 admission=admission,
+                workers_changed=workers_changed,
                 idle_s=settings.chat_idle_s,
                 max_sessions=settings.max_chat_sessions,
             )
@@ -182,7 +187,16 @@ async def serve_gateway(
             pages_router(),
         ]
         served = _serve(
-            bus, authority, metrics, settings, ready, workers, admission, routers, listener
+            bus,
+            authority,
+            metrics,
+            settings,
+            ready,
+            workers,
+            workers_changed,
+            admission,
+            routers,
+            listener,
         )
         async with served as gateway:
             yield gateway
@@ -196,6 +210,7 @@ async def _serve(
     settings: GatewaySettings,
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
+    workers_changed: Callable[[], float],
     admission: Admission,
     routers: list[APIRouter],
     listener: socket.socket | None,
@@ -210,6 +225,7 @@ async def _serve(
             default_tenant=settings.default_tenant,
             workers=workers,
             admission=admission,
+            workers_changed=workers_changed,
             live=live,
             lookups=lookups,
         )

@@ -9,6 +9,7 @@ session a client resumes goes on from what the workers knew of it (`resume`).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -146,6 +147,11 @@ class SessionCore:
         return self._seq
 
     @property
+    def unstarted(self) -> bool:
+        """Whether a turn in flight has heard nothing from a worker yet."""
+        return any(not flight.started for flight in self._in_flight.values())
+
+    @property
     def in_flight(self) -> tuple[str, ...]:
         """Turns published and not yet ended, oldest first."""
         return tuple(self._in_flight)
@@ -268,6 +274,25 @@ class SessionCore:
             return None
         return self._last_activity + after
 
+    def stranded(self, *, workers_changed: float) -> list[UserTurn]:
+        """Turns to publish again at once because the workers changed after they went out.
+
+        A turn no worker has started, published before a worker came or went
+        (`workers_changed`), may sit with a worker that died before it claimed the
+        turn, or may have gone out while no worker was there: it goes out again
+        then, once per change, not `redelivery_due` later. A copy that finds the
+        turn claimed after all is dropped by the turn ledger.
+        """
+        stranded = []
+        for flight in self._in_flight.values():
+            turn = flight.turn
+            if flight.started or flight.cancelled or flight.republished >= workers_changed:
+                continue
+            if turn.sent_at < workers_changed:
+                flight.republished = workers_changed
+                stranded.append(turn)
+        return stranded
+
     def overdue(self, *, now: float, after: float, attempts: int) -> UserTurn | str | None:
         """The turn to publish again, or the id of one given up on (now ended), or None."""
         due = self.redelivery_due(after)
@@ -317,6 +342,7 @@ class _InFlight:
     next_seq: int = 0
     streaming: bool = False  # a reply_start went out
     resumed: bool = False  # in flight when its session was resumed here
+    republished: float = -math.inf  # the change of workers it was last published again for
 
 
 def _completion(flight: _InFlight, ended: ReplyEnded) -> list[ServerMessage]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import socket
+import time
 
+import pytest
 from websockets.asyncio.client import connect
 
 from agent import topics
@@ -299,3 +303,22 @@ async def test_an_unanswered_turn_is_published_again_then_reported() -> None:
             "turn_id": "t1",
         }
         assert session_id
+
+
+async def test_a_turn_no_worker_started_goes_out_again_when_the_workers_change() -> None:
+    changed = [-math.inf]
+    async with (
+        running(workers_changed=lambda: changed[0]) as env,
+        env.bus.subscribe(topics.ALL_TURNS) as turns,
+        session(env) as (ws, _),
+    ):
+        await send(ws, type="user_message", id="t1", text="hello")
+        first = await next_event(turns)
+        # The worker it went to is gone (or a worker came back after none was there):
+        # it goes out again at once, not after the 10 s of re-publication, and once.
+        changed[0] = time.time()
+        again = await next_event(turns)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                await turns.get()
+    assert again == first

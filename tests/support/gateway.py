@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ async def running(
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
     max_body_bytes: int = 1024 * 1024,
     admission: AdmissionLimits | None = None,
+    workers_changed: Callable[[], float] = lambda: -math.inf,
 ) -> AsyncIterator[Env]:
     metrics = Metrics()
     settings = GatewaySettings(
@@ -87,6 +89,7 @@ async def running(
             settings=settings,
             ready=ready,
             workers=workers,
+            workers_changed=workers_changed,
         ) as gateway,
     ):
         yield Env(bus, gateway, metrics)

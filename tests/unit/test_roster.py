@@ -45,3 +45,17 @@ def test_a_leaving_worker_is_gone_at_once() -> None:
     roster.beat(_beat("w1"), now=10.0)
     roster.beat(_beat("w1", ready=False), now=10.5)
     assert roster.availability(10.5, listening_since=0.0) is Availability.NONE
+
+
+def test_a_worker_coming_or_going_is_a_change() -> None:
+    roster = WorkerRoster(interval=2.0)
+    assert roster.changed_at == float("-inf")
+    roster.beat(_beat("w1"), now=1.0)
+    roster.beat(_beat("w1"), now=2.0)  # the same worker again: no change
+    assert roster.changed_at == 1.0
+    roster.beat(_beat("w2"), now=3.0)
+    assert roster.changed_at == 3.0
+    roster.beat(_beat("w2", ready=False), now=4.0)  # leaving
+    assert roster.changed_at == 4.0
+    roster.count(9.0)  # w1 fell silent
+    assert roster.changed_at == 9.0
