@@ -272,7 +272,7 @@ async def _start_gateway(
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
     engine: AsyncEngine | None,
-    workers_changed: Callable[[], float] = lambda: -math.inf,
+    route_changed: Callable[[], float] = lambda: -math.inf,
     listener: socket.socket | None = None,
 ) -> Gateway:
     """The gateway; with `engine`, the operator console reads users' histories from it."""
@@ -292,7 +292,7 @@ async def _start_gateway(
             settings=_gateway_settings(settings),
             ready=ready,
             workers=workers,
-            workers_changed=workers_changed,
+            route_changed=route_changed,
             api_keys=None if keys is None else ApiKeys.parse(keys.get_secret_value()),
             history=history,
             listener=listener,
@@ -383,11 +383,13 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
         def workers() -> Availability:
             return roster.availability(time.monotonic(), listening_since=bus.connected_since)
 
-        def workers_changed() -> float:
-            """When a worker last came or went, on the wall clock turns are stamped with."""
+        def route_changed() -> float:
+            """When a worker last came or went or the broker connection came back, on the
+            wall clock turns are stamped with."""
             now = time.monotonic()
             roster.count(now)
-            return time.time() - (now - roster.changed_at)
+            changed = max(roster.changed_at, bus.connected_since or -math.inf)
+            return time.time() - (now - changed)
 
         served = await _start_gateway(
             stack,
@@ -397,7 +399,7 @@ async def gateway(settings: Settings) -> AsyncIterator[Running]:
             metrics,
             ready=lambda: bus.connected and workers() is Availability.AVAILABLE,
             workers=workers,
-            workers_changed=workers_changed,
+            route_changed=route_changed,
             engine=engine,
         )
         yield Running(metrics=metrics, gateway=served, authority=authority)

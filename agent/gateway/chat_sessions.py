@@ -110,7 +110,7 @@ class ChatSessions:
         metrics: Metrics,
         workers: Callable[[], Availability],
         admission: Admission,
-        workers_changed: Callable[[], float],
+        route_changed: Callable[[], float],
         idle_s: float = 1800.0,
         max_sessions: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -119,7 +119,7 @@ class ChatSessions:
         self._limits = limits
         self._metrics = metrics
         self._workers = workers
-        self._workers_changed = workers_changed
+        self._route_changed = route_changed
         self._admission = admission
         self._idle_s = idle_s
         self._max = max_sessions
@@ -242,7 +242,7 @@ class ChatSessions:
             deliver=session.deliver,
             workers=self._workers,
             admission=self._admission,
-            workers_changed=self._workers_changed,
+            route_changed=self._route_changed,
         )
         try:
             async with relay, asyncio.TaskGroup() as tasks:

@@ -59,7 +59,7 @@ CLOSE_GOING_AWAY: Final = 1001
 CLOSE_OVERLOADED: Final = 1013
 
 _STRANDED_CHECK_S: Final = 0.5
-"""How often a session with a turn no worker has started looks for a change of workers."""
+"""How often a session with a turn in flight and nothing heard looks for a change of route."""
 
 
 def _never() -> float:
@@ -101,12 +101,12 @@ class SessionRelay:
         deliver: Deliver,
         workers: Callable[[], Availability],
         admission: Admission,
-        workers_changed: Callable[[], float] = _never,
+        route_changed: Callable[[], float] = _never,
         resume: SessionFound | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`workers_changed`: when (`clock` time) a worker last came or went; a turn
-        no worker started by then is published again at once."""
+        """`route_changed`: when (`clock` time) a worker last came or went or the
+        bus connection came back; a turn in flight then is published again at once."""
         core = SessionCore(
             session_id=secrets.token_hex(16) if resume is None else resume.session_id,
             user_id=user_id,
@@ -123,7 +123,7 @@ class SessionRelay:
         self._channel = channel
         self._deliver = deliver
         self._workers = workers
-        self._workers_changed = workers_changed
+        self._route_changed = route_changed
         self._clock = clock
         self._notes = TurnNotes(
             session_id=core.session_id, user_id=core.user_id, tenant=core.tenant, channel=channel
@@ -285,10 +285,10 @@ class SessionRelay:
                     await self._tell_staff(summary)
 
     def _arm_redelivery(self) -> None:
-        """Let the wait for replies end when the oldest turn becomes overdue, or soon
-        while a turn waits for a worker to start it (the workers may change)."""
+        """Let the wait for replies end when the oldest turn becomes overdue, and
+        soon while a turn is in flight (the way to the workers may change)."""
         due = self.core.redelivery_due(self._limits.redeliver_after_s)
-        if due is not None and self.core.unstarted:
+        if due is not None:
             due = min(due, self._clock() + _STRANDED_CHECK_S)
         wait = self._reply_wait
         if due is not None and wait is not None and not wait.expired():
@@ -296,10 +296,10 @@ class SessionRelay:
             wait.reschedule(loop_time + max(0.0, due - self._clock()))
 
     async def _redeliver(self) -> None:
-        """Publish again the turns stranded by a change of workers, and an unanswered
+        """Publish again the turns a change of route may have stranded, and an unanswered
         turn; give up on one after the last attempt."""
-        for turn in self.core.stranded(workers_changed=self._workers_changed()):
-            self._log.warning("the workers changed; publishing a turn again", turn_id=turn.turn_id)
+        for turn in self.core.stranded(route_changed=self._route_changed()):
+            self._log.warning("the route changed; publishing a turn again", turn_id=turn.turn_id)
             try:
                 await self._bus.publish(topics.turn(self.core.session_id), turn)
             except BusError:

@@ -129,7 +129,7 @@ async def serve_gateway(
     settings: GatewaySettings | None = None,
     ready: Callable[[], bool] = lambda: True,
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
-    workers_changed: Callable[[], float] = lambda: -math.inf,
+    route_changed: Callable[[], float] = lambda: -math.inf,
     api_keys: ApiKeys | None = None,
     history: HistoryReader | None = None,
     listener: socket.socket | None = None,
@@ -138,8 +138,8 @@ async def serve_gateway(
 
     `ready` answers `/readyz`; `workers` says whether a worker is there to
     answer turns (none: turns are refused at once with `unavailable`), and
-    `workers_changed` when (wall clock) a worker last came or went (turns no
-    worker has started by then are published again);
+    `route_changed` when (wall clock) a worker last came or went or the bus
+    connection came back (turns in flight then are published again);
     `api_keys` are the HTTP APIs' keys; `history` reads a user's emotional
     history for the operator console (None: this gateway has no database);
     `listener` is a socket already listening, shared with other serving
@@ -157,7 +157,7 @@ async def serve_gateway(
                 metrics=metrics,
                 workers=workers,
                 admission=admission,
-                workers_changed=workers_changed,
+                route_changed=route_changed,
                 idle_s=settings.chat_idle_s,
                 max_sessions=settings.max_chat_sessions,
             )
@@ -193,7 +193,7 @@ async def serve_gateway(
             settings,
             ready,
             workers,
-            workers_changed,
+            route_changed,
             admission,
             routers,
             listener,
@@ -210,7 +210,7 @@ async def _serve(
     settings: GatewaySettings,
     ready: Callable[[], bool],
     workers: Callable[[], Availability],
-    workers_changed: Callable[[], float],
+    route_changed: Callable[[], float],
     admission: Admission,
     routers: list[APIRouter],
     listener: socket.socket | None,
@@ -225,7 +225,7 @@ async def _serve(
             default_tenant=settings.default_tenant,
             workers=workers,
             admission=admission,
-            workers_changed=workers_changed,
+            route_changed=route_changed,
             live=live,
             lookups=lookups,
         )

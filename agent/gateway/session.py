@@ -147,11 +147,6 @@ class SessionCore:
         return self._seq
 
     @property
-    def unstarted(self) -> bool:
-        """Whether a turn in flight has heard nothing from a worker yet."""
-        return any(not flight.started for flight in self._in_flight.values())
-
-    @property
     def in_flight(self) -> tuple[str, ...]:
         """Turns published and not yet ended, oldest first."""
         return tuple(self._in_flight)
@@ -274,22 +269,25 @@ class SessionCore:
             return None
         return self._last_activity + after
 
-    def stranded(self, *, workers_changed: float) -> list[UserTurn]:
-        """Turns to publish again at once because the workers changed after they went out.
+    def stranded(self, *, route_changed: float) -> list[UserTurn]:
+        """Turns to publish again at once because the way to the workers changed after
+        they went out.
 
-        A turn no worker has started, published before a worker came or went
-        (`workers_changed`), may sit with a worker that died before it claimed the
-        turn, or may have gone out while no worker was there: it goes out again
-        then, once per change, not `redelivery_due` later. A copy that finds the
-        turn claimed after all is dropped by the turn ledger.
+        When a worker came or went, or this gateway's bus connection came back
+        (`route_changed`), a turn published before may sit with a worker that
+        died before claiming it, may have gone out while no worker was there, or
+        its reply's events may have been lost on the way: it goes out again then,
+        once per change, not `redelivery_due` later. A copy that finds the turn
+        claimed is dropped by the turn ledger, and one that finds it answered
+        brings how it ended again.
         """
         stranded = []
         for flight in self._in_flight.values():
             turn = flight.turn
-            if flight.started or flight.cancelled or flight.republished >= workers_changed:
+            if flight.cancelled or flight.republished >= route_changed:
                 continue
-            if turn.sent_at < workers_changed:
-                flight.republished = workers_changed
+            if turn.sent_at < route_changed:
+                flight.republished = route_changed
                 stranded.append(turn)
         return stranded
 

@@ -41,7 +41,7 @@ class WebSocketService:
     default_tenant: str
     workers: Callable[[], Availability]
     admission: Admission
-    workers_changed: Callable[[], float]
+    route_changed: Callable[[], float]
     live: LiveConnections
     lookups: SessionLookups
 
@@ -80,7 +80,7 @@ def ws_router(service: WebSocketService) -> APIRouter:
                     default_tenant=service.default_tenant,
                     workers=service.workers,
                     admission=service.admission,
-                    workers_changed=service.workers_changed,
+                    route_changed=service.route_changed,
                     lookups=service.lookups,
                     ends=ends,
                     principal=principal,

@@ -308,7 +308,7 @@ async def test_an_unanswered_turn_is_published_again_then_reported() -> None:
 async def test_a_turn_no_worker_started_goes_out_again_when_the_workers_change() -> None:
     changed = [-math.inf]
     async with (
-        running(workers_changed=lambda: changed[0]) as env,
+        running(route_changed=lambda: changed[0]) as env,
         env.bus.subscribe(topics.ALL_TURNS) as turns,
         session(env) as (ws, _),
     ):

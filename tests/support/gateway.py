@@ -71,7 +71,7 @@ async def running(
     workers: Callable[[], Availability] = lambda: Availability.AVAILABLE,
     max_body_bytes: int = 1024 * 1024,
     admission: AdmissionLimits | None = None,
-    workers_changed: Callable[[], float] = lambda: -math.inf,
+    route_changed: Callable[[], float] = lambda: -math.inf,
 ) -> AsyncIterator[Env]:
     metrics = Metrics()
     settings = GatewaySettings(
@@ -89,7 +89,7 @@ async def running(
             settings=settings,
             ready=ready,
             workers=workers,
-            workers_changed=workers_changed,
+            route_changed=route_changed,
         ) as gateway,
     ):
         yield Env(bus, gateway, metrics)

@@ -366,18 +366,14 @@ def test_a_resumed_sessions_unfinished_turn_is_in_flight_here() -> None:
     assert session.in_flight == ()
 
 
-def test_turns_no_worker_started_go_out_again_once_per_change_of_workers() -> None:
+def test_turns_in_flight_go_out_again_once_per_change_of_route() -> None:
     session = core()
     _, waiting = session.user_message(UserMessage(id="a", text="one"), now=10)
-    assert session.unstarted
-    assert session.stranded(workers_changed=5) == []  # the change came before it
-    assert session.stranded(workers_changed=12) == [waiting]
-    assert session.stranded(workers_changed=12) == []  # once per change
-    assert session.stranded(workers_changed=13) == [waiting]
-    session.server_messages(_started(), now=14)
-    assert not session.unstarted
-    assert session.stranded(workers_changed=15) == []  # a worker has it
-
-
-def _started() -> ReplyStarted:
-    return ReplyStarted(session_id=SESSION, turn_id="a", generator="g")
+    assert session.stranded(route_changed=5) == []  # the change came before it
+    assert session.stranded(route_changed=12) == [waiting]
+    assert session.stranded(route_changed=12) == []  # once per change
+    assert session.stranded(route_changed=13) == [waiting]
+    session.cancel("a")
+    assert session.stranded(route_changed=15) == []  # cancelled: nobody waits for it
+    session.server_messages(_ended("Done."), now=16)
+    assert session.stranded(route_changed=17) == []  # ended
