@@ -242,6 +242,10 @@ async def _conversation(
                 open_timeout=5,
             ) as ws:
                 ready = json.loads(await ws.recv())
+                if ready["type"] != "ready":  # the session could not start: try again
+                    outcome.refusals[f"session {ready.get('code')}"] += 1
+                    await asyncio.sleep(0.3)
+                    continue
                 session_id = ready["session_id"]
                 same_id = ready.get("resumed", False)
                 outcome.resumed += same_id
