@@ -13,8 +13,8 @@ be done in time, when
 
 `retry_after_ms` is how long the turns waiting now take to drain at the rate turns ended
 over the last `window_s` seconds; when none ended (a burst of new sessions, all still
-under way), the longest a turn may wait, `max_wait_s`. Pure: time comes in as `now`
-(seconds).
+under way), the longest a turn may wait, `max_wait_s`. Only the window's ends and starts
+are kept, however many turns a process answers. Pure: time comes in as `now` (seconds).
 """
 
 from __future__ import annotations
@@ -101,16 +101,21 @@ class Admission:
         if self._waiting.pop(key, None) is not None or key in self._running:
             self._running.discard(key)
             self._ends.append(now)
+            self._forget_ends(now)
 
     def released(self, key: TurnKey) -> None:
         """The turn was cancelled, given up on, or its session closed."""
         self._waiting.pop(key, None)
         self._running.discard(key)
 
+    def _forget_ends(self, now: float) -> None:
+        """Let go of the ends that left the window: the rate needs no others."""
+        while self._ends and self._ends[0] < now - self._limits.window_s:
+            self._ends.popleft()
+
     def _retry_after_ms(self, now: float) -> int:
         window = self._limits.window_s
-        while self._ends and self._ends[0] < now - window:
-            self._ends.popleft()
+        self._forget_ends(now)
         if self._ends:
             drain_ms = 1000.0 * (len(self._waiting) + 1) * window / len(self._ends)
         else:

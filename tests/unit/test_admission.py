@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 
 from agent.errors import ConfigError
@@ -90,6 +93,37 @@ def test_the_wait_is_bounded_below() -> None:
         admission.finished(("done", str(n)), now=0.5)
     admission.admit(("s", "a"), now=0.5)
     assert admission.admit(("s", "b"), now=0.5) == MIN_RETRY_MS
+
+
+def test_a_process_never_overloaded_keeps_nothing_per_turn_it_answered() -> None:
+    """Ends are kept for the rate over the window, not for every turn ever answered."""
+    admission = Admission(AdmissionLimits(max_in_flight=10, max_wait_s=5, window_s=10))
+
+    def answer(turns: range) -> None:
+        for n in turns:  # 100 turns a second, never refused
+            key, at = ("s", str(n)), n / 100
+            assert admission.admit(key, now=at) is None
+            admission.started(key, now=at)
+            admission.finished(key, now=at)
+
+    answer(range(10_000))  # a full window, and the containers at their working size
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        answer(range(10_000, 110_000))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert grown < 64 * 1024  # one float kept per turn would be over 3 MB
+    # The window's ends still set the wait: 1000 turns in 10 s, 100 a second.
+    for n in range(10):
+        admission.admit(("busy", str(n)), now=1100.0)
+    assert admission.admit(("late", "a"), now=1100.0) == 110
 
 
 @pytest.mark.parametrize("limits", [{"max_in_flight": 0}, {"max_wait_s": 0.0}, {"window_s": -1.0}])
