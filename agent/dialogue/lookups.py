@@ -18,14 +18,13 @@ import structlog
 
 from agent import topics
 from agent.bus.base import EventBus
-from agent.errors import BusError, EventDecodeError, HeartlineError
+from agent.dialogue.recovery import ledger_turns
+from agent.errors import BusError, HeartlineError
 from agent.events import (
     MAX_RESUMED_TURNS,
     ReplyEnded,
     SessionFound,
     SessionLookup,
-    UserTurn,
-    decode,
 )
 from memory.ledger import LedgerSession, TurnLedger
 from memory.records import AnsweredTurn
@@ -40,7 +39,7 @@ def session_found(
     lookup: SessionLookup, answered: Sequence[AnsweredTurn], ledger: LedgerSession
 ) -> SessionFound:
     """The answer to `lookup`, from the session's stored turns and its ledger entries."""
-    unfinished = _turns(ledger.unfinished)
+    unfinished = ledger_turns(ledger.unfinished)
     owners = {t.user_id for t in answered} | {t.user_id for t in unfinished}
     tenants = {t.tenant for t in unfinished}
     if owners != {lookup.user_id} or not tenants <= {lookup.tenant}:
@@ -65,19 +64,6 @@ def session_found(
         ),
         unfinished=tuple(unfinished[:MAX_RESUMED_TURNS]),
     )
-
-
-def _turns(payloads: list[bytes]) -> list[UserTurn]:
-    turns = []
-    for payload in payloads:
-        try:
-            event = decode(payload)
-        except EventDecodeError as exc:
-            _log.error("unreadable turn in the ledger", error=str(exc))
-            continue
-        if isinstance(event, UserTurn):
-            turns.append(event)
-    return turns
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -21,9 +21,23 @@ from agent.errors import BusClosedError, EventDecodeError, HeartlineError
 from agent.events import UserTurn, WorkerBeat, decode
 from memory.ledger import TurnLedger
 
-__all__ = ["TurnRecovery"]
+__all__ = ["TurnRecovery", "ledger_turns"]
 
 _log = structlog.get_logger(__name__)
+
+
+def ledger_turns(payloads: Iterable[bytes]) -> list[UserTurn]:
+    """The turns in a ledger's payloads; one that cannot be read is logged and left out."""
+    turns = []
+    for payload in payloads:
+        try:
+            event = decode(payload)
+        except EventDecodeError as exc:
+            _log.error("unreadable turn in the ledger", error=str(exc))
+            continue
+        if isinstance(event, UserTurn):
+            turns.append(event)
+    return turns
 
 
 class TurnRecovery:
@@ -89,19 +103,13 @@ class TurnRecovery:
             except HeartlineError as exc:
                 _log.warning("ledger sweep failed", error=str(exc))
                 continue
-            for payload in payloads:
-                try:
-                    event = decode(payload)
-                except EventDecodeError as exc:
-                    _log.error("unreadable turn in the ledger", error=str(exc))
-                    continue
-                if isinstance(event, UserTurn):
-                    _log.warning(
-                        "resuming a turn whose worker stopped",
-                        session_id=event.session_id,
-                        turn_id=event.turn_id,
-                    )
-                    self._enqueue(event)
+            for turn in ledger_turns(payloads):
+                _log.warning(
+                    "resuming a turn whose worker stopped",
+                    session_id=turn.session_id,
+                    turn_id=turn.turn_id,
+                )
+                self._enqueue(turn)
 
     async def let_go_of_unfinished(self) -> None:
         """Turns this worker claimed and could not finish go to the others now, not when
