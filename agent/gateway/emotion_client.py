@@ -7,7 +7,6 @@ recognizers, through the same micro-batcher as live turns.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -31,19 +30,10 @@ class EmotionClient:
     """`read` sends texts to the workers and returns their readings."""
 
     def __init__(
-        self,
-        bus: EventBus,
-        answers: Answers[EmotionResult],
-        *,
-        gateway_id: str,
-        workers: Callable[[], Availability],
-        timeout_s: float,
+        self, answers: Answers[EmotionResult], *, workers: Callable[[], Availability]
     ) -> None:
-        self._bus = bus
         self._answers = answers
-        self._gateway_id = gateway_id
         self._workers = workers
-        self._timeout_s = timeout_s
 
     async def read(self, texts: Sequence[str]) -> tuple[EmotionReading, ...]:
         """One reading per text, in order, of the texts redacted (they leave for the
@@ -56,13 +46,10 @@ class EmotionClient:
             raise NoWorker("no worker is available to read the texts")
         redacted = tuple(redact(text) for text in texts)
 
-        async def publish(request_id: str) -> None:
-            request = EmotionRequest(
-                request_id=request_id, reply_to=self._gateway_id, texts=redacted
-            )
-            await self._bus.publish(topics.EMOTION_REQUESTS, request)
+        def request(request_id: str, reply_to: str) -> EmotionRequest:
+            return EmotionRequest(request_id=request_id, reply_to=reply_to, texts=redacted)
 
-        result = await self._answers.ask(publish, timeout_s=self._timeout_s)
+        result = await self._answers.ask(topics.EMOTION_REQUESTS, request)
         if result.error is not None:
             raise StageError("emotion", result.error)
         if len(result.readings) != len(texts):
@@ -78,8 +65,7 @@ async def emotion_client(
     timeout_s: float = 15.0,
 ) -> AsyncIterator[EmotionClient]:
     """An `EmotionClient` listening on its own result topic for the duration of the block."""
-    gateway_id = secrets.token_hex(8)
-    async with listening(bus, topics.emotion_results(gateway_id), EmotionResult) as answers:
-        yield EmotionClient(
-            bus, answers, gateway_id=gateway_id, workers=workers, timeout_s=timeout_s
-        )
+    async with listening(
+        bus, EmotionResult, topics.emotion_results, timeout_s=timeout_s
+    ) as answers:
+        yield EmotionClient(answers, workers=workers)

@@ -9,7 +9,6 @@ or no worker answered in time. The client then gets a new session instead.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -31,19 +30,10 @@ _SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # what the bus takes as a se
 
 class SessionLookups:
     def __init__(
-        self,
-        bus: EventBus,
-        answers: Answers[SessionFound],
-        *,
-        gateway_id: str,
-        workers: Callable[[], Availability],
-        timeout_s: float,
+        self, answers: Answers[SessionFound], *, workers: Callable[[], Availability]
     ) -> None:
-        self._bus = bus
         self._answers = answers
-        self._gateway_id = gateway_id
         self._workers = workers
-        self._timeout_s = timeout_s
 
     async def find(self, session_id: str, *, user_id: str, tenant: str) -> SessionFound | None:
         """What the workers know of `user_id`'s session `session_id`; None if it cannot
@@ -51,18 +41,17 @@ class SessionLookups:
         if not _SESSION_ID.fullmatch(session_id) or self._workers() is Availability.NONE:
             return None
 
-        async def publish(request_id: str) -> None:
-            lookup = SessionLookup(
+        def lookup(request_id: str, reply_to: str) -> SessionLookup:
+            return SessionLookup(
                 request_id=request_id,
-                reply_to=self._gateway_id,
+                reply_to=reply_to,
                 session_id=session_id,
                 user_id=user_id,
                 tenant=tenant,
             )
-            await self._bus.publish(topics.SESSION_LOOKUPS, lookup)
 
         try:
-            found = await self._answers.ask(publish, timeout_s=self._timeout_s)
+            found = await self._answers.ask(topics.SESSION_LOOKUPS, lookup)
         except (TimeoutError, BusError) as exc:
             _log.warning("session lookup unanswered", session_id=session_id, error=repr(exc))
             return None
@@ -74,8 +63,5 @@ async def session_lookups(
     bus: EventBus, *, workers: Callable[[], Availability], timeout_s: float = 5.0
 ) -> AsyncIterator[SessionLookups]:
     """`SessionLookups` listening on this gateway's own answer topic for the block."""
-    gateway_id = secrets.token_hex(8)
-    async with listening(bus, topics.session_found(gateway_id), SessionFound) as answers:
-        yield SessionLookups(
-            bus, answers, gateway_id=gateway_id, workers=workers, timeout_s=timeout_s
-        )
+    async with listening(bus, SessionFound, topics.session_found, timeout_s=timeout_s) as answers:
+        yield SessionLookups(answers, workers=workers)
