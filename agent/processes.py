@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -38,7 +40,10 @@ from agent.config import Settings
 from agent.errors import ConfigError, HeartlineError, reportable
 from agent.logging import configure_logging
 
-__all__ = ["LogSettings", "cpu_count", "run_serving", "supervise"]
+__all__ = ["LogSettings", "cpu_count", "limit_malloc_arenas", "run_serving", "supervise"]
+
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+_MALLOC_ARENAS = 2
 
 _log = structlog.get_logger(__name__)
 
@@ -63,7 +68,9 @@ def cpu_count() -> int:
 
 
 def run_serving(main: Coroutine[Any, Any, None]) -> None:
-    """Run a serving role on uvloop where it is installed (docs/benchmarks.md measures it)."""
+    """Run a serving role on uvloop where it is installed (docs/benchmarks.md measures it),
+    with glibc's malloc arenas limited before the role starts its threads."""
+    limit_malloc_arenas()
     try:
         import uvloop
     except ImportError:
@@ -71,6 +78,25 @@ def run_serving(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def limit_malloc_arenas(arenas: int = _MALLOC_ARENAS) -> bool:
+    """At most `arenas` glibc malloc arenas for the threads started from now on; whether
+    that was set.
+
+    glibc gives each thread that allocates its own arena, up to eight per core, and
+    memory freed in one is not reused by another: a serving process's RSS then creeps
+    as sessions come and go (docs/reliability.md, session churn). `MALLOC_ARENA_MAX`
+    in the environment wins; other C libraries are left as they are.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 async def supervise(
