@@ -33,6 +33,7 @@ from agent.bus.base import EventBus
 from agent.errors import AuthError, BusError
 from agent.gateway.admission import Admission
 from agent.gateway.auth import Principal, Role, TokenAuthority
+from agent.gateway.http_server import SendStalled
 from agent.gateway.limits import ConnectionLimits, TokenBucket
 from agent.gateway.lookups import SessionLookups
 from agent.gateway.protocol import (
@@ -74,17 +75,17 @@ class _Closed(Exception):
 
 
 class _Stalled(_Closed):
-    """The client reads nothing: a send found no room for `send_timeout_s`."""
+    """The client reads nothing: a send found no room for `send_timeout_s` (the HTTP
+    server's protocol keeps that deadline, so that a send with room takes no timer)."""
 
 
 class _Socket:
     """The few things a session does with its WebSocket, with disconnects as `_Closed`."""
 
-    __slots__ = ("_send_timeout_s", "_ws")
+    __slots__ = ("_ws",)
 
-    def __init__(self, websocket: WebSocket, *, send_timeout_s: float) -> None:
+    def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
-        self._send_timeout_s = send_timeout_s
 
     async def recv(self) -> str | bytes:
         try:
@@ -101,9 +102,8 @@ class _Socket:
 
     async def send(self, text: str) -> None:
         try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await self._ws.send({"type": "websocket.send", "text": text})
-        except TimeoutError:
+            await self._ws.send({"type": "websocket.send", "text": text})
+        except SendStalled:
             raise _Stalled from None
         except (WebSocketDisconnect, WebSocketDisconnected, OSError):
             raise _Closed from None
@@ -166,7 +166,7 @@ async def serve_connection(
     cancelled with it and its subscription ends.
     """
     session = _Session(
-        _Socket(websocket, send_timeout_s=limits.send_timeout_s),
+        _Socket(websocket),
         bus=bus,
         authority=authority,
         metrics=metrics,

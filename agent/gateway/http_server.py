@@ -25,7 +25,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["HttpServerSettings", "Listening", "bind_listener", "serve_http"]
+__all__ = ["HttpServerSettings", "Listening", "SendStalled", "bind_listener", "serve_http"]
 
 _log = structlog.get_logger(__name__)
 
@@ -37,6 +37,8 @@ class HttpServerSettings:
     # Limits
     ws_max_bytes: int = 1024 * 1024
     """A larger WebSocket frame closes the connection with 1009."""
+    ws_send_timeout_s: float = 10.0
+    """How long a WebSocket message may wait for room before `SendStalled`."""
     ws_compression: bool = False
     """permessage-deflate for clients that offer it: fewer bytes, more CPU and memory."""
     backlog: int = 2048
@@ -55,17 +57,30 @@ class Listening:
     port: int
 
 
+class SendStalled(Exception):
+    """A WebSocket message found no room for `ws_send_timeout_s`: the client reads nothing."""
+
+
 class _WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, with a close that a stalled client cannot hold up.
+    """uvicorn's sans-I/O WebSocket protocol, without waiting forever on a stalled client.
 
     uvicorn waits for room in the write buffer before every send, the close frame's
-    too, so closing a client that reads nothing would wait forever. Here a close
-    sent while the buffer is full goes behind what is buffered at once, the app
-    hears the disconnect, and the connection is aborted if the client has not
-    answered the close within uvicorn's close timeout.
+    too. Here a message waits at most `send_timeout_s` (then `SendStalled`), and a
+    close sent while the buffer is full goes behind what is buffered at once, the
+    app hears the disconnect, and the connection is aborted if the client has not
+    answered the close within uvicorn's close timeout. A send with room, the usual
+    case, takes no timer.
     """
 
+    send_timeout_s: float = 10.0
+
     async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.send" and not self.writable.is_set():
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    await self.writable.wait()
+            except TimeoutError:
+                raise SendStalled from None
         if message["type"] != "websocket.close" or self.writable.is_set():
             await super().send(message)
             return
@@ -113,7 +128,11 @@ def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http=http,
-        ws=_WebSocketProtocol,
+        ws=type(
+            "WebSocketProtocol",
+            (_WebSocketProtocol,),
+            {"send_timeout_s": settings.ws_send_timeout_s},
+        ),
         lifespan="off",
         loop="none",
         log_config=None,

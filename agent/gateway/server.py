@@ -235,6 +235,7 @@ async def _serve(
         )
         server_settings = HttpServerSettings(
             ws_max_bytes=settings.limits.max_frame_bytes,
+            ws_send_timeout_s=settings.limits.send_timeout_s,
             ws_ping_interval_s=settings.ping_interval_s,
             ws_ping_timeout_s=settings.ping_timeout_s,
             shutdown_s=settings.close_timeout_s,
