@@ -24,6 +24,7 @@ import structlog
 
 from agent import topics
 from agent.bus.base import EventBus, Subscription
+from agent.dialogue.claims import ClaimTimings, TurnClaims
 from agent.dialogue.pipeline import (
     SKIPPED_GENERATOR,
     PipelineSettings,
@@ -37,7 +38,6 @@ from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.emotion.conversation import replay_mood
 from agent.errors import (
     BusOverflowError,
-    EventDecodeError,
     HeartlineError,
     StageError,
 )
@@ -50,7 +50,6 @@ from agent.events import (
     SessionClosed,
     TurnFailed,
     UserTurn,
-    decode,
     encode,
 )
 from agent.metrics import Metrics
@@ -108,6 +107,12 @@ class _Lane:
     lost: bool = False  # another worker took the current turn over
     closed: bool = False  # the session closed: forget it once these turns are done
 
+    def let_go(self) -> None:
+        """Another worker has the current turn: stop it, publishing nothing more."""
+        self.lost = True
+        if self.run is not None:
+            self.run.cancel()
+
 
 class DialogueManager:
     """Consumes turns, cancels and feedback; an async context manager owning its tasks."""
@@ -145,6 +150,19 @@ class DialogueManager:
         self._intake: contextlib.AsyncExitStack | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._lane_tasks: set[asyncio.Task[None]] = set()
+        s = self._settings
+        self._claims = TurnClaims(
+            ledger,
+            bus,
+            worker_id=self.worker_id,
+            timings=ClaimTimings(
+                lease=s.lease,
+                gap_timeout=s.gap_timeout,
+                takeover_after=s.takeover_after,
+                retry_min=s.claim_retry_min,
+                retry_max=s.claim_retry_max,
+            ),
+        )
         self._recovery = TurnRecovery(
             self._ledger,
             worker_id=self.worker_id,
@@ -295,16 +313,8 @@ class DialogueManager:
         ):
             return  # a redelivery of a turn this worker already holds
         else:
-            self._spawn(self._hold(turn))
+            self._spawn(self._claims.hold(turn))
         _queue(lane, turn, time.perf_counter())
-
-    async def _hold(self, turn: UserTurn) -> None:
-        """Take the lease of a turn that waits here behind another: should this worker
-        die, the others take it over with the turns it runs, within `takeover_after`."""
-        try:
-            await self._claim_once(turn, encode(turn))
-        except HeartlineError as exc:  # the lane claims it in turn all the same
-            _log.debug("could not hold a waiting turn", turn_id=turn.turn_id, error=str(exc))
 
     def _cancel(self, cancel: Cancel) -> None:
         self._cancelled.add(cancel.session_id, cancel.turn_id)
@@ -350,13 +360,17 @@ class DialogueManager:
         """Claim and answer the turn; False when it must wait behind an earlier turn."""
         log = _log.bind(session_id=turn.session_id, turn_id=turn.turn_id, seq=turn.seq)
         payload = encode(turn)
-        outcome = await self._claim(turn, payload, lane)
+        outcome = await self._claims.claim(
+            turn,
+            payload,
+            earlier_arrived=lambda: bool(lane.pending) and lane.pending[0][0].seq < turn.seq,
+        )
         if outcome is ClaimOutcome.WAIT:
             return False
         if outcome is ClaimOutcome.DONE:
             self._metrics.turns.labels("duplicate").inc()
             log.debug("turn already answered; its ending goes out again")
-            await self._repeat_ending(turn)
+            await self._claims.repeat_ending(turn)
             return True
         queued_ms = (time.perf_counter() - received) * 1000.0
         state = self._sessions.get(turn.session_id)
@@ -381,7 +395,7 @@ class DialogueManager:
                 queued_ms=queued_ms,
             )
         )
-        renewer = self._spawn(self._renew_lease(turn, payload, lane))
+        renewer = self._spawn(self._claims.keep(turn, payload, lost=lane.let_go))
         ending: ReplyEnded | TurnFailed
         try:
             ending = (await lane.run).ended
@@ -431,68 +445,6 @@ class DialogueManager:
         )
         self.turns_answered += 1
         return True
-
-    async def _claim(self, turn: UserTurn, payload: bytes, lane: _Lane) -> ClaimOutcome:
-        """Claim the turn, waiting while an earlier turn is unfinished or another worker runs it.
-
-        `DONE` for a turn answered already (a duplicate delivery); `WAIT` when an
-        earlier turn of the session reached this lane meanwhile (say, taken over
-        from a worker that died) and must run first.
-        """
-        s = self._settings
-        delay = s.claim_retry_min
-        while True:
-            outcome = await self._claim_once(turn, payload)
-            if outcome is ClaimOutcome.CLAIMED or outcome is ClaimOutcome.DONE:
-                return outcome
-            if lane.pending and lane.pending[0][0].seq < turn.seq:
-                return ClaimOutcome.WAIT
-            ceiling = s.claim_retry_max if outcome is ClaimOutcome.WAIT else s.lease / 10
-            delay = min(delay * 2, max(ceiling, s.claim_retry_min))
-            await asyncio.sleep(delay)
-
-    async def _claim_once(self, turn: UserTurn, payload: bytes) -> ClaimOutcome:
-        s = self._settings
-        return await self._ledger.claim(
-            turn.session_id,
-            turn.seq,
-            payload,
-            worker=self.worker_id,
-            now=time.time(),
-            lease=s.lease,
-            gap_timeout=s.gap_timeout,
-        )
-
-    async def _repeat_ending(self, turn: UserTurn) -> None:
-        """Publish again how an answered turn ended: it came back because its gateway
-        missed the end (cut off from the bus while it went out)."""
-        try:
-            ending = await self._ledger.ending(turn.session_id, turn.seq)
-            if ending is not None:
-                await self._bus.publish(topics.reply(turn.session_id), decode(ending))
-        except (HeartlineError, EventDecodeError) as exc:
-            _log.warning("could not repeat a turn's ending", turn_id=turn.turn_id, error=str(exc))
-
-    async def _renew_lease(self, turn: UserTurn, payload: bytes, lane: _Lane) -> None:
-        """Keep the turn's lease alive while it runs, however long the reply takes.
-
-        Renewed often enough that a worker wrongly counted gone (its beats held up,
-        not it) learns within `takeover_after` that another took the turn, and stops it.
-        """
-        s = self._settings
-        while True:
-            await asyncio.sleep(min(s.lease / 3, s.takeover_after))
-            try:
-                outcome = await self._claim_once(turn, payload)
-            except HeartlineError as exc:
-                _log.warning("lease renewal failed", turn_id=turn.turn_id, error=str(exc))
-                continue
-            if outcome is not ClaimOutcome.CLAIMED:
-                _log.warning("lost the lease of a running turn", turn_id=turn.turn_id)
-                lane.lost = True
-                if lane.run is not None:
-                    lane.run.cancel()
-                return
 
     def _publisher(self, session_id: str) -> Publish:
         """Publish a turn's events: to the session's reply topic, a handoff request to its
