@@ -273,7 +273,7 @@ class MqttBus:
                     self._conn = None
                     if not conn.lost.done():
                         conn.lost.set_result(None)
-            delay = self._backoff(attempt)
+            delay = self._settings.reconnect_delay(attempt, jitter=random.uniform(0.5, 1.0))
             attempt += 1
             _log.info("mqtt.reconnecting", client_id=self._client_id, delay_s=round(delay, 3))
             await asyncio.sleep(delay)
@@ -301,12 +301,6 @@ class MqttBus:
         # aiomqtt warns from 10 concurrent calls on; a busy gateway has more in flight.
         client.pending_calls_threshold = _PENDING_CALLS_WARNING
         return client
-
-    def _backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter, so a fleet does not reconnect in step."""
-        settings = self._settings
-        ceiling = min(settings.reconnect_max_s, settings.reconnect_min_s * 2.0 ** min(attempt, 30))
-        return ceiling * random.uniform(0.5, 1.0)
 
     async def _wait_connection(self) -> _Connection:
         while self._conn is None or not self._connected.is_set():

@@ -68,6 +68,12 @@ class MqttSettings:
         if self.tls_key_file is not None and self.tls_cert_file is None:
             raise ConfigError("a client key for the broker needs its certificate too")
 
+    def reconnect_delay(self, attempt: int, *, jitter: float) -> float:
+        """Capped exponential backoff, times `jitter` (0.5 to 1, random) so that a fleet
+        does not reconnect in step."""
+        ceiling = min(self.reconnect_max_s, self.reconnect_min_s * 2.0 ** min(attempt, 30))
+        return ceiling * jitter
+
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context to reach the broker with; None for plain TCP.
 
