@@ -2,14 +2,15 @@
 
 Replies are conditioned on the decision (action, strategy) and the dominant
 emotion, in the turn's language, and rotate through variants so one session
-does not hear the same sentence twice in a row.
+does not hear the same sentence twice in a row. The rotation reads the session's
+last reply from the request's conversation, so the generator keeps no state per
+session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
 from agent.generation.base import GenerationRequest, ReplyStream
@@ -36,10 +37,8 @@ class TemplateGenerator:
 
     name = "template"
 
-    def __init__(self, *, token_delay: float = 0.0, max_sessions: int = 10_000) -> None:
+    def __init__(self, *, token_delay: float = 0.0) -> None:
         self._token_delay = token_delay
-        self._last_variant: OrderedDict[str, int] = OrderedDict()
-        self._max_sessions = max_sessions
 
     def compose(self, request: GenerationRequest) -> str:
         language = request.language
@@ -56,8 +55,9 @@ class TemplateGenerator:
         if feeling is None:
             # No word for this feeling: only the variants that do not name one fit.
             variants = tuple(v for v in variants if "{feeling}" not in v)
-        chosen = variants[self._next_variant(request.session_id, len(variants))]
-        return chosen.format(feeling=feeling or "")
+        replies = [variant.format(feeling=feeling or "") for variant in variants]
+        last = request.conversation[-1].reply if request.conversation else None
+        return _after(last, replies)
 
     async def open(self, request: GenerationRequest) -> ReplyStream:
         """The composed reply, streamed piece by piece; never unavailable."""
@@ -69,10 +69,8 @@ class TemplateGenerator:
             yield piece
             await asyncio.sleep(self._token_delay)
 
-    def _next_variant(self, session_id: str, count: int) -> int:
-        last = self._last_variant.pop(session_id, -1)
-        chosen = (last + 1) % count
-        self._last_variant[session_id] = chosen
-        if len(self._last_variant) > self._max_sessions:
-            self._last_variant.popitem(last=False)
-        return chosen
+
+def _after(last: str | None, replies: list[str]) -> str:
+    """The reply after the one the session heard last; the first when it heard none of them."""
+    start = replies.index(last) + 1 if last in replies else 0
+    return replies[start % len(replies)]

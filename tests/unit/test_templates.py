@@ -4,10 +4,16 @@ from contextlib import aclosing
 from agent.emotion import LexiconRecognizer
 from agent.generation import GenerationRequest, TemplateGenerator
 from agent.generation.templates import split_for_streaming
-from agent.values import Action, Decision, HistorySummary, Strategy, Tone
+from agent.values import Action, Decision, Exchange, HistorySummary, Strategy, Tone
 
 
-def _request(text: str, strategy: Strategy, *, action: Action = Action.REPLY) -> GenerationRequest:
+def _request(
+    text: str,
+    strategy: Strategy,
+    *,
+    action: Action = Action.REPLY,
+    conversation: tuple[Exchange, ...] = (),
+) -> GenerationRequest:
     from agent.language import detect_language
 
     return GenerationRequest(
@@ -20,6 +26,7 @@ def _request(text: str, strategy: Strategy, *, action: Action = Action.REPLY) ->
             action=action, strategy=strategy, tone=Tone.CALM, confidence=1.0, policy="test"
         ),
         history=HistorySummary.first_time(),
+        conversation=conversation,
     )
 
 
@@ -45,8 +52,27 @@ async def test_chinese_turns_get_chinese_replies() -> None:
 
 def test_a_session_never_hears_the_same_sentence_twice_in_a_row() -> None:
     generator = TemplateGenerator()
-    replies = [generator.compose(_request("Where is it", Strategy.INFORM)) for _ in range(6)]
+    conversation: tuple[Exchange, ...] = ()
+    replies = []
+    for _ in range(6):
+        reply = generator.compose(
+            _request("Where is it", Strategy.INFORM, conversation=conversation)
+        )
+        conversation = (*conversation, Exchange(text="Where is it", reply=reply))
+        replies.append(reply)
     assert all(a != b for a, b in itertools.pairwise(replies))
+
+
+def test_the_rotation_is_per_session_and_kept_in_no_generator_state() -> None:
+    generator = TemplateGenerator()
+    first = generator.compose(_request("Where is it", Strategy.INFORM))
+    # Another session's turns in between do not move this session's rotation.
+    for _ in range(3):
+        generator.compose(_request("Where is it", Strategy.INFORM))
+    heard = (Exchange(text="Where is it", reply=first),)
+    second = generator.compose(_request("Where is it", Strategy.INFORM, conversation=heard))
+    assert second != first
+    assert generator.compose(_request("Where is it", Strategy.INFORM)) == first
 
 
 def test_handoff_replies_say_a_person_is_coming() -> None:
