@@ -21,6 +21,7 @@ __all__ = [
     "VALENCE",
     "any_present",
     "group_scores",
+    "headline",
     "reading_from",
     "summarize",
 ]
@@ -62,6 +63,18 @@ def any_present(scores: Mapping[str, float], labels: Iterable[str]) -> float:
     for label in labels:
         absent *= 1.0 - min(1.0, scores.get(label, 0.0))
     return 1.0 - absent
+
+
+def headline(scores: Mapping[str, float], present: Iterable[str]) -> str:
+    """The label a reading stands for: its strongest present emotion; neutral only when none is.
+
+    A person names the strongest feeling they see, and names none only when they see
+    none: a present emotion outranks a present neutral whatever their scores.
+    """
+    emotions = [label for label in present if label != NEUTRAL]
+    if not emotions:
+        return NEUTRAL
+    return max(emotions, key=lambda label: scores.get(label, 0.0))
 
 
 def group_scores(scores: Mapping[str, float]) -> dict[str, float]:
@@ -124,14 +137,14 @@ def reading_from(
 ) -> EmotionReading:
     """A reading of `scores` (clipped to [0, 1]) with its summaries.
 
-    `dominant` overrides the most probable label, for models whose decision
-    rule picks differently.
+    The dominant label is the `headline` of the present `labels` when the model
+    decided those, else the most probable label; `dominant` overrides both.
     """
     clipped = {label: min(1.0, max(0.0, p)) for label, p in scores.items()}
     top, valence, arousal, intensity = summarize(clipped)
     return EmotionReading(
         scores=clipped,
-        dominant=dominant or top,
+        dominant=dominant or (headline(clipped, labels) if labels else top),
         valence=valence,
         arousal=arousal,
         intensity=intensity,

@@ -269,17 +269,10 @@ class NeuralEmotionModel:
     def _reading(
         self, row: np.ndarray, ids: tuple[int, ...], group_ids: tuple[int, ...]
     ) -> EmotionReading:
-        """The dominant label is the present one that clears its own threshold by most.
-
-        A ratio, not the raw probability, because thresholds differ tenfold
-        between frequent and rare labels.
-        """
         scores = {label: float(p) for label, p in zip(LABELS, row, strict=True)}
-        best = max(ids, key=lambda i: float(row[i]) / float(self._thresholds[i]))
         return reading_from(
             scores,
             model=MODEL_NAME,
-            dominant=LABELS[best],
             labels=tuple(LABELS[i] for i in ids),
             groups=tuple(GROUPS[i] for i in group_ids),
         )
