@@ -20,7 +20,8 @@ DEMO_USER = "demo"
 DEMO_OPERATOR = "staff"
 _MODEL_HELP = (
     "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
-    "or a Hugging Face sequence-classification model (folder or hub id)"
+    "a folder written by `heartline train emotion`, or a Hugging Face sequence-classification "
+    "model (folder or hub id)"
 )
 _PRECISION_HELP = (
     "number format of the neural English model: auto (bfloat16 where the CPU computes it "

@@ -236,7 +236,8 @@ system_prompt_file = "{PERSONA_FILE}"
 
 # -- Emotion ---------------------------------------------------------------------------
 # auto (the shipped English and Chinese models, by language), neural, chinese, lexicon,
-# or a Hugging Face model: a hub id, or a folder given as an absolute path.
+# a model folder written by `heartline train emotion`, or a Hugging Face model (a hub id,
+# or a folder); give a folder as an absolute path.
 # emotion_model = {_toml(_default("emotion_model"))}
 
 # -- Replies ---------------------------------------------------------------------------
