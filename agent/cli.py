@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from agent.cli_parser import DEMO_OPERATOR, DEMO_USER, build_parser
 from agent.config import Settings, load_settings
-from agent.emotion.datasets import DataFormat
 from agent.errors import ConfigError, HeartlineError, reportable
 from agent.gateway.auth import Role
 from agent.logging import configure_logging
@@ -214,7 +213,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "policy" and args.target == "check":
         _check_rules(args.file)
     elif args.command == "policy":
-        from agent.policy_commands import evaluate_policy
+        from agent.training.policy.evaluate import evaluate_policy
 
         evaluation = asyncio.run(
             evaluate_policy(settings, max_weight=args.max_weight, offline=args.offline)
@@ -229,7 +228,14 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _emotion_command(args: argparse.Namespace) -> None:
-    from agent.emotion import commands
+    if args.command == "emotion":
+        from agent.emotion.commands import print_reading, read_text
+
+        reading = read_text(args.text, model_name=args.model, precision=args.precision)
+        print_reading(reading, as_json=args.json)
+        return
+    from agent.training.emotion import commands
+    from agent.training.emotion.datasets import DataFormat
 
     if args.command == "train":
         metrics = commands.train(
@@ -252,11 +258,6 @@ def _emotion_command(args: argparse.Namespace) -> None:
             progress=not args.json,
         )
         commands.print_evaluation(evaluation, as_json=args.json)
-    else:
-        commands.print_reading(
-            commands.read_text(args.text, model_name=args.model, precision=args.precision),
-            as_json=args.json,
-        )
 
 
 def _check_rules(path: Path) -> None:

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.emotion.datasets import DataFormat
 from agent.emotion.precision import PRECISIONS
 
-__all__ = ["DEMO_OPERATOR", "DEMO_USER", "build_parser"]
+__all__ = ["DATA_FORMATS", "DEMO_OPERATOR", "DEMO_USER", "build_parser"]
 
 DEMO_USER = "demo"
 DEMO_OPERATOR = "staff"
+# The values of `agent.training.emotion.datasets.DataFormat`, named here so that building
+# the parser never imports the training package (a test holds the two equal).
+DATA_FORMATS = ("goemotions", "smp2020", "meld")
 _MODEL_HELP = (
     "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
     "a folder written by `heartline train emotion`, or a Hugging Face sequence-classification "
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SMP2020 TSV or MELD CSV file, and write a confusion-matrix PNG.",
     )
     eval_emotion.add_argument("--data", type=Path, required=True, help="the labelled file")
-    eval_emotion.add_argument("--format", choices=[f.value for f in DataFormat])
+    eval_emotion.add_argument("--format", choices=DATA_FORMATS)
     eval_emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
     eval_emotion.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP

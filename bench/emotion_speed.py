@@ -27,8 +27,8 @@ from _stats import machine_summary, percentile, print_percentile_table
 from agent.emotion.base import EmotionModel
 from agent.emotion.batching import MicroBatcher
 from agent.emotion.catalog import load_model
-from agent.emotion.datasets import read_dataset
 from agent.emotion.precision import PRECISIONS, Precision
+from agent.training.emotion.datasets import read_dataset
 
 _DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _SOURCES = {

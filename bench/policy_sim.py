@@ -4,7 +4,7 @@ Every policy meets the same seeded sequence of users: the personas take turns
 in rounds shuffled by `--seed` (each once per round), and episode ``i`` gives every policy a
 user generator seeded ``[seed, i]``, so the personas, their starting moods and
 conversation lengths match and the policies can be compared episode by episode.
-The users are `policies.simulation.PERSONAS` (hidden emotional dynamics and
+The users are `agent.training.policy.simulation.PERSONAS` (hidden emotional dynamics and
 strategy preferences); rewards are `policies.reward.reward` per reply, summed
 per episode; valence gain is the user's final minus initial hidden valence.
 
@@ -40,17 +40,17 @@ import numpy as np
 from _stats import machine_summary
 from tqdm import tqdm
 
-from policies.bandit import LinearBandit
-from policies.bandit_policy import BanditPolicy
-from policies.base import Policy
-from policies.features import FloatArray
-from policies.simulation import (
+from agent.training.policy.simulation import (
     PERSONAS,
     EpisodeResult,
     Learner,
     RandomPolicy,
     run_episode,
 )
+from policies.bandit import LinearBandit
+from policies.bandit_policy import BanditPolicy
+from policies.base import Policy
+from policies.features import FloatArray
 from policies.stack import policy_stack
 
 _DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "policy_learning.png"

@@ -35,8 +35,8 @@ class BanditPolicy:
     It abstains while the bandit has had fewer than `min_updates` updates in
     all, so a cold bandit (which would pick uniformly at random) never speaks
     for the agent; put it below the rules in an ensemble, and keep updating it
-    from every rewarded turn (whoever decided it) or warm it with
-    `policies.offpolicy.learn_offline`.
+    from every rewarded turn (whoever decided it) or warm it from logged
+    decisions (`learn_offline` in `agent/training/policy/offpolicy.py`).
 
     A decision's `confidence` is its propensity: the probability the policy
     gave this strategy, not a probability that it will work.

@@ -1,7 +1,7 @@
 """The Chinese recognizer: hashed character n-grams, TF-IDF and a linear model.
 
 The MiniLM encoder maps most Chinese characters to ``[UNK]``, so Chinese gets
-its own model, trained on SMP2020-EWECT (`agent.emotion.training.chinese`).
+its own model, trained on SMP2020-EWECT (`agent.training.emotion.chinese`).
 Its artifact is plain data, never a pickle (a pickle runs code when loaded):
 ``config.json`` holds the feature settings and the classes, ``model.npz`` the
 IDF weights, coefficients and intercepts. Character n-grams are hashed, so no

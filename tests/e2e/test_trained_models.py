@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.emotion.training.chinese import train_chinese
-from agent.emotion.training.neural import train_neural
+from agent.training.emotion.chinese import train_chinese
+from agent.training.emotion.neural import train_neural
 from tests.support.cli import heartline, serving
 from tests.support.emotion_data import write_goemotions, write_smp2020
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agent.emotion.chinese import ChineseEmotionModel
-from agent.emotion.training.chinese import train_chinese
 from agent.errors import ConfigError
+from agent.training.emotion.chinese import train_chinese
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 
 from agent.emotion.labels import LABELS
 from agent.emotion.neural import NeuralEmotionModel
-from agent.emotion.training.neural import train_neural
 from agent.errors import ConfigError
+from agent.training.emotion.neural import train_neural
 
 SLICE = {"epochs": 1, "batch_size": 32, "lr": 1e-3, "seed": 7, "max_examples": 100}
 

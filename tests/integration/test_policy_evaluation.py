@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.config import load_settings
 from agent.errors import ConfigError
-from agent.policy_commands import evaluate_policy
+from agent.training.policy.evaluate import evaluate_policy
 from agent.values import Strategy
 from memory.records import FeedbackRecord
 from memory.sql import SqlConversationStore

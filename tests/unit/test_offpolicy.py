@@ -5,10 +5,7 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from agent.values import Strategy
-from policies.bandit import BanditConfig
-from policies.features import FloatArray
-from policies.offpolicy import (
+from agent.training.policy.offpolicy import (
     Estimate,
     LoggedDecision,
     TargetPolicy,
@@ -18,6 +15,9 @@ from policies.offpolicy import (
     learn_offline,
     snips,
 )
+from agent.values import Strategy
+from policies.bandit import BanditConfig
+from policies.features import FloatArray
 
 ARMS = tuple(Strategy)
 D = 4

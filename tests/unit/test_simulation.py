@@ -5,11 +5,7 @@ import numpy as np
 import pytest
 
 from agent.emotion.conversation import update_mood
-from agent.values import Action, ConversationMood, HistorySummary, Strategy, TurnContext
-from policies.bandit import LinearBandit
-from policies.bandit_policy import BanditPolicy
-from policies.features import context_features
-from policies.simulation import (
+from agent.training.policy.simulation import (
     MODEL_NAME,
     PERSONAS,
     EpisodeResult,
@@ -18,6 +14,10 @@ from policies.simulation import (
     SimulatedUser,
     run_episode,
 )
+from agent.values import Action, ConversationMood, HistorySummary, Strategy, TurnContext
+from policies.bandit import LinearBandit
+from policies.bandit_policy import BanditPolicy
+from policies.features import context_features
 from policies.stack import PRIORITIES, Escalations, policy_stack
 
 BY_NAME = {persona.name: persona for persona in PERSONAS}

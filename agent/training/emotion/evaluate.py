@@ -16,9 +16,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agent.emotion.base import EmotionModel
-from agent.emotion.datasets import DataFormat, Dataset
 from agent.emotion.labels import EKMAN_OF, LABELS
-from agent.emotion.scoring import (
+from agent.training.emotion.datasets import DataFormat, Dataset
+from agent.training.emotion.scoring import (
     EKMAN_CLASSES,
     SENTIMENT_CLASSES,
     SpaceScore,

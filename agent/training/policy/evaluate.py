@@ -15,13 +15,7 @@ import numpy as np
 
 from agent.config import Settings
 from agent.errors import ConfigError
-from agent.values import Strategy
-from memory.sql import open_engine, upgrade_schema
-from memory.sql.decision_log import LoggedOutcome, logged_outcomes
-from memory.sql.policy_state import load_policy_state
-from policies.bandit import LinearBandit
-from policies.learning import feedback_polarity
-from policies.offpolicy import (
+from agent.training.policy.offpolicy import (
     Estimate,
     LoggedDecision,
     doubly_robust,
@@ -30,6 +24,12 @@ from policies.offpolicy import (
     learn_offline,
     snips,
 )
+from agent.values import Strategy
+from memory.sql import open_engine, upgrade_schema
+from memory.sql.decision_log import LoggedOutcome, logged_outcomes
+from memory.sql.policy_state import load_policy_state
+from policies.bandit import LinearBandit
+from policies.learning import feedback_polarity
 from policies.reward import reward
 
 __all__ = ["Evaluation", "evaluate_policy"]

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.emotion.datasets import DataFormat, Example, read_dataset
 from agent.emotion.labels import LABELS
 from agent.emotion.minilm import ENCODER_PACKAGE, WordPieceTokenizer, encoder_version, load_minilm
 from agent.emotion.neural import (
@@ -32,7 +31,8 @@ from agent.emotion.neural import (
     load_network,
     predict_probabilities,
 )
-from agent.emotion.training.neural_export import (
+from agent.training.emotion.datasets import DataFormat, Example, read_dataset
+from agent.training.emotion.neural_export import (
     artifact_bytes,
     lora_tensors,
     score_split,
@@ -42,7 +42,7 @@ from agent.emotion.training.neural_export import (
     write_thresholds,
     write_weights,
 )
-from agent.emotion.training.neural_loop import (
+from agent.training.emotion.neural_loop import (
     NeuralTrainConfig,
     Split,
     Trainer,

@@ -27,7 +27,7 @@ from agent.emotion.neural import (
     decide,
     group_probabilities,
 )
-from agent.emotion.scoring import EKMAN_CLASSES, score_space, to_ekman
+from agent.training.emotion.scoring import EKMAN_CLASSES, score_space, to_ekman
 
 __all__ = [
     "THRESHOLD_GRID",

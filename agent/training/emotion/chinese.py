@@ -30,9 +30,9 @@ from sklearn.svm import LinearSVC
 from tqdm import tqdm
 
 from agent.emotion.chinese import ChineseEmotionModel, FeatureConfig, tfidf
-from agent.emotion.datasets import SMP2020_CLASSES, Example, read_dataset
-from agent.emotion.scoring import score_space
 from agent.errors import ConfigError
+from agent.training.emotion.datasets import SMP2020_CLASSES, Example, read_dataset
+from agent.training.emotion.scoring import score_space
 
 __all__ = ["ChineseTrainingConfig", "train_chinese"]
 

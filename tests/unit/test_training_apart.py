@@ -1,0 +1,50 @@
+"""Training, evaluation and simulation live apart: serving never imports them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from agent.cli_parser import DATA_FORMATS
+from agent.training.emotion.datasets import DataFormat
+
+# What only the tools need: the `train` extra, and the training package itself.
+_TOOLS_ONLY = ("peft", "matplotlib", "agent.training")
+
+
+def _imported(probe: str, roots: tuple[str, ...]) -> list[str]:
+    """The modules in or under `roots` that a fresh interpreter holds after running `probe`."""
+    script = f"import json, sys\n{probe}\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return [
+        name
+        for name in json.loads(result.stdout)
+        if any(name == root or name.startswith(f"{root}.") for root in roots)
+    ]
+
+
+def test_the_serving_modules_import_no_tool() -> None:
+    probe = (
+        "import agent.app, agent.cli, agent.processes\n"
+        "from agent.cli_parser import build_parser\n"
+        "from agent.config import load_settings\n"
+        "args = build_parser().parse_args(['serve', '--port', '0'])\n"
+    )
+    assert _imported(probe, (*_TOOLS_ONLY, "sklearn")) == []
+
+
+def test_serving_the_shipped_models_imports_no_tool() -> None:
+    """The Chinese model needs scikit-learn, so it stays a serving dependency."""
+    probe = (
+        "import agent.app\n"
+        "from agent.emotion.catalog import models_for\n"
+        "for model in models_for('auto').values(): model.predict(['hello'])\n"
+    )
+    assert _imported(probe, _TOOLS_ONLY) == []
+
+
+def test_the_parser_offers_every_data_format() -> None:
+    assert tuple(f.value for f in DataFormat) == DATA_FORMATS
