@@ -11,11 +11,12 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: serve test browser lint typecheck unit bench clean
 
+# The development install has the train extra: the tests train and evaluate models.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -234,6 +234,9 @@ def _emotion_command(args: argparse.Namespace) -> None:
         reading = read_text(args.text, model_name=args.model, precision=args.precision)
         print_reading(reading, as_json=args.json)
         return
+    from agent.training.extra import require_extra
+
+    require_extra(f"heartline {args.command} {args.target}")
     from agent.training.emotion import commands
     from agent.training.emotion.datasets import DataFormat
 

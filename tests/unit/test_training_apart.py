@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 from agent.cli_parser import DATA_FORMATS
 from agent.training.emotion.datasets import DataFormat
+from agent.training.extra import EXTRA_MODULES
 
 # What only the tools need: the `train` extra, and the training package itself.
-_TOOLS_ONLY = ("peft", "matplotlib", "agent.training")
+_TOOLS_ONLY = (*EXTRA_MODULES, "agent.training")
 
 
 def _imported(probe: str, roots: tuple[str, ...]) -> list[str]:
@@ -48,3 +51,11 @@ def test_serving_the_shipped_models_imports_no_tool() -> None:
 
 def test_the_parser_offers_every_data_format() -> None:
     assert tuple(f.value for f in DataFormat) == DATA_FORMATS
+
+
+def test_the_train_extra_holds_what_only_the_tools_import() -> None:
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    extra = [requirement.split(">")[0] for requirement in project["optional-dependencies"]["train"]]
+    assert tuple(extra) == EXTRA_MODULES
+    serving = {requirement.split(">")[0].split("[")[0] for requirement in project["dependencies"]}
+    assert serving.isdisjoint(EXTRA_MODULES)
