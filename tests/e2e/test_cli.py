@@ -191,6 +191,7 @@ def test_eval_scores_each_format_and_draws_the_confusion_matrix(
     summary = json.loads(result.stdout)
     assert keys <= set(summary)
     assert 0.0 < summary["macro_f1"] <= 1.0
+    assert summary["confusion_png"] == str(png)
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
@@ -210,6 +211,7 @@ def test_eval_prints_per_class_tables(shared_data: Path, tmp_path: Path) -> None
     for space in ("fine:", "ekman:", "sentiment:"):
         assert space in result.stdout
     assert "admiration" in result.stdout
+    assert result.stdout.endswith(f"\nConfusion matrix: {tmp_path / 'c.png'}\n")
 
 
 def test_eval_names_a_file_it_cannot_read(tmp_path: Path) -> None:

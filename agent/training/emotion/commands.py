@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any, Literal
 from agent.emotion.catalog import models_for
 from agent.emotion.precision import Precision
 from agent.errors import ConfigError
+from agent.training.emotion.confusion import write_confusion_png
 from agent.training.emotion.datasets import DataFormat, read_dataset
-from agent.training.emotion.evaluate import Evaluation, evaluate, write_confusion_png
+from agent.training.emotion.evaluate import Evaluation, evaluate
 
 __all__ = ["evaluate_file", "print_evaluation", "train"]
 
@@ -62,33 +64,23 @@ def evaluate_file(
     confusion: Path | None,
     progress: bool,
 ) -> Evaluation:
-    """Evaluate a model on a labelled file and write the confusion matrix.
+    """Evaluate a model on a labelled file and draw the confusion matrix.
 
     The PNG goes to `confusion`, by default `confusion-<format>.png` here.
     """
     dataset = read_dataset(data, data_format)
     model = models_for(model_name, precision=precision)[dataset.language]
     evaluation = evaluate(model, dataset, progress=progress)
-    write_confusion_png(evaluation, confusion or Path(f"confusion-{dataset.format.value}.png"))
-    return evaluation
+    png = confusion or Path(f"confusion-{dataset.format.value}.png")
+    write_confusion_png(
+        png,
+        classes=evaluation.confusion_classes,
+        counts=evaluation.confusion,
+        title=evaluation.confusion_title,
+    )
+    return dataclasses.replace(evaluation, confusion_png=png)
 
 
 def print_evaluation(evaluation: Evaluation, *, as_json: bool) -> None:
-    summary = evaluation.summary()
-    if as_json:
-        print(json.dumps(summary))
-        return
-    print(
-        f"{evaluation.model} on {evaluation.data_format.value}: {evaluation.examples} examples "
-        f"in {evaluation.seconds:.1f} s"
-    )
-    for name, space in evaluation.spaces.items():
-        print(
-            f"\n{name}: macro-F1 {space.macro_f1:.4f}  micro-F1 {space.micro_f1:.4f}  "
-            f"weighted-F1 {space.weighted_f1:.4f}"
-        )
-        print(f"  {'class':<16}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}")
-        for c in space.per_class:
-            print(
-                f"  {c.label:<16}{c.precision:>10.3f}{c.recall:>10.3f}{c.f1:>10.3f}{c.support:>10}"
-            )
+    """The report as one JSON object, or as text with a table per label space."""
+    print(json.dumps(evaluation.summary()) if as_json else "\n".join(evaluation.lines()))

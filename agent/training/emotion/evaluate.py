@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from agent.emotion.base import EmotionModel
 from agent.emotion.labels import EKMAN_OF, LABELS
+from agent.training.emotion.confusion import Matrix, count_pairs
 from agent.training.emotion.datasets import DataFormat, Dataset
 from agent.training.emotion.scoring import (
     EKMAN_CLASSES,
@@ -28,14 +29,17 @@ from agent.training.emotion.scoring import (
 )
 from agent.values import EmotionReading
 
-__all__ = ["Evaluation", "evaluate", "predict_all", "write_confusion_png"]
+__all__ = ["Evaluation", "evaluate", "predict_all", "score_lines"]
 
 _BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    """Scores of one model on one data set; `primary` names the headline space."""
+    """Scores of one model on one data set; `primary` names the headline space.
+
+    `confusion_png` is where the confusion matrix was drawn, once it has been.
+    """
 
     data_format: DataFormat
     model: str
@@ -44,7 +48,13 @@ class Evaluation:
     primary: str
     spaces: dict[str, SpaceScore]
     confusion_classes: tuple[str, ...]
-    confusion: tuple[tuple[int, ...], ...]
+    confusion: Matrix
+    confusion_png: Path | None = None
+
+    @property
+    def confusion_title(self) -> str:
+        space = "Ekman-7" if self.data_format is DataFormat.GOEMOTIONS else "classes"
+        return f"{self.model} on {self.data_format.value} ({space})"
 
     def summary(self) -> dict[str, object]:
         """One JSON-ready object; `ekman_macro_f1` only where Ekman-7 is defined."""
@@ -61,7 +71,34 @@ class Evaluation:
         if "ekman" in self.spaces:
             result["ekman_macro_f1"] = self.spaces["ekman"].macro_f1
         result["spaces"] = {name: space.as_dict() for name, space in self.spaces.items()}
+        if self.confusion_png is not None:
+            result["confusion_png"] = str(self.confusion_png)
         return result
+
+    def lines(self) -> list[str]:
+        """The report as text: the headline, a table per label space, where the PNG went."""
+        lines = [
+            f"{self.model} on {self.data_format.value}: {self.examples} examples "
+            f"in {self.seconds:.1f} s"
+        ]
+        for name, space in self.spaces.items():
+            lines += ["", *score_lines(name, space)]
+        if self.confusion_png is not None:
+            lines += ["", f"Confusion matrix: {self.confusion_png}"]
+        return lines
+
+
+def score_lines(name: str, space: SpaceScore) -> list[str]:
+    """One label space's F1 figures and its per-class table."""
+    return [
+        f"{name}: macro-F1 {space.macro_f1:.4f}  micro-F1 {space.micro_f1:.4f}  "
+        f"weighted-F1 {space.weighted_f1:.4f}",
+        f"  {'class':<16}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>10}",
+        *(
+            f"  {c.label:<16}{c.precision:>10.3f}{c.recall:>10.3f}{c.f1:>10.3f}{c.support:>10}"
+            for c in space.per_class
+        ),
+    ]
 
 
 def predict_all(
@@ -124,7 +161,7 @@ def evaluate(model: EmotionModel, dataset: Dataset, *, progress: bool = True) ->
         primary=primary,
         spaces=spaces,
         confusion_classes=classes,
-        confusion=_confusion(pairs, classes),
+        confusion=count_pairs(pairs, classes),
     )
 
 
@@ -134,42 +171,3 @@ def _as_class(label: str, classes: Sequence[str]) -> str:
     if group in classes:
         return group
     return "anger" if group == "disgust" else "neutral"
-
-
-def _confusion(
-    pairs: Sequence[tuple[str, str]], classes: Sequence[str]
-) -> tuple[tuple[int, ...], ...]:
-    index = {label: i for i, label in enumerate(classes)}
-    matrix = [[0] * len(classes) for _ in classes]
-    for truth, guess in pairs:
-        matrix[index[truth]][index[guess]] += 1
-    return tuple(tuple(row) for row in matrix)
-
-
-def write_confusion_png(evaluation: Evaluation, path: Path) -> None:
-    """The confusion matrix (rows: truth, columns: prediction) as a PNG, rows normalised."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes = evaluation.confusion_classes
-    counts = evaluation.confusion
-    shares = [[c / (sum(row) or 1) for c in row] for row in counts]
-    figure, axes = plt.subplots(figsize=(1.1 * len(classes) + 2, 1.0 * len(classes) + 1.5))
-    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    axes.set_yticks(range(len(classes)), classes)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    for row, values in enumerate(counts):
-        for column, count in enumerate(values):
-            colour = "white" if shares[row][column] > 0.5 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=8)
-    space = "Ekman-7" if evaluation.data_format is DataFormat.GOEMOTIONS else "classes"
-    axes.set_title(f"{evaluation.model} on {evaluation.data_format.value} ({space})")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
