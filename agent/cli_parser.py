@@ -19,7 +19,7 @@ DEMO_USER = "demo"
 DEMO_OPERATOR = "staff"
 # The values of `agent.training.emotion.datasets.DataFormat`, named here so that building
 # the parser never imports the training package (a test holds the two equal).
-DATA_FORMATS = ("goemotions", "smp2020", "meld")
+DATA_FORMATS = ("goemotions", "smp2020", "meld", "support")
 _MODEL_HELP = (
     "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
     "a folder written by `heartline train emotion`, or a Hugging Face sequence-classification "
@@ -250,16 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
         "emotion",
         help="F1 of an emotion model on a labelled file",
         description="Print macro/micro-F1 per label space and per class on a GoEmotions TSV, "
-        "SMP2020 TSV or MELD CSV file, and write a confusion-matrix PNG.",
+        "SMP2020 TSV or MELD CSV file, and write a confusion-matrix PNG. On a support TSV "
+        "(text, labels, language; --format support) print per language the accuracy of the "
+        "dominant label's Ekman group and the Ekman-7 macro-F1, with a PNG per language. "
+        "Prints where each PNG went.",
     )
-    eval_emotion.add_argument("--data", type=Path, required=True, help="the labelled file")
-    eval_emotion.add_argument("--format", choices=DATA_FORMATS)
+    eval_emotion.add_argument(
+        "--data",
+        type=Path,
+        help="the labelled file (required, except with --format support: the shipped support set)",
+    )
+    eval_emotion.add_argument(
+        "--format", choices=DATA_FORMATS, help="the file's format (default: told by its first line)"
+    )
     eval_emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
     eval_emotion.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP
     )
     eval_emotion.add_argument(
-        "--confusion", type=Path, help="PNG path (default confusion-FORMAT.png)"
+        "--confusion",
+        type=Path,
+        help="PNG path (default confusion-FORMAT.png; support: -LANG added before .png)",
     )
     eval_emotion.add_argument("--json", action="store_true", help="print one JSON object")
     _common(eval_emotion)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["write_goemotions", "write_smp2020"]
+__all__ = ["SUPPORT_ROWS", "write_goemotions", "write_smp2020", "write_support"]
 
 # A few unambiguous sentences per class; the numbers make each row distinct.
 _ENGLISH = {
@@ -48,3 +48,20 @@ def write_smp2020(folder: Path, *, per_class: int = 6) -> Path:
         ]
         (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+# Support messages the lexicon reads right, with their Ekman groups and language.
+SUPPORT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("I am furious, this is outrageous", "anger", "en"),
+    ("Thank you so much, I am so happy", "joy", "en"),
+    ("I am scared and worried about my account", "fear,sadness", "en"),
+    ("气死我了，太过分了", "anger", "zh"),
+    ("谢谢，太开心了", "joy", "zh"),
+)
+
+
+def write_support(path: Path) -> Path:
+    """A support TSV: the header, then `SUPPORT_ROWS`."""
+    rows = ["text\tlabels\tlanguage", *("\t".join(row) for row in SUPPORT_ROWS)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path

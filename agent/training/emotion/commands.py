@@ -14,6 +14,8 @@ from agent.errors import ConfigError
 from agent.training.emotion.confusion import write_confusion_png
 from agent.training.emotion.datasets import DataFormat, read_dataset
 from agent.training.emotion.evaluate import Evaluation, evaluate
+from agent.training.emotion.scoring import EKMAN_CLASSES
+from agent.training.emotion.support import SUPPORT_SET, SupportEvaluation, evaluate_support
 
 __all__ = ["evaluate_file", "print_evaluation", "train"]
 
@@ -56,22 +58,35 @@ def train(
 
 
 def evaluate_file(
-    data: Path,
+    data: Path | None,
     *,
     data_format: DataFormat | None,
     model_name: str,
     precision: Precision = "auto",
     confusion: Path | None,
     progress: bool,
-) -> Evaluation:
-    """Evaluate a model on a labelled file and draw the confusion matrix.
+) -> Evaluation | SupportEvaluation:
+    """Evaluate a model on a labelled file and draw the confusion matrix, or one per language.
 
-    The PNG goes to `confusion`, by default `confusion-<format>.png` here.
+    The PNG goes to `confusion`, by default `confusion-<format>.png` here; the
+    support set's go to the same name with ``-<language>`` added. Without
+    `data`, the support format reads the shipped support set.
     """
+    data = data or _default_data(data_format)
     dataset = read_dataset(data, data_format)
-    model = models_for(model_name, precision=precision)[dataset.language]
-    evaluation = evaluate(model, dataset, progress=progress)
+    models = models_for(model_name, precision=precision)
     png = confusion or Path(f"confusion-{dataset.format.value}.png")
+    if dataset.format is DataFormat.SUPPORT:
+        support = evaluate_support(data, dataset, models, progress=progress)
+        drawn = []
+        for score in support.languages:
+            path = png.with_name(f"{png.stem}-{score.language}{png.suffix}")
+            title = f"{score.model} on support, {score.language} (Ekman-7)"
+            write_confusion_png(path, classes=EKMAN_CLASSES, counts=score.confusion, title=title)
+            drawn.append(dataclasses.replace(score, confusion_png=path))
+        return dataclasses.replace(support, languages=tuple(drawn))
+    # The other formats hold one language each.
+    evaluation = evaluate(models[dataset.languages[0]], dataset, progress=progress)
     write_confusion_png(
         png,
         classes=evaluation.confusion_classes,
@@ -81,6 +96,17 @@ def evaluate_file(
     return dataclasses.replace(evaluation, confusion_png=png)
 
 
-def print_evaluation(evaluation: Evaluation, *, as_json: bool) -> None:
+def _default_data(data_format: DataFormat | None) -> Path:
+    if data_format is not DataFormat.SUPPORT:
+        raise ConfigError(
+            "heartline eval emotion needs --data FILE (only --format support has a default: "
+            "the shipped support set)"
+        )
+    if not SUPPORT_SET.is_file():
+        raise ConfigError(f"no shipped support set at {SUPPORT_SET}; pass --data FILE")
+    return SUPPORT_SET
+
+
+def print_evaluation(evaluation: Evaluation | SupportEvaluation, *, as_json: bool) -> None:
     """The report as one JSON object, or as text with a table per label space."""
     print(json.dumps(evaluation.summary()) if as_json else "\n".join(evaluation.lines()))

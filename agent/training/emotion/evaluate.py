@@ -3,7 +3,8 @@
 GoEmotions is multi-label: predictions are the model's present labels, scored
 over the 28 fine labels, Ekman-7 and sentiment. SMP2020 and MELD are
 single-label: the prediction is the dominant label's class (its Ekman group,
-with disgust counted as anger for SMP2020, which has no disgust class).
+with disgust counted as anger for SMP2020, which has no disgust class). The
+support set is scored per language, by `agent.training.emotion.support`.
 """
 
 from __future__ import annotations
