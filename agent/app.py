@@ -306,7 +306,10 @@ async def _start_recognizer(stack: AsyncExitStack, settings: Settings) -> Emotio
     Loading takes a second or so and blocks, so it runs on a worker thread.
     """
     models = await asyncio.to_thread(
-        models_for, settings.emotion_model, precision=settings.emotion_precision
+        models_for,
+        settings.emotion_model,
+        precision=settings.emotion_precision,
+        domain=settings.emotion_domain,
     )
     batched: dict[int, EmotionRecognizer] = {}
     for model in models.values():

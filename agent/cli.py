@@ -68,6 +68,7 @@ async def _supervise_until_signalled(
 
 
 def _serve(settings: Settings, logs: LogSettings) -> None:
+    from agent.emotion.cards import describe
     from agent.gateway.auth import authority_for
     from agent.gateway.ws_route import WS_PATH
 
@@ -88,6 +89,8 @@ def _serve(settings: Settings, logs: LogSettings) -> None:
         print(f"Operator console:  {root}/operator?token={staff}")
         print(f"OpenAI-compatible: {root}/v1 (the demo token is an API key for user {DEMO_USER!r})")
         print(f"API docs:          {root}/docs")
+        for number, line in enumerate(describe(settings.emotion_model, settings.emotion_domain)):
+            print(f"{'Emotion models:' if number == 0 else '':<19}{line}")
         for line in _deployment_files(settings):
             print(line)
         chat = _command() + " chat" + _chat_flags(settings, port)
@@ -231,7 +234,9 @@ def _emotion_command(args: argparse.Namespace) -> None:
     if args.command == "emotion":
         from agent.emotion.commands import print_reading, read_text
 
-        reading = read_text(args.text, model_name=args.model, precision=args.precision)
+        reading = read_text(
+            args.text, model_name=args.model, precision=args.precision, domain=args.domain
+        )
         print_reading(reading, as_json=args.json)
         return
     from agent.training.extra import require_extra
@@ -240,7 +245,10 @@ def _emotion_command(args: argparse.Namespace) -> None:
     from agent.training.emotion import commands
     from agent.training.emotion.datasets import DataFormat
 
-    if args.command == "train":
+    if args.command == "train" and args.target == "support":
+        for path in commands.train_support(args.data, model_name=args.model, out=args.out):
+            print(f"wrote {path}")
+    elif args.command == "train":
         metrics = commands.train(
             args.data,
             lang=args.lang,
@@ -257,6 +265,7 @@ def _emotion_command(args: argparse.Namespace) -> None:
             data_format=data_format,
             model_name=args.model,
             precision=args.precision,
+            domain=args.domain,
             confusion=args.confusion,
             progress=not args.json,
         )

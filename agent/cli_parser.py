@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.emotion.domain import DOMAINS
 from agent.emotion.precision import PRECISIONS
 
 __all__ = ["DATA_FORMATS", "DEMO_OPERATOR", "DEMO_USER", "build_parser"]
@@ -21,9 +22,14 @@ DEMO_OPERATOR = "staff"
 # the parser never imports the training package (a test holds the two equal).
 DATA_FORMATS = ("goemotions", "smp2020", "meld", "support")
 _MODEL_HELP = (
-    "auto (the shipped English and Chinese models, by language), neural, chinese, lexicon, "
+    "auto (the shipped English and Chinese models, by language), open (the same without "
+    "the Chinese model made from research-use-only data), neural, chinese, lexicon, "
     "a folder written by `heartline train emotion`, or a Hugging Face sequence-classification "
     "model (folder or hub id)"
+)
+_DOMAIN_HELP = (
+    "support: read as customer-service text (cue words and the support heads; the "
+    "default), general: the model's own reading"
 )
 _PRECISION_HELP = (
     "number format of the neural English model: auto (bfloat16 where the CPU computes it "
@@ -68,6 +74,7 @@ def _database(parser: argparse.ArgumentParser) -> None:
 
 def _emotion_model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--emotion-model", help=_MODEL_HELP + " (default auto)")
+    parser.add_argument("--emotion-domain", choices=DOMAINS, help=_DOMAIN_HELP)
     parser.add_argument("--emotion-precision", choices=PRECISIONS, help=_PRECISION_HELP)
 
 
@@ -242,6 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     train_emotion.add_argument("--seed", type=int, default=13)
     train_emotion.add_argument("--max-examples", type=int, help="use the first N (quick runs)")
     _common(train_emotion)
+    train_support = train.add_parser(
+        "support",
+        help="train the support heads of the shipped emotion models",
+        description="Train the support head of each model --model uses (auto: the English "
+        "and the Chinese model; open: the English model and the Chinese lexicon) on a "
+        "support TSV (text, labels, language), by default the shipped training set. "
+        "Deterministic. Writes one folder per language and model under --out, where "
+        "serving looks for them by default.",
+    )
+    train_support.add_argument(
+        "--data", type=Path, help="a support TSV (default: the shipped training set)"
+    )
+    train_support.add_argument("--model", choices=["auto", "open"], default="auto")
+    train_support.add_argument("--out", type=Path, help="default: the package's model folder")
+    _common(train_support)
 
     evaluate = commands.add_parser("eval", help="evaluate a model").add_subparsers(
         dest="target", required=True, metavar="TARGET"
@@ -265,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
     eval_emotion.add_argument(
+        "--domain",
+        choices=DOMAINS,
+        help="support or general (default: support for --format support, else general: "
+        "research data is not customer-service text)",
+    )
+    eval_emotion.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP
     )
     eval_emotion.add_argument(
@@ -280,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emotion.add_argument("text")
     emotion.add_argument("--model", default="auto", help=_MODEL_HELP)
+    emotion.add_argument("--domain", choices=DOMAINS, default="support", help=_DOMAIN_HELP)
     emotion.add_argument("--precision", choices=PRECISIONS, default="auto", help=_PRECISION_HELP)
     emotion.add_argument("--json", action="store_true", help="print one JSON object")
     _common(emotion)

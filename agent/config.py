@@ -73,8 +73,11 @@ class Settings(BaseSettings):
     probe_port: int | None = Field(default=None, ge=0, le=65535)
     turn_lease: float = Field(default=30.0, gt=0, le=3600)
     redeliver_after: float = Field(default=10.0, gt=0, le=3600)
-    # Emotion: auto, neural, chinese, lexicon, or a Hugging Face model (folder or hub id)
+    # Emotion: auto, open, neural, chinese, lexicon, a folder written by `heartline train
+    # emotion`, or a Hugging Face model (folder or hub id); read for customer-support text
+    # (support: cue words and the support heads) or as the model reads it (general)
     emotion_model: str = Field(default="auto", min_length=1)
+    emotion_domain: Literal["support", "general"] = "support"
     # auto: bfloat16 where the CPU computes it natively, else float32
     emotion_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     # Policies: a YAML rule file replacing the shipped rules (docs/policies.md); the

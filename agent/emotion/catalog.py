@@ -2,6 +2,8 @@
 
 - ``auto``: the shipped models, one per language (English: the MiniLM model,
   Chinese: the SMP2020 model), the lexicon for anything else;
+- ``open``: the English MiniLM model, and for Chinese the lexicon with its support head:
+  no model that learnt from research-use-only data;
 - ``neural``, ``chinese``, ``lexicon``: one of them for every text;
 - a folder: a model written by `heartline train emotion` (English or
   Chinese), or a Hugging Face sequence-classification model, told apart by
@@ -21,14 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from agent.emotion.base import EmotionModel
+from agent.emotion.domain import Domain
 from agent.emotion.lexicon import LexiconRecognizer
 from agent.emotion.precision import Precision
+from agent.emotion.support_reader import SupportReader, shipped_heads
 from agent.errors import ConfigError
 from agent.language import Language
 
 __all__ = ["BUILT_IN", "FolderKind", "folder_kind", "load_model", "models_for"]
 
-BUILT_IN = ("auto", "neural", "chinese", "lexicon")
+BUILT_IN = ("auto", "open", "neural", "chinese", "lexicon")
 
 _EXPECTED = (
     "expected a folder written by `heartline train emotion` (--lang en: config.json, "
@@ -116,9 +120,27 @@ def _read_config(path: Path) -> Mapping[str, Any]:
     return config
 
 
-def models_for(name: str, *, precision: Precision = "auto") -> dict[Language, EmotionModel]:
-    """The model for each language: both shipped ones for ``auto``, else the one named."""
-    if name == "auto":
-        return {"en": load_model("neural", precision=precision), "zh": load_model("chinese")}
-    model = load_model(name, precision=precision)
-    return {"en": model, "zh": model}
+def models_for(
+    name: str, *, precision: Precision = "auto", domain: Domain = "support"
+) -> dict[Language, EmotionModel]:
+    """The model for each language, each read for `domain` (`SupportReader`).
+
+    ``auto`` and ``open`` name one model per language; any other name one model for both.
+    In the support domain each shipped model gets the support heads made for it; a folder
+    or hub model gets the cue corrections only, as the heads learnt from what the shipped
+    models read (and a trained folder's readings carry a shipped model's name).
+    """
+    if name in ("auto", "open"):
+        chinese = "chinese" if name == "auto" else "lexicon"
+        english = load_model("neural", precision=precision)
+        models: dict[Language, EmotionModel] = {"en": english, "zh": load_model(chinese)}
+    else:
+        model = load_model(name, precision=precision)
+        models = {"en": model, "zh": model}
+    readers: dict[int, EmotionModel] = {}
+    for model in models.values():
+        if id(model) not in readers:
+            shipped = domain == "support" and name in BUILT_IN
+            heads = shipped_heads(model.name) if shipped else {}
+            readers[id(model)] = SupportReader(model, domain=domain, heads=heads)
+    return {language: readers[id(model)] for language, model in models.items()}

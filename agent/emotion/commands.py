@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agent.emotion.catalog import load_model, models_for
+from agent.emotion.catalog import models_for
+from agent.emotion.domain import Domain
 from agent.emotion.precision import Precision
 from agent.language import detect_language
 from agent.values import EmotionReading
@@ -12,12 +13,11 @@ from agent.values import EmotionReading
 __all__ = ["print_reading", "read_text"]
 
 
-def read_text(text: str, *, model_name: str, precision: Precision = "auto") -> EmotionReading:
-    """The reading of one text by the named model (`auto`: by the text's language)."""
-    if model_name == "auto":
-        model = models_for("auto", precision=precision)[detect_language(text)]
-    else:
-        model = load_model(model_name, precision=precision)
+def read_text(
+    text: str, *, model_name: str, precision: Precision = "auto", domain: Domain = "support"
+) -> EmotionReading:
+    """The reading of one text by the named model (`auto`, `open`: by the text's language)."""
+    model = models_for(model_name, precision=precision, domain=domain)[detect_language(text)]
     (reading,) = model.predict([text])
     return reading
 

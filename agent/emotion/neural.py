@@ -128,9 +128,16 @@ class EmotionNetwork(nn.Module):
         self.head = nn.Linear(hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids, attention_mask)
-        logits: torch.Tensor = self.head(self.dropout(mean_pool(hidden, attention_mask)))
-        return logits
+        return self.logits(self.embed(input_ids, attention_mask))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The sentence embedding the head reads: the encoder's mean-pooled tokens."""
+        pooled: torch.Tensor = mean_pool(self.encoder(input_ids, attention_mask), attention_mask)
+        return pooled
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.dropout(embedding))
+        return out
 
 
 def load_network(path: Path) -> tuple[WordPieceTokenizer, EmotionNetwork, ArtifactConfig]:
@@ -156,15 +163,17 @@ def predict_probabilities(
     texts: Sequence[str],
     *,
     token_budget: int = _TOKEN_BUDGET,
-) -> np.ndarray:
-    """Sigmoid label probabilities, one row per text in the given order."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid label probabilities and sentence embeddings, one row per text in order."""
     ids = tokenizer.encode(texts)
     out = np.zeros((len(texts), network.head.out_features), dtype=np.float32)
+    embeddings = np.zeros((len(texts), network.head.in_features), dtype=np.float32)
     with torch.inference_mode():
         for chunk in _chunks(ids, token_budget):
-            logits = network(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
-            out[chunk] = torch.sigmoid(logits.float()).numpy()
-    return out
+            embedding = network.embed(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
+            out[chunk] = torch.sigmoid(network.logits(embedding).float()).numpy()
+            embeddings[chunk] = embedding.float().numpy()
+    return out, embeddings
 
 
 def _chunks(ids: Sequence[Sequence[int]], budget: int) -> Iterator[list[int]]:
@@ -253,18 +262,25 @@ class NeuralEmotionModel:
 
     def predict(self, texts: Sequence[str]) -> list[EmotionReading]:
         """One reading per text, in order. CPU-bound; never call it on the event loop."""
+        return self.predict_with_embeddings(texts)[0]
+
+    def predict_with_embeddings(
+        self, texts: Sequence[str]
+    ) -> tuple[list[EmotionReading], np.ndarray]:
+        """Readings and the sentence embeddings they came from (a support head reads both)."""
         if not texts:
-            return []
-        probabilities = predict_probabilities(self._tokenizer, self._network, texts)
+            return [], np.zeros((0, self._network.head.in_features), dtype=np.float32)
+        probabilities, embeddings = predict_probabilities(self._tokenizer, self._network, texts)
         decided = decide(probabilities, self._thresholds)
         if self._group_thresholds is None:
             groups: list[tuple[int, ...]] = [()] * len(decided)
         else:
             groups = decide(group_probabilities(probabilities), self._group_thresholds)
-        return [
+        readings = [
             self._reading(row, ids, group_ids)
             for row, ids, group_ids in zip(probabilities, decided, groups, strict=True)
         ]
+        return readings, embeddings
 
     def _reading(
         self, row: np.ndarray, ids: tuple[int, ...], group_ids: tuple[int, ...]

@@ -48,4 +48,4 @@ def test_a_tool_without_the_extra_says_how_to_install_it(command: str, tmp_path:
 def test_reading_a_text_needs_no_extra() -> None:
     result = _lean("emotion", "I am so happy today", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["model"] == "minilm-goemotions-v1"
+    assert json.loads(result.stdout)["model"] == "minilm-goemotions-v1+support"

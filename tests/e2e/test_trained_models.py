@@ -47,7 +47,7 @@ def test_emotion_reads_with_a_trained_folder(
     result = heartline("emotion", text, "--model", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     reading = json.loads(result.stdout)
-    assert reading["model"] == name
+    assert reading["model"] == name + "+support"  # read as support text by default
     assert len(reading["scores"]) == 28
 
 
@@ -82,7 +82,7 @@ def test_serve_reads_with_trained_folders(english: Path, chinese: Path, tmp_path
                 timeout=30,
             )
         assert response.status_code == 200, response.text
-        assert response.json()["data"][0]["model"] == name
+        assert response.json()["data"][0]["model"] == name + "+support"
 
 
 @pytest.mark.parametrize(

@@ -8,16 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.emotion.catalog import models_for
+from agent.emotion.catalog import load_model, models_for
+from agent.emotion.domain import Domain
 from agent.emotion.precision import Precision
+from agent.emotion.support_head import HEADS_DIR
 from agent.errors import ConfigError
+from agent.language import Language
 from agent.training.emotion.confusion import write_confusion_png
 from agent.training.emotion.datasets import DataFormat, read_dataset
 from agent.training.emotion.evaluate import Evaluation, evaluate
 from agent.training.emotion.scoring import EKMAN_CLASSES
 from agent.training.emotion.support import SUPPORT_SET, SupportEvaluation, evaluate_support
 
-__all__ = ["evaluate_file", "print_evaluation", "train"]
+__all__ = ["evaluate_file", "print_evaluation", "train", "train_support"]
 
 _DEFAULT_OUT = {"en": Path("models/goemotions-minilm"), "zh": Path("models/smp2020-chinese")}
 
@@ -57,12 +60,29 @@ def train(
     return train_chinese(data_dir, out, seed=seed, max_examples=max_examples, command=command)
 
 
+def train_support(data: Path | None, *, model_name: str, out: Path | None) -> list[Path]:
+    """Train and save the support head of each model `model_name` uses; where each went."""
+    from agent.training.emotion.support_head import SUPPORT_TRAINING_SET, train_support_head
+
+    chinese = "chinese" if model_name == "auto" else "lexicon"
+    written = []
+    pairs: tuple[tuple[Language, str], ...] = (("en", "neural"), ("zh", chinese))
+    for language, base in pairs:
+        model = load_model(base)
+        head = train_support_head(model, language, data or SUPPORT_TRAINING_SET)
+        path = (out or HEADS_DIR) / f"{language}-{base}"
+        head.save(path)
+        written.append(path)
+    return written
+
+
 def evaluate_file(
     data: Path | None,
     *,
     data_format: DataFormat | None,
     model_name: str,
     precision: Precision = "auto",
+    domain: Domain | None = None,
     confusion: Path | None,
     progress: bool,
 ) -> Evaluation | SupportEvaluation:
@@ -70,11 +90,14 @@ def evaluate_file(
 
     The PNG goes to `confusion`, by default `confusion-<format>.png` here; the
     support set's go to the same name with ``-<language>`` added. Without
-    `data`, the support format reads the shipped support set.
+    `data`, the support format reads the shipped support set. The domain is by default
+    the data's: support for the support format, general for the research data sets.
     """
     data = data or _default_data(data_format)
     dataset = read_dataset(data, data_format)
-    models = models_for(model_name, precision=precision)
+    if domain is None:
+        domain = "support" if dataset.format is DataFormat.SUPPORT else "general"
+    models = models_for(model_name, precision=precision, domain=domain)
     png = confusion or Path(f"confusion-{dataset.format.value}.png")
     if dataset.format is DataFormat.SUPPORT:
         support = evaluate_support(data, dataset, models, progress=progress)

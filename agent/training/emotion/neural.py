@@ -205,8 +205,8 @@ def _evaluate(
 ) -> dict[str, Any]:
     """Tune thresholds on the carved split with the exported network, then score both splits."""
     tokenizer, network, _ = load_network(artifact_dir)
-    carved_p = predict_probabilities(tokenizer, network, carved.texts)
-    dev_p = predict_probabilities(tokenizer, network, dev.texts)
+    carved_p = predict_probabilities(tokenizer, network, carved.texts)[0]
+    dev_p = predict_probabilities(tokenizer, network, dev.texts)[0]
     thresholds = tune_thresholds(carved_p, carved.targets.numpy())
     group_thresholds = tune_group_thresholds(carved_p, carved.labels)
     write_thresholds(

@@ -1,0 +1,184 @@
+"""The support head: a linear model that names the Ekman group of a support message.
+
+Cue words (`support_cues`) catch what is said outright; much of what customers feel is
+not ("I was promised a callback within 24 hours. That was 5 days ago."). The head is a
+multinomial logistic regression over what is known of a message by then: the model's
+label scores, the cue-corrected scores and present labels, hashed word (English) or
+character (Chinese) n-grams, and the English model's sentence embedding. It is trained
+on Heartline's own support training set (`heartline train support`), one head per
+language and base model, and stored as plain data (``config.json``, ``head.npz``),
+never a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from agent.emotion.labels import EKMAN, LABELS
+from agent.errors import ConfigError
+from agent.language import Language
+from agent.values import EmotionReading
+
+__all__ = ["HEADS_DIR", "HeadConfig", "NGrams", "SupportHead", "head_features"]
+
+HEADS_DIR = Path(__file__).parent / "models" / "support"
+FORMAT_VERSION = 1
+GROUPS: tuple[str, ...] = tuple(EKMAN)
+_CONFIG = "config.json"
+_ARRAYS = "head.npz"
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class NGrams:
+    """One kind of hashed n-gram: words, characters, or characters within words."""
+
+    analyzer: Literal["word", "char", "char_wb"]
+    shortest: int
+    longest: int
+    n_features: int
+
+    def vectorizer(self) -> HashingVectorizer:
+        # Imported here: scikit-learn takes a second to import, and serving code that never
+        # reads with a head (the gateway, the supervisor) should not pay for it.
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        return HashingVectorizer(
+            analyzer=self.analyzer,
+            ngram_range=(self.shortest, self.longest),
+            n_features=self.n_features,
+            alternate_sign=False,
+            norm="l2",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeadConfig:
+    """What a head reads and for which model; stored in ``config.json``."""
+
+    language: Language
+    base_model: str
+    ngrams: tuple[NGrams, ...]
+    embedding_size: int  # 0: the base model gives no embedding
+
+    @property
+    def size(self) -> int:
+        return 3 * len(LABELS) + sum(n.n_features for n in self.ngrams) + self.embedding_size
+
+
+def head_features(
+    config: HeadConfig,
+    texts: Sequence[str],
+    read: Sequence[EmotionReading],
+    corrected: Sequence[EmotionReading],
+    embeddings: FloatArray | None,
+) -> sp.csr_matrix:
+    """One row per text: the inputs a head weighs (see the module docstring)."""
+    dense = np.array(
+        [
+            [r.score(label) for label in LABELS]
+            + [c.score(label) for label in LABELS]
+            + [float(label in c.present()) for label in LABELS]
+            for r, c in zip(read, corrected, strict=True)
+        ],
+        dtype=np.float32,
+    ).reshape(len(texts), 3 * len(LABELS))
+    parts = [sp.csr_matrix(dense), *(n.vectorizer().transform(texts) for n in config.ngrams)]
+    if config.embedding_size:
+        if embeddings is None or embeddings.shape != (len(texts), config.embedding_size):
+            raise ValueError(f"the head needs {config.embedding_size}-wide embeddings")
+        parts.append(sp.csr_matrix(embeddings))
+    return sp.hstack(parts, format="csr", dtype=np.float32)
+
+
+class SupportHead:
+    """A trained head: group probabilities for feature rows."""
+
+    def __init__(self, config: HeadConfig, coef: FloatArray, intercept: FloatArray) -> None:
+        if coef.shape != (len(GROUPS), config.size) or intercept.shape != (len(GROUPS),):
+            raise ConfigError(
+                f"support head for {config.base_model}: weights do not fit its config"
+            )
+        self.config = config
+        self._coef = coef
+        self._intercept = intercept
+
+    def probabilities(self, features: sp.csr_matrix) -> FloatArray:
+        logits = np.asarray(features @ self._coef.T) + self._intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        out: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+        return out
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        raw = {"format": FORMAT_VERSION, "groups": list(GROUPS), **_as_json(self.config)}
+        (path / _CONFIG).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+        np.savez_compressed(path / _ARRAYS, coef=self._coef, intercept=self._intercept)
+
+    @classmethod
+    def load(cls, path: Path) -> SupportHead:
+        try:
+            raw = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
+            if raw.get("format") != FORMAT_VERSION or raw.get("groups") != list(GROUPS):
+                raise ConfigError(f"{path}: not a support head of format {FORMAT_VERSION}")
+            config = HeadConfig(
+                language=raw["language"],
+                base_model=str(raw["base_model"]),
+                ngrams=tuple(_ngrams(n) for n in raw["ngrams"]),
+                embedding_size=int(raw["embedding_size"]),
+            )
+            with np.load(path / _ARRAYS, allow_pickle=False) as arrays:
+                coef = arrays["coef"].astype(np.float32)
+                intercept = arrays["intercept"].astype(np.float32)
+        except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+            raise ConfigError(f"cannot load the support head at {path}: {exc}") from exc
+        if config.language not in ("en", "zh"):
+            raise ConfigError(f"{path}: unknown language {config.language!r}")
+        return cls(config, coef, intercept)
+
+
+_ANALYZERS: dict[str, Literal["word", "char", "char_wb"]] = {
+    "word": "word",
+    "char": "char",
+    "char_wb": "char_wb",
+}
+
+
+def _ngrams(raw: dict[str, object]) -> NGrams:
+    analyzer = _ANALYZERS.get(str(raw["analyzer"]))
+    if analyzer is None:
+        raise ValueError(f"unknown n-gram analyzer {raw['analyzer']!r}")
+    return NGrams(
+        analyzer, int(str(raw["shortest"])), int(str(raw["longest"])), int(str(raw["n_features"]))
+    )
+
+
+def _as_json(config: HeadConfig) -> dict[str, object]:
+    return {
+        "language": config.language,
+        "base_model": config.base_model,
+        "ngrams": [
+            {
+                "analyzer": n.analyzer,
+                "shortest": n.shortest,
+                "longest": n.longest,
+                "n_features": n.n_features,
+            }
+            for n in config.ngrams
+        ],
+        "embedding_size": config.embedding_size,
+    }
