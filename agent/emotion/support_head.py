@@ -16,6 +16,7 @@ import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -52,17 +53,25 @@ class NGrams:
     n_features: int
 
     def vectorizer(self) -> HashingVectorizer:
-        # Imported here: scikit-learn takes a second to import, and serving code that never
-        # reads with a head (the gateway, the supervisor) should not pay for it.
-        from sklearn.feature_extraction.text import HashingVectorizer
+        return _vectorizer(self)
 
-        return HashingVectorizer(
-            analyzer=self.analyzer,
-            ngram_range=(self.shortest, self.longest),
-            n_features=self.n_features,
-            alternate_sign=False,
-            norm="l2",
-        )
+
+@cache
+def _vectorizer(ngrams: NGrams) -> HashingVectorizer:
+    """One per kind, made once: a hashing vectorizer is stateless, and slow to construct.
+
+    scikit-learn is imported here: it takes a second to import, and serving code that never
+    reads with a head (the gateway, the supervisor) should not pay for it.
+    """
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        analyzer=ngrams.analyzer,
+        ngram_range=(ngrams.shortest, ngrams.longest),
+        n_features=ngrams.n_features,
+        alternate_sign=False,
+        norm="l2",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,8 +94,10 @@ def head_features(
     read: Sequence[EmotionReading],
     corrected: Sequence[EmotionReading],
     embeddings: FloatArray | None,
-) -> sp.csr_matrix:
-    """One row per text: the inputs a head weighs (see the module docstring)."""
+) -> list[FloatArray | sp.csr_matrix]:
+    """The inputs a head weighs (see the module docstring), one row per text, in blocks of
+    columns: `SupportHead.probabilities` weighs each block apart, which is cheaper per call
+    than joining them (training joins them with `scipy.sparse.hstack`)."""
     dense = np.array(
         [
             [r.score(label) for label in LABELS]
@@ -96,12 +107,13 @@ def head_features(
         ],
         dtype=np.float32,
     ).reshape(len(texts), 3 * len(LABELS))
-    parts = [sp.csr_matrix(dense), *(n.vectorizer().transform(texts) for n in config.ngrams)]
+    parts: list[FloatArray | sp.csr_matrix] = [dense]
+    parts += [n.vectorizer().transform(texts) for n in config.ngrams]
     if config.embedding_size:
         if embeddings is None or embeddings.shape != (len(texts), config.embedding_size):
             raise ValueError(f"the head needs {config.embedding_size}-wide embeddings")
-        parts.append(sp.csr_matrix(embeddings))
-    return sp.hstack(parts, format="csr", dtype=np.float32)
+        parts.append(embeddings.astype(np.float32))
+    return parts
 
 
 class SupportHead:
@@ -116,8 +128,13 @@ class SupportHead:
         self._coef = coef
         self._intercept = intercept
 
-    def probabilities(self, features: sp.csr_matrix) -> FloatArray:
-        logits = np.asarray(features @ self._coef.T) + self._intercept
+    def probabilities(self, features: Sequence[FloatArray | sp.csr_matrix]) -> FloatArray:
+        logits = np.tile(self._intercept, (features[0].shape[0], 1))
+        start = 0
+        for block in features:
+            end = start + block.shape[1]
+            logits += np.asarray(block @ self._coef[:, start:end].T)
+            start = end
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         out: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)

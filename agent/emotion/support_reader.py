@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -145,7 +145,8 @@ class SupportReader:
         if self._domain == "general":
             return self._model.predict([for_model(text) for text in texts])
         readings = read_with_cues(self._model, texts)
-        out = list(readings.corrected)
+        name = marked(self._model.name)
+        out = [replace(r, model=name) if r.model != name else r for r in readings.corrected]
         for language, head in self._heads.items():
             rows = [
                 i

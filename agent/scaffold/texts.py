@@ -235,10 +235,13 @@ system_prompt_file = "{PERSONA_FILE}"
 # retention_days = 90
 
 # -- Emotion ---------------------------------------------------------------------------
-# auto (the shipped English and Chinese models, by language), neural, chinese, lexicon,
-# a model folder written by `heartline train emotion`, or a Hugging Face model (a hub id,
-# or a folder); give a folder as an absolute path.
+# auto (the shipped English and Chinese models, by language), open (the same without the
+# Chinese model made from research-use-only data), neural, chinese, lexicon, a model
+# folder written by `heartline train emotion`, or a Hugging Face model (a hub id, or a
+# folder); give a folder as an absolute path.
 # emotion_model = {_toml(_default("emotion_model"))}
+# support: read messages as customer-service text; general: the model's own reading.
+# emotion_domain = {_toml(_default("emotion_domain"))}
 
 # -- Replies ---------------------------------------------------------------------------
 # templates: offline, the default. vllm: an LLM served by `vllm serve MODEL` at vllm_url

@@ -122,3 +122,10 @@ def test_a_model_of_ones_own_gets_the_cues_but_not_the_shipped_heads(tmp_path: P
     assert isinstance(shipped, SupportReader)
     assert mine.heads == {}
     assert set(shipped.heads) == {"zh"}
+
+
+def test_every_reading_in_the_support_domain_says_so(models: dict[str, EmotionModel]) -> None:
+    texts = ["The meeting is on Tuesday at 3pm in room 4.", "今天天气不错", "气死我了"]
+    for text in texts:
+        (reading,) = models[detect_language(text)].predict([text])
+        assert reading.model.endswith("+support"), text

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
@@ -56,9 +57,10 @@ def train_support_head(
         ngrams=_NGRAMS[language],
         embedding_size=0 if readings.embeddings is None else readings.embeddings.shape[1],
     )
-    features = head_features(
+    blocks = head_features(
         config, readings.texts, readings.read, readings.corrected, readings.embeddings
     )
+    features = sp.hstack([sp.csr_matrix(block) for block in blocks], format="csr")
     rows = [i for i, example in enumerate(examples) for _ in example.labels[:2]]
     targets = [GROUPS.index(label) for example in examples for label in example.labels[:2]]
     weights = [
