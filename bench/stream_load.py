@@ -250,7 +250,7 @@ async def _warm_up(handle: ServerHandle, args: argparse.Namespace) -> None:
 
 
 def _server_env(base_url: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {"HEARTLINE_GENERATOR": args.generator}
+    env = {"HEARTLINE_GENERATOR": args.generator, "HEARTLINE_EMOTION_DOMAIN": args.emotion_domain}
     if args.generator == "vllm":
         env |= {"HEARTLINE_VLLM_URL": f"{base_url}/v1", "HEARTLINE_MODEL": UPSTREAM_MODEL}
     else:
@@ -365,6 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         " distributed: worker processes (default 2)",
     )
     parser.add_argument("--emotion-model", default="auto", help="default auto (the shipped models)")
+    parser.add_argument(
+        "--emotion-domain",
+        choices=("support", "general"),
+        default="support",
+        help="default support",
+    )
     parser.add_argument("--generator", choices=("vllm", "templates"), default="vllm")
     parser.add_argument("--token-delay", type=float, default=0.01, help="templates' pacing (s)")
     parser.add_argument("--tokens", type=int, default=40)

@@ -209,7 +209,7 @@ async def test_serve_reads_emotions_with_the_shipped_models_by_default(tmp_path:
             await ws.send(json.dumps({"type": "user_message", "id": turn_id, "text": text}))
             messages = await _until(ws, "reply_end", turn_id)
             readings[turn_id] = next(m for m in messages if m["type"] == "emotion")
-    assert readings["en"]["model"] == "minilm-goemotions-v1"
+    assert readings["en"]["model"] == "minilm-goemotions-v1+support"  # support text by default
     assert readings["en"]["dominant"] in ("anger", "annoyance")
     assert "anger" in readings["en"]["groups"]
     assert readings["zh"]["model"].startswith("smp2020-chinese")

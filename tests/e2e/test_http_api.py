@@ -60,7 +60,7 @@ async def test_emotion_reads_each_text_in_order(app: Running) -> None:
         assert set(reading["scores"]) == set(LABELS)
         assert set(reading["ekman"]) == set(EKMAN)
         assert -1.0 <= reading["valence"] <= 1.0
-        assert reading["model"] == "lexicon-v1"
+        assert reading["model"] == "lexicon-v1+support"
     assert readings[1]["ekman"]["anger"] > readings[1]["ekman"]["joy"]
 
 
