@@ -148,6 +148,8 @@ class SupportReader:
         name = marked(self._model.name)
         out = [replace(r, model=name) if r.model != name else r for r in readings.corrected]
         for language, head in self._heads.items():
+            # Where the cues are decisive the corrected reading stands: the head weighs
+            # likelihoods, and "I am livid." is not a matter of likelihood.
             rows = [
                 i
                 for i, lang in enumerate(readings.languages)
@@ -161,11 +163,7 @@ class SupportReader:
     def _decide(
         head: SupportHead, rows: list[int], readings: Readings, out: list[EmotionReading]
     ) -> None:
-        """The head names each row's group; a reading of another group turns to it.
-
-        Rows whose cues are decisive keep their corrected reading: the head weighs
-        likelihoods, and "I am livid." is not a matter of likelihood.
-        """
+        """The head names each row's group; a reading of another group turns to it."""
         features = head_features(
             head.config,
             [readings.texts[i] for i in rows],
