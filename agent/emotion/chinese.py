@@ -4,9 +4,8 @@ The MiniLM encoder maps most Chinese characters to ``[UNK]``, so Chinese gets
 its own model, trained on SMP2020-EWECT (`agent.training.emotion.chinese`).
 Its artifact is plain data, never a pickle (a pickle runs code when loaded):
 ``config.json`` holds the feature settings and the classes, ``model.npz`` the
-IDF weights, coefficients and intercepts. Character n-grams are hashed, so no
-vocabulary is stored and the runtime needs only scikit-learn's stateless
-`HashingVectorizer`, configured from ``config.json``.
+IDF weights, coefficients and intercepts. Character n-grams are hashed
+(`hashed_ngrams`), so no vocabulary is stored.
 
 The six SMP2020 classes are GoEmotions labels of the same name; a reading puts
 their probabilities on those labels and 0 on the other 22.
@@ -24,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer
 
+from agent.emotion.hashed_ngrams import NGrams, hashed_counts, unit_rows
 from agent.emotion.labels import LABELS, NEUTRAL, reading_from
 from agent.errors import ConfigError
 from agent.values import EmotionReading
@@ -33,7 +32,7 @@ from agent.values import EmotionReading
 __all__ = ["DEFAULT_ARTIFACT", "FORMAT_VERSION", "ChineseEmotionModel", "FeatureConfig"]
 
 DEFAULT_ARTIFACT = Path(__file__).parent / "models" / "smp2020-chinese"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Heartline's own n-gram hash
 MODEL_NAME = "smp2020-chinese-v1"
 _CONFIG = "config.json"
 _ARRAYS = "model.npz"
@@ -52,7 +51,6 @@ class FeatureConfig:
     ngram_min: int = 1
     ngram_max: int = 3
     n_features: int = 2**18
-    lowercase: bool = True
     max_chars: int = 1000
 
     def __post_init__(self) -> None:
@@ -64,17 +62,9 @@ class FeatureConfig:
             raise ConfigError("features: max_chars must be positive")
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Raw n-gram counts per hash bucket, one row per text."""
-        vectorizer = HashingVectorizer(
-            analyzer="char",
-            ngram_range=(self.ngram_min, self.ngram_max),
-            n_features=self.n_features,
-            lowercase=self.lowercase,
-            alternate_sign=False,
-            norm=None,
-            dtype=np.float32,
-        )
-        return sp.csr_matrix(vectorizer.transform([text[: self.max_chars] for text in texts]))
+        """Raw n-gram counts per hash bucket, one row per text (lower-cased)."""
+        ngrams = NGrams("char", self.ngram_min, self.ngram_max, self.n_features)
+        return hashed_counts(ngrams, [text[: self.max_chars] for text in texts])
 
 
 def tfidf(counts: sp.csr_matrix, idf: FloatArray) -> sp.csr_matrix:
@@ -84,9 +74,7 @@ def tfidf(counts: sp.csr_matrix, idf: FloatArray) -> sp.csr_matrix:
     """
     weighted = counts.copy()
     weighted.data = (1.0 + np.log(weighted.data)) * idf[weighted.indices]
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    norms[norms == 0.0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ weighted)
+    return unit_rows(weighted)
 
 
 class ChineseEmotionModel:

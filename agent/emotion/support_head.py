@@ -16,62 +16,29 @@ import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from agent.emotion.hashed_ngrams import Analyzer, NGrams, hashed_counts, unit_rows
 from agent.emotion.labels import EKMAN, LABELS
 from agent.errors import ConfigError
 from agent.language import Language
 from agent.values import EmotionReading
 
-__all__ = ["HEADS_DIR", "HeadConfig", "NGrams", "SupportHead", "head_features"]
+__all__ = ["HEADS_DIR", "HeadConfig", "SupportHead", "head_features"]
 
 HEADS_DIR = Path(__file__).parent / "models" / "support"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Heartline's own n-gram hash (`hashed_ngrams`)
 GROUPS: tuple[str, ...] = tuple(EKMAN)
+_COLUMN = {label: column for column, label in enumerate(LABELS)}
 _CONFIG = "config.json"
 _ARRAYS = "head.npz"
 
-if TYPE_CHECKING:
-    from sklearn.feature_extraction.text import HashingVectorizer
-
 FloatArray = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True, slots=True)
-class NGrams:
-    """One kind of hashed n-gram: words, characters, or characters within words."""
-
-    analyzer: Literal["word", "char", "char_wb"]
-    shortest: int
-    longest: int
-    n_features: int
-
-    def vectorizer(self) -> HashingVectorizer:
-        return _vectorizer(self)
-
-
-@cache
-def _vectorizer(ngrams: NGrams) -> HashingVectorizer:
-    """One per kind, made once: a hashing vectorizer is stateless, and slow to construct.
-
-    scikit-learn is imported here: it takes a second to import, and serving code that never
-    reads with a head (the gateway, the supervisor) should not pay for it.
-    """
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    return HashingVectorizer(
-        analyzer=ngrams.analyzer,
-        ngram_range=(ngrams.shortest, ngrams.longest),
-        n_features=ngrams.n_features,
-        alternate_sign=False,
-        norm="l2",
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,17 +65,14 @@ def head_features(
     """The inputs a head weighs (see the module docstring), one row per text, in blocks of
     columns: `SupportHead.probabilities` weighs each block apart, which is cheaper per call
     than joining them (training joins them with `scipy.sparse.hstack`)."""
-    dense = np.array(
-        [
-            [r.score(label) for label in LABELS]
-            + [c.score(label) for label in LABELS]
-            + [float(label in c.present()) for label in LABELS]
-            for r, c in zip(read, corrected, strict=True)
-        ],
-        dtype=np.float32,
-    ).reshape(len(texts), 3 * len(LABELS))
+    blocks = np.zeros((len(texts), 3, len(LABELS)), dtype=np.float32)
+    for row, (r, c) in enumerate(zip(read, corrected, strict=True)):
+        blocks[row, 0] = [r.scores.get(label, 0.0) for label in LABELS]
+        blocks[row, 1] = [c.scores.get(label, 0.0) for label in LABELS]
+        blocks[row, 2, [_COLUMN[label] for label in c.present()]] = 1.0
+    dense = blocks.reshape(len(texts), 3 * len(LABELS))
     parts: list[FloatArray | sp.csr_matrix] = [dense]
-    parts += [n.vectorizer().transform(texts) for n in config.ngrams]
+    parts += [unit_rows(hashed_counts(n, texts)) for n in config.ngrams]
     if config.embedding_size:
         if embeddings is None or embeddings.shape != (len(texts), config.embedding_size):
             raise ValueError(f"the head needs {config.embedding_size}-wide embeddings")
@@ -127,14 +91,21 @@ class SupportHead:
         self.config = config
         self._coef = coef
         self._intercept = intercept
+        widths = [3 * len(LABELS), *(n.n_features for n in config.ngrams)]
+        widths += [config.embedding_size] if config.embedding_size else []
+        edges = np.cumsum([0, *widths])
+        # Each block's weights laid out as its rows are multiplied: a sparse block then
+        # gathers the few rows it needs instead of striding across all of `coef`.
+        self._blocks = [
+            np.ascontiguousarray(coef[:, start:end].T) for start, end in pairwise(edges)
+        ]
 
     def probabilities(self, features: Sequence[FloatArray | sp.csr_matrix]) -> FloatArray:
+        if len(features) != len(self._blocks):
+            raise ValueError(f"the head weighs {len(self._blocks)} blocks of features")
         logits = np.tile(self._intercept, (features[0].shape[0], 1))
-        start = 0
-        for block in features:
-            end = start + block.shape[1]
-            logits += np.asarray(block @ self._coef[:, start:end].T)
-            start = end
+        for block, weights in zip(features, self._blocks, strict=True):
+            logits += np.asarray(block @ weights)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         out: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -151,7 +122,10 @@ class SupportHead:
         try:
             raw = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
             if raw.get("format") != FORMAT_VERSION or raw.get("groups") != list(GROUPS):
-                raise ConfigError(f"{path}: not a support head of format {FORMAT_VERSION}")
+                raise ConfigError(
+                    f"{path}: not a support head of format {FORMAT_VERSION}; "
+                    "make it anew with `heartline train support`"
+                )
             config = HeadConfig(
                 language=raw["language"],
                 base_model=str(raw["base_model"]),
@@ -168,7 +142,7 @@ class SupportHead:
         return cls(config, coef, intercept)
 
 
-_ANALYZERS: dict[str, Literal["word", "char", "char_wb"]] = {
+_ANALYZERS: dict[str, Analyzer] = {
     "word": "word",
     "char": "char",
     "char_wb": "char_wb",

@@ -9,9 +9,10 @@ import pytest
 
 from agent.emotion.base import EmotionModel
 from agent.emotion.catalog import models_for
+from agent.emotion.hashed_ngrams import NGrams
 from agent.emotion.labels import EKMAN_OF
 from agent.emotion.lexicon import LexiconRecognizer
-from agent.emotion.support_head import GROUPS, HeadConfig, NGrams, SupportHead
+from agent.emotion.support_head import GROUPS, HeadConfig, SupportHead
 from agent.emotion.support_reader import SupportReader, shipped_heads
 from agent.errors import ConfigError
 from agent.language import detect_language

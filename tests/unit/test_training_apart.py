@@ -40,13 +40,14 @@ def test_the_serving_modules_import_no_tool() -> None:
 
 
 def test_serving_the_shipped_models_imports_no_tool() -> None:
-    """The Chinese model needs scikit-learn, so it stays a serving dependency."""
+    """Nor scikit-learn: the models and their support heads hash n-grams themselves."""
     probe = (
         "import agent.app\n"
         "from agent.emotion.catalog import models_for\n"
-        "for model in models_for('auto').values(): model.predict(['hello'])\n"
+        "for name in ('auto', 'open'):\n"
+        "    for model in models_for(name).values(): model.predict(['hello', '你好'])\n"
     )
-    assert _imported(probe, _TOOLS_ONLY) == []
+    assert _imported(probe, (*_TOOLS_ONLY, "sklearn")) == []
 
 
 def test_the_parser_offers_every_data_format() -> None:

@@ -68,7 +68,9 @@ def train_support(data: Path | None, *, model_name: str, out: Path | None) -> li
     written = []
     pairs: tuple[tuple[Language, str], ...] = (("en", "neural"), ("zh", chinese))
     for language, base in pairs:
-        model = load_model(base)
+        # float32 everywhere: the same head whatever the CPU (``auto`` picks bfloat16
+        # where the CPU has it).
+        model = load_model(base, precision="float32")
         head = train_support_head(model, language, data or SUPPORT_TRAINING_SET)
         path = (out or HEADS_DIR) / f"{language}-{base}"
         head.save(path)

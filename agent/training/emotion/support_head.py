@@ -19,7 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from agent.emotion.base import EmotionModel
-from agent.emotion.support_head import GROUPS, HeadConfig, NGrams, SupportHead, head_features
+from agent.emotion.hashed_ngrams import NGrams
+from agent.emotion.support_head import GROUPS, HeadConfig, SupportHead, head_features
 from agent.emotion.support_reader import read_with_cues
 from agent.errors import ConfigError
 from agent.language import Language
