@@ -140,13 +140,21 @@ class _WordTable:
 
 
 class _SubstringTable:
-    """Chinese phrases, matched as substrings; a match's position is its first character."""
+    """Chinese phrases, matched as substrings; a match's position is its first character.
+
+    Phrases are filed by their first character, so a text is searched only for the
+    phrases that can start in it; matches come in the phrases' order, as the cues are
+    weighed in it.
+    """
 
     def __init__(self, entries: Iterable[tuple[str, _Tag]]) -> None:
-        self._entries = tuple(entries)
+        self._by_first: dict[str, list[tuple[int, str, _Tag]]] = {}
+        for order, (phrase, tag) in enumerate(entries):
+            self._by_first.setdefault(phrase[0], []).append((order, phrase, tag))
 
     def find(self, text: _Text) -> Iterator[tuple[_Tag, int]]:
-        for phrase, tag in self._entries:
+        candidates = (self._by_first[first] for first in self._by_first.keys() & set(text.text))
+        for _, phrase, tag in sorted(entry for entries in candidates for entry in entries):
             if (start := text.text.find(phrase)) >= 0:
                 yield tag, start
 
