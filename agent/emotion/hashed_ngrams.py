@@ -78,12 +78,11 @@ def hashed_counts(ngrams: NGrams, texts: Sequence[str]) -> sp.csr_matrix:
 
 def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """`matrix` with each row scaled to unit length (an empty row stays empty)."""
-    squares = np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float32).ravel()
-    lengths = np.sqrt(squares)
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    lengths = np.sqrt(np.bincount(rows, matrix.data * matrix.data, minlength=matrix.shape[0]))
     lengths[lengths == 0.0] = 1.0
-    scaled = matrix.copy()
-    scaled.data /= np.repeat(lengths, np.diff(matrix.indptr))
-    return scaled
+    scaled = (matrix.data / lengths[rows]).astype(np.float32)
+    return sp.csr_matrix((scaled, matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def _code_points(text: str) -> npt.NDArray[np.uint64]:

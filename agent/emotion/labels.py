@@ -118,10 +118,15 @@ def summarize(scores: Mapping[str, float]) -> tuple[str, float, float, float]:
     Intensity is how far the reading is from neutral: the mass on emotional
     labels, scaled by how aroused they are.
     """
-    total = sum(scores.values()) or 1.0
-    dominant = max(scores, key=lambda label: scores[label])
-    valence = sum(VALENCE[label] * p for label, p in scores.items()) / total
-    arousal = sum(AROUSAL[label] * p for label, p in scores.items()) / total
+    total = valence = arousal = 0.0
+    for label, p in scores.items():  # one pass: a reading is summarized on every turn
+        total += p
+        valence += VALENCE[label] * p
+        arousal += AROUSAL[label] * p
+    total = total or 1.0
+    valence /= total
+    arousal /= total
+    dominant = max(scores, key=scores.__getitem__)
     emotional = 1.0 - scores.get(NEUTRAL, 0.0) / total
     intensity = min(1.0, emotional * (0.5 + arousal))
     return dominant, max(-1.0, min(1.0, valence)), min(1.0, arousal), intensity

@@ -145,8 +145,7 @@ class SupportReader:
         if self._domain == "general":
             return self._model.predict([for_model(text) for text in texts])
         readings = read_with_cues(self._model, texts)
-        name = marked(self._model.name)
-        out = [replace(r, model=name) if r.model != name else r for r in readings.corrected]
+        out = list(readings.corrected)
         for language, head in self._heads.items():
             # Where the cues are decisive the corrected reading stands: the head weighs
             # likelihoods, and "I am livid." is not a matter of likelihood.
@@ -157,7 +156,10 @@ class SupportReader:
             ]
             if rows:
                 self._decide(head, rows, readings, out)
-        return out
+        name = marked(self._model.name)
+        return [
+            reading if reading.model == name else replace(reading, model=name) for reading in out
+        ]
 
     @staticmethod
     def _decide(
