@@ -40,7 +40,14 @@ from agent.config import Settings
 from agent.errors import ConfigError, HeartlineError, reportable
 from agent.logging import configure_logging
 
-__all__ = ["LogSettings", "cpu_count", "limit_malloc_arenas", "run_serving", "supervise"]
+__all__ = [
+    "LogSettings",
+    "cpu_count",
+    "limit_compute_threads",
+    "limit_malloc_arenas",
+    "run_serving",
+    "supervise",
+]
 
 _M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 _MALLOC_ARENAS = 2
@@ -78,6 +85,21 @@ def run_serving(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def limit_compute_threads(threads: int) -> bool:
+    """At most `threads` threads for the numeric libraries' own pools (torch's, OpenMP's);
+    whether that was set.
+
+    Each of N serving processes on C cores gets C // N: a pool as wide as the machine in
+    every process keeps more threads than cores spinning, and the English model then
+    spends half again as much CPU per reading (docs/benchmarks.md). ``OMP_NUM_THREADS``
+    in the environment wins. Called before torch is imported, which reads it.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return False
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))
+    return True
 
 
 def limit_malloc_arenas(arenas: int = _MALLOC_ARENAS) -> bool:
@@ -182,9 +204,11 @@ class _Pool:
         self._context = multiprocessing.get_context("spawn")
         self._members: dict[int, _Member] = {}
         self._stopping = False
+        self._threads = 1
 
     async def start(self, count: int) -> None:
         """Start `count` processes; return once every one is ready."""
+        self._threads = max(1, cpu_count() // count)
         started = await asyncio.gather(
             *(self._spawn(index) for index in range(count)), return_exceptions=True
         )
@@ -237,7 +261,7 @@ class _Pool:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=serve_share,
-            args=(self._settings, self._listener, self._hub, self._logs, send),
+            args=(self._settings, self._listener, self._hub, self._logs, self._threads, send),
             name=f"heartline-serve-{index + 1}",
             daemon=False,
         )
@@ -343,11 +367,18 @@ class _Failure:
 
 
 def serve_share(
-    settings: Settings, listener: socket.socket, hub: Path, logs: LogSettings, ready: Connection
+    settings: Settings,
+    listener: socket.socket,
+    hub: Path,
+    logs: LogSettings,
+    threads: int,
+    ready: Connection,
 ) -> None:
-    """A serving process's entry point (spawned): the embedded stack on the shared socket."""
+    """A serving process's entry point (spawned): the embedded stack on the shared socket,
+    with `threads` threads for the emotion model."""
     # Ctrl+C reaches the whole process group; the supervisor stops its processes itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_compute_threads(threads)
     configure_logging(logs.level, json=logs.json)
     try:
         run_serving(_serve_share(settings, listener, hub, ready))
