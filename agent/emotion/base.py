@@ -7,7 +7,9 @@ from typing import Protocol
 
 from agent.values import EmotionReading
 
-__all__ = ["EmotionModel", "EmotionRecognizer"]
+__all__ = ["EmotionModel", "EmotionRecognizer", "noted"]
+
+_MODEL_NAME_CHARS = 128  # EmotionReading.model's limit
 
 
 class EmotionRecognizer(Protocol):
@@ -34,3 +36,11 @@ class EmotionModel(Protocol):
     def predict(self, texts: Sequence[str]) -> list[EmotionReading]:
         """One reading per text, in order. CPU-bound; never call it on the event loop."""
         ...
+
+
+def noted(model: str, suffix: str) -> str:
+    """`model` with `suffix` noted once (what a layer did to its readings), cut to fit a
+    reading's model name."""
+    if model.endswith(suffix):
+        return model
+    return model[: _MODEL_NAME_CHARS - len(suffix)] + suffix

@@ -25,13 +25,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agent.emotion.base import noted
 from agent.emotion.labels import LABELS, NEUTRAL, reading_from
 from agent.values import EmotionReading
 
 __all__ = ["FUSED_SUFFIX", "FusionWeights", "as_distribution", "fuse", "signal_distribution"]
 
 FUSED_SUFFIX = "+signals"
-_MAX_MODEL_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,8 +89,7 @@ def fuse(
     w_signals = w.signals * _evidence_factor(other, w.floor)
     total = w_text + w_signals
     fused = {label: (w_text * text[label] + w_signals * other[label]) / total for label in LABELS}
-    base = reading.model[: _MAX_MODEL_CHARS - len(FUSED_SUFFIX)]
-    return reading_from(fused, model=base + FUSED_SUFFIX)
+    return reading_from(fused, model=noted(reading.model, FUSED_SUFFIX))
 
 
 def _evidence_factor(distribution: Mapping[str, float], floor: float) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agent.emotion.base import noted
 from agent.emotion.labels import EKMAN, EKMAN_OF, LABELS, NEUTRAL, reading_from
 from agent.emotion.support_cues import SupportCues
 from agent.values import EmotionReading
@@ -29,7 +30,6 @@ from agent.values import EmotionReading
 __all__ = ["SUPPORT_SUFFIX", "marked", "read_for_support", "with_group"]
 
 SUPPORT_SUFFIX = "+support"
-_MAX_MODEL_CHARS = 128
 _OTHER_GROUPS = 0.5  # what a model's label keeps when cues point to another group
 _CONTRADICTED = 0.2  # what praise and thanks keep when the message complains
 _POSITIVE = frozenset(EKMAN["joy"])
@@ -103,7 +103,5 @@ def _neutral(reading: EmotionReading) -> EmotionReading:
 
 
 def marked(model: str) -> str:
-    """A model's name with the support reading noted, once, within the name's 128 characters."""
-    if model.endswith(SUPPORT_SUFFIX):
-        return model
-    return model[: _MAX_MODEL_CHARS - len(SUPPORT_SUFFIX)] + SUPPORT_SUFFIX
+    """A model's name with the support reading noted."""
+    return noted(model, SUPPORT_SUFFIX)

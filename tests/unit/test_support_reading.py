@@ -12,6 +12,7 @@ from agent.emotion.catalog import models_for
 from agent.emotion.hashed_ngrams import NGrams
 from agent.emotion.labels import EKMAN_OF
 from agent.emotion.lexicon import LexiconRecognizer
+from agent.emotion.support import marked
 from agent.emotion.support_head import GROUPS, HeadConfig, SupportHead
 from agent.emotion.support_reader import SupportReader, shipped_heads
 from agent.errors import ConfigError
@@ -130,3 +131,11 @@ def test_every_reading_in_the_support_domain_says_so(models: dict[str, EmotionMo
     for text in texts:
         (reading,) = models[detect_language(text)].predict([text])
         assert reading.model.endswith("+support"), text
+
+
+def test_the_support_mark_is_noted_once_within_a_reading_model_name() -> None:
+    assert marked("lexicon-v1") == "lexicon-v1+support"
+    assert marked(marked("lexicon-v1")) == "lexicon-v1+support"
+    long = marked("m" * 128)
+    assert len(long) == 128
+    assert long.endswith("+support")
