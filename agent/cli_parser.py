@@ -32,8 +32,7 @@ _DOMAIN_HELP = (
     "default), general: the model's own reading"
 )
 _PRECISION_HELP = (
-    "number format of the neural English model: auto (bfloat16 where the CPU computes it "
-    "natively, else float32), float32 or bfloat16"
+    "number format of the neural English model: auto or float32 (ONNX Runtime), or bfloat16 (torch)"
 )
 
 

