@@ -48,10 +48,10 @@ async def test_a_group_shares_events_exactly_once() -> None:
     ):
         for n in range(10):
             await bus.publish(f"t/{n}", _cancel(f"t{n}"))
-        got = [first._queue.qsize(), second._queue.qsize()]
+        got = [first.queued, second.queued]
         assert sum(got) == 10
         assert min(got) > 0
-        assert observer._queue.qsize() == 10
+        assert observer.queued == 10
 
 
 async def test_overflow_cuts_the_slow_subscriber_off_only() -> None:
@@ -87,6 +87,39 @@ async def test_a_cut_off_group_member_no_longer_takes_its_share() -> None:
             await bus.publish("t", _cancel(f"t{n}"))
         with pytest.raises(BusOverflowError):
             await stalled.get()
-        received = [(await healthy.get()).event.turn_id for _ in range(healthy._queue.qsize())]
+        received = [(await healthy.get()).event.turn_id for _ in range(healthy.queued)]
     # The stalled member held one and overflowed on the next; the rest all went to the other.
     assert len(received) == 4
+
+
+async def test_a_cancelled_read_loses_nothing() -> None:
+    async with InProcessBus() as bus, bus.subscribe("x") as sub:
+        waiting = asyncio.create_task(sub.get())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await bus.publish("x", _cancel("t1"))
+        assert (await sub.get()).event == _cancel("t1")
+
+
+async def test_a_waiting_reader_is_woken_by_a_delivery_and_by_the_end() -> None:
+    async with InProcessBus() as bus, bus.subscribe("x") as sub:
+        waiting = asyncio.create_task(sub.get())
+        await asyncio.sleep(0)
+        await bus.publish("x", _cancel("t1"))
+        assert (await asyncio.wait_for(waiting, 1)).event == _cancel("t1")
+        ending = asyncio.create_task(sub.get())
+        await asyncio.sleep(0)
+        sub.close()
+        with pytest.raises(BusClosedError):
+            await asyncio.wait_for(ending, 1)
+
+
+async def test_a_subscription_has_one_reader_at_a_time() -> None:
+    async with InProcessBus() as bus, bus.subscribe("x") as sub:
+        first = asyncio.create_task(sub.get())
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="a reader already"):
+            await sub.get()
+        first.cancel()
