@@ -75,6 +75,12 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
     send_timeout_s: float = 10.0
 
     async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.accept":
+            await super().send(message)
+            # uvicorn keeps the handshake's request and response, headers and all, for
+            # the connection's life; nothing reads them again (about 3 KiB a session).
+            del self.request, self.response
+            return
         if message["type"] == "websocket.send" and not self.writable.is_set():
             try:
                 async with asyncio.timeout(self.send_timeout_s):
