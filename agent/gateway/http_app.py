@@ -17,13 +17,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent import __version__
 from agent.errors import ConfigError
 from agent.gateway.body_limit import BodyLimit
 from agent.gateway.http_errors import install_error_handlers
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "with_websocket"]
 
 _DESCRIPTION = """\
 Heartline's HTTP surface. One port carries the WebSocket protocol (`/ws`,
@@ -53,6 +54,23 @@ def build_app(routers: Sequence[APIRouter], *, max_body_bytes: int) -> FastAPI:
         app.include_router(router)
     _add_docs_page(app)
     return app
+
+
+def with_websocket(app: ASGIApp, path: str, endpoint: ASGIApp) -> ASGIApp:
+    """`app`, with WebSocket connections to `path` handed to `endpoint` directly.
+
+    Through FastAPI, every session would keep its middleware and routing frames for
+    its whole life, about 8 KiB a session, and every frame it sends would pass their
+    wrappers (docs/benchmarks.md, idle sessions).
+    """
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == path:
+            await endpoint(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch
 
 
 def _swagger_files() -> Path:

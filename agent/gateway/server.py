@@ -27,7 +27,7 @@ from agent.gateway.chat_sessions import ChatSessions
 from agent.gateway.credentials import Credentials
 from agent.gateway.emotion_api import EmotionService, emotion_router
 from agent.gateway.emotion_client import emotion_client
-from agent.gateway.http_app import build_app
+from agent.gateway.http_app import build_app, with_websocket
 from agent.gateway.http_server import HttpServerSettings, serve_http
 from agent.gateway.limits import ConnectionLimits
 from agent.gateway.live import LiveConnections
@@ -38,7 +38,7 @@ from agent.gateway.pages import pages_router
 from agent.gateway.relay import CLOSE_GOING_AWAY, Ending
 from agent.gateway.roster import Availability
 from agent.gateway.watch import watch_sessions
-from agent.gateway.ws_route import WS_PATH, WebSocketService, ws_router
+from agent.gateway.ws_route import WS_PATH, WebSocketService, ws_router, ws_session
 from agent.metrics import Metrics
 from agent.probes import probe_router
 
@@ -229,9 +229,13 @@ async def _serve(
             live=live,
             lookups=lookups,
         )
-        app = build_app(
-            [ws_router(service), probe_router(metrics=metrics, ready=ready), *routers],
-            max_body_bytes=settings.max_body_bytes,
+        app = with_websocket(
+            build_app(
+                [ws_router(), probe_router(metrics=metrics, ready=ready), *routers],
+                max_body_bytes=settings.max_body_bytes,
+            ),
+            WS_PATH,
+            ws_session(service),
         )
         server_settings = HttpServerSettings(
             ws_max_bytes=settings.limits.max_frame_bytes,

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import structlog
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent.bus.base import EventBus
 from agent.errors import AuthError
@@ -23,7 +24,7 @@ from agent.gateway.protocol import ErrorCode
 from agent.gateway.roster import Availability
 from agent.metrics import Metrics
 
-__all__ = ["WS_PATH", "WebSocketService", "ws_router"]
+__all__ = ["WS_PATH", "WebSocketService", "ws_router", "ws_session"]
 
 WS_PATH = "/ws"
 
@@ -46,11 +47,12 @@ class WebSocketService:
     lookups: SessionLookups
 
 
-def ws_router(service: WebSocketService) -> APIRouter:
-    router = APIRouter()
+def ws_session(service: WebSocketService) -> ASGIApp:
+    """The `/ws` endpoint as a plain ASGI app, to be mounted in front of the HTTP app
+    (`agent.gateway.http_app.with_websocket`)."""
 
-    @router.websocket(WS_PATH)
-    async def session(websocket: WebSocket) -> None:
+    async def session(scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
         try:
             principal = _handshake_principal(
                 service.authority,
@@ -88,6 +90,13 @@ def ws_router(service: WebSocketService) -> APIRouter:
                 )
         finally:
             service.metrics.connections.dec()
+
+    return session
+
+
+def ws_router() -> APIRouter:
+    """`GET /ws` without an upgrade: say what the endpoint is."""
+    router = APIRouter()
 
     @router.get(WS_PATH, include_in_schema=False)
     async def not_upgraded() -> None:
