@@ -11,6 +11,8 @@ transactions are switched off) so that a writer can start with
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +50,8 @@ _DRIVERS = {
 
 # The execution option that makes a SQLite transaction start as a write transaction.
 _IMMEDIATE = "heartline_begin_immediate"
+_WAL = "PRAGMA journal_mode=WAL"
+_WAL_RETRY_S = 0.005
 
 
 def _parse(url: str) -> URL:
@@ -105,7 +109,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
         # First: switching the journal mode takes a lock that another process starting
         # at the same moment may hold, and only a busy timeout makes this one wait.
         f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
-        "PRAGMA journal_mode=WAL",
+        _WAL,
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
     )
@@ -117,7 +121,10 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
         cursor = dbapi_connection.cursor()
         try:
             for pragma in pragmas:
-                cursor.execute(pragma)
+                if pragma == _WAL:
+                    _switch_to_wal(cursor, patience_s=busy_timeout)
+                else:
+                    cursor.execute(pragma)
         finally:
             cursor.close()
 
@@ -125,6 +132,25 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any, *, patience_s: float) -> None:
+    """Put the database file in WAL mode, trying again for up to `patience_s`.
+
+    When several connections switch a new file at the same moment, SQLite answers
+    "database is locked" at once, busy timeout or not (it would otherwise deadlock).
+    It happens only while a database is being created, so a short blocking wait here
+    costs nothing later.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            cursor.execute(_WAL)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_S)
 
 
 def write_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -302,3 +303,21 @@ async def test_processes_starting_together_create_the_schema_once(empty_db_url: 
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_connections_opening_a_new_sqlite_file_together_all_get_in(
+    tmp_path: Path,
+) -> None:
+    """SQLite refuses a second switch to WAL at the same moment without waiting."""
+    for round_ in range(20):
+        engines = [open_engine(f"sqlite:///{tmp_path}/race-{round_}.db") for _ in range(6)]
+        try:
+
+            async def mode(engine: AsyncEngine) -> str:
+                async with engine.connect() as conn:
+                    return str((await conn.execute(text("PRAGMA journal_mode"))).scalar())
+
+            assert await asyncio.gather(*(mode(engine) for engine in engines)) == ["wal"] * 6
+        finally:
+            for engine in engines:
+                await engine.dispose()
