@@ -50,6 +50,8 @@ from _stats import (
 from ws_load import TEXTS
 from ws_load import load as ws_turns
 
+from agent.emotion.precision import PRECISIONS
+
 _HERE = Path(__file__).resolve().parent
 UPSTREAM_MODEL = "bench-model"
 
@@ -250,7 +252,11 @@ async def _warm_up(handle: ServerHandle, args: argparse.Namespace) -> None:
 
 
 def _server_env(base_url: str, args: argparse.Namespace) -> dict[str, str]:
-    env = {"HEARTLINE_GENERATOR": args.generator, "HEARTLINE_EMOTION_DOMAIN": args.emotion_domain}
+    env = {
+        "HEARTLINE_GENERATOR": args.generator,
+        "HEARTLINE_EMOTION_DOMAIN": args.emotion_domain,
+        "HEARTLINE_EMOTION_PRECISION": args.emotion_precision,
+    }
     if args.generator == "vllm":
         env |= {"HEARTLINE_VLLM_URL": f"{base_url}/v1", "HEARTLINE_MODEL": UPSTREAM_MODEL}
     else:
@@ -328,7 +334,7 @@ async def run(args: argparse.Namespace) -> int:
     print(
         f"upstream: {args.tokens} tokens, first after {args.first_token_ms:g} ms, then every"
         f" {args.token_ms:g} ms; Heartline: --generator {args.generator}, emotion model"
-        f" {args.emotion_model}, {args.mode}"
+        f" {args.emotion_model} ({args.emotion_precision}), {args.mode}"
         + (f", {args.workers} worker processes" if args.workers else "")
     )
     failed = 0
@@ -370,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("support", "general"),
         default="support",
         help="default support",
+    )
+    parser.add_argument(
+        "--emotion-precision", choices=PRECISIONS, default="auto", help="default auto"
     )
     parser.add_argument("--generator", choices=("vllm", "templates"), default="vllm")
     parser.add_argument("--token-delay", type=float, default=0.01, help="templates' pacing (s)")

@@ -39,6 +39,7 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_NAME",
     "THRESHOLDS_FILE",
+    "TOKEN_BUDGET",
     "WEIGHTS_FILE",
     "ArtifactConfig",
     "NeuralEmotionModel",
@@ -61,7 +62,7 @@ METRICS_FILE = "metrics.json"
 # chunks whose rows x longest row stay within this many tokens: many short
 # texts go together, long ones in small groups (measured best on 2 cores
 # between 256 and 2048; docs/models.md).
-_TOKEN_BUDGET = 512
+TOKEN_BUDGET = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,19 +125,23 @@ class Runner(Protocol):
     """The network: padded token ids and mask in; label probabilities and sentence
     embeddings out, float32, one row per input row."""
 
-    precision: str  # what it computes in: "float32" or "bfloat16"
+    precision: str  # what it computes in: "float32", "int8" or "bfloat16"
     embedding_size: int
+    token_budget: int  # the most tokens (rows x longest row) one call may carry
 
     def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and embeddings of each row."""
 
 
 class _OnnxRunner:
-    precision = "float32"
-
-    def __init__(self, session: OnnxBert, embedding_size: int) -> None:
+    def __init__(self, session: OnnxBert, embedding_size: int, *, int8: bool) -> None:
         self._session = session
         self.embedding_size = embedding_size
+        self.precision = "int8" if int8 else "float32"
+        # int8 quantizes a call's input on one scale, so a row read beside others would
+        # read differently from the same row alone: each row is read alone, which still
+        # reads more sentences a second than float32 in batches (docs/models.md).
+        self.token_budget = 1 if int8 else TOKEN_BUDGET
 
     def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._session.run(input_ids, mask)
@@ -174,7 +179,7 @@ def load_weights(path: Path) -> TrainedWeights:
 def load_runner(path: Path, *, precision: Precision = "auto") -> tuple[WordPieceTokenizer, Runner]:
     """The trained network of an artifact directory, ready to read.
 
-    ``auto`` and ``float32`` run it in ONNX Runtime; ``bfloat16`` in torch.
+    ``auto``, ``float32`` and ``int8`` run it in ONNX Runtime; ``bfloat16`` in torch.
     """
     weights = load_weights(path)
     if precision == "bfloat16":
@@ -184,8 +189,9 @@ def load_runner(path: Path, *, precision: Precision = "auto") -> tuple[WordPiece
 
         runner: Runner = TorchRunner(weights.shape, weights.encoder, weights.head, torch.bfloat16)
     else:
-        session = OnnxBert(build_graph(weights.shape, weights.encoder, weights.head))
-        runner = _OnnxRunner(session, weights.shape.hidden_size)
+        int8 = precision == "int8"
+        graph = build_graph(weights.shape, weights.encoder, weights.head, int8=int8)
+        runner = _OnnxRunner(OnnxBert(graph), weights.shape.hidden_size, int8=int8)
     return weights.tokenizer, runner
 
 
@@ -193,14 +199,12 @@ def predict_probabilities(
     tokenizer: WordPieceTokenizer,
     run: Runner,
     texts: Sequence[str],
-    *,
-    token_budget: int = _TOKEN_BUDGET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sigmoid label probabilities and sentence embeddings, one row per text in order."""
     ids = tokenizer.encode(texts)
     out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
     embeddings = np.zeros((len(texts), run.embedding_size), dtype=np.float32)
-    for chunk in _chunks(ids, token_budget):
+    for chunk in _chunks(ids, run.token_budget):
         out[chunk], embeddings[chunk] = run(*pad_batch([ids[i] for i in chunk], tokenizer.pad_id))
     return out, embeddings
 
@@ -261,7 +265,8 @@ class NeuralEmotionModel:
     def load(cls, path: Path | None = None, *, precision: Precision = "auto") -> Self:
         """Load an artifact directory (default: the one shipped in the package).
 
-        ``auto`` and ``float32`` read in float32 through ONNX Runtime, ``bfloat16`` in torch.
+        ``auto`` and ``float32`` read in float32 through ONNX Runtime, ``int8`` with the
+        encoder's linear layers in integers, ``bfloat16`` in torch.
         """
         path = ARTIFACT_DIR if path is None else path
         if not path.is_dir():

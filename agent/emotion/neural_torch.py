@@ -14,6 +14,7 @@ from torch import nn
 
 from agent.emotion.minilm import encoder_from_arrays, mean_pool
 from agent.emotion.minilm_files import BertShape
+from agent.emotion.neural import TOKEN_BUDGET
 
 __all__ = ["EmotionNetwork", "TorchRunner"]
 
@@ -60,6 +61,7 @@ class TorchRunner:
         self._network = network.eval().to(dtype)
         self.precision = str(dtype).removeprefix("torch.")
         self.embedding_size = shape.hidden_size
+        self.token_budget = TOKEN_BUDGET
 
     def __call__(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids, attention = torch.from_numpy(input_ids), torch.from_numpy(mask)

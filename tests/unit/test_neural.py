@@ -13,7 +13,7 @@ from agent.emotion.neural import ARTIFACT_DIR, MODEL_NAME, NeuralEmotionModel
 from agent.errors import ConfigError
 
 
-@pytest.fixture(scope="module", params=["float32", "bfloat16"])
+@pytest.fixture(scope="module", params=["float32", "int8", "bfloat16"])
 def model(request: pytest.FixtureRequest) -> NeuralEmotionModel:
     loaded = NeuralEmotionModel.load(precision=request.param)
     assert loaded.precision == request.param
@@ -63,7 +63,8 @@ def test_batch_matches_single(model: NeuralEmotionModel) -> None:
         "What a lovely surprise, thank you! I really did not expect such a kind gift.",
         "Why is this happening to me?",
     ]
-    # bfloat16 keeps 8 significant bits, so padding a row differently moves it by ~1e-3.
+    # bfloat16 keeps 8 significant bits, and int8 quantizes each call's input on its own
+    # range, so padding a row differently moves it by ~1e-3.
     tolerance = 1e-4 if model.precision == "float32" else 1e-2
     batched = model.predict(texts)
     for text, together in zip(texts, batched, strict=True):

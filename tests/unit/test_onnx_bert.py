@@ -59,3 +59,13 @@ def test_bfloat16_runs_in_torch() -> None:
     assert runner.precision == "bfloat16"
     probabilities, _ = predict_probabilities(tokenizer, runner, TEXTS[:2])
     assert probabilities.shape == (2, 28)
+
+
+def test_int8_reads_close_to_float32() -> None:
+    tokenizer, exact = load_runner(ARTIFACT_DIR, precision="float32")
+    _, integer = load_runner(ARTIFACT_DIR, precision="int8")
+    assert integer.precision == "int8"
+    expected, _ = predict_probabilities(tokenizer, exact, TEXTS)
+    probabilities, _ = predict_probabilities(tokenizer, integer, TEXTS)
+    np.testing.assert_allclose(probabilities, expected, atol=0.1)
+    assert probabilities[0].argmax() == expected[0].argmax()  # the one clear emotion: anger
