@@ -133,12 +133,11 @@ def build_graph(
     )
     merge_heads = graph.weight("merge_heads", np.array([0, 0, size], dtype=np.int64))
 
+    def heads_of(projection: str, perm: list[int]) -> str:
+        return graph.op("Transpose", graph.op("Reshape", projection, split_heads), perm=perm)
+
     for n in range(shape.layers):
         prefix = f"encoder.layer.{n}"
-
-        def heads_of(projection: str, perm: list[int]) -> str:
-            return graph.op("Transpose", graph.op("Reshape", projection, split_heads), perm=perm)
-
         query = heads_of(
             linear(hidden, f"{prefix}.attention.self.query", 1 / math.sqrt(size // heads)),
             [0, 2, 1, 3],
