@@ -105,14 +105,10 @@ def open_engine(
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
-    pragmas = (
-        # First: switching the journal mode takes a lock that another process starting
-        # at the same moment may hold, and only a busy timeout makes this one wait.
-        f"PRAGMA busy_timeout={int(busy_timeout * 1000)}",
-        _WAL,
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA foreign_keys=ON",
-    )
+    # First the busy timeout: switching the journal mode takes a lock that another
+    # process starting at the same moment may hold, and only it makes this one wait.
+    busy = f"PRAGMA busy_timeout={int(busy_timeout * 1000)}"
+    after_wal = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -120,11 +116,10 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in pragmas:
-                if pragma == _WAL:
-                    _switch_to_wal(cursor, patience_s=busy_timeout)
-                else:
-                    cursor.execute(pragma)
+            cursor.execute(busy)
+            _switch_to_wal(cursor, patience_s=busy_timeout)
+            for pragma in after_wal:
+                cursor.execute(pragma)
         finally:
             cursor.close()
 
