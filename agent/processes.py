@@ -112,14 +112,10 @@ def limit_malloc_arenas(arenas: int = _MALLOC_ARENAS) -> bool:
     as sessions come and go (docs/reliability.md, session churn). `MALLOC_ARENA_MAX`
     in the environment wins; other C libraries are left as they are.
     """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+    if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_ARENA_MAX, arenas))
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, arenas))
 
 
 def return_freed_memory() -> bool:
@@ -129,13 +125,18 @@ def return_freed_memory() -> bool:
     heap, and glibc keeps large freed blocks for reuse: about 35 MiB a serving process
     would otherwise carry for good.
     """
+    trim = _glibc("malloc_trim")
+    return trim is not None and bool(trim(0))
+
+
+def _glibc(name: str) -> Any:
+    """A function of the C library this process runs on, if it is glibc's (Linux)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        trim = ctypes.CDLL(None).malloc_trim
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return False
-    return bool(trim(0))
+        return None
 
 
 async def supervise(
