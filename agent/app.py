@@ -50,7 +50,7 @@ from agent.generation.setup import start_generator
 from agent.handoff import HandoffForwarder, HandoffNotifier, WebhookConfig
 from agent.metrics import Metrics
 from agent.probes import serve_probes
-from agent.processes import return_freed_memory
+from agent.processes import settle_heap
 from agent.values import Exchange
 from memory.ledger import InMemoryTurnLedger, TurnLedger
 from memory.sql import (
@@ -312,7 +312,7 @@ async def _start_recognizer(stack: AsyncExitStack, settings: Settings) -> Emotio
         precision=settings.emotion_precision,
         domain=settings.emotion_domain,
     )
-    return_freed_memory()
+    settle_heap()
     batched: dict[int, EmotionRecognizer] = {}
     for model in models.values():
         if id(model) not in batched:  # one batcher per model, shared by its languages

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -45,8 +46,8 @@ __all__ = [
     "cpu_count",
     "limit_compute_threads",
     "limit_malloc_arenas",
-    "return_freed_memory",
     "run_serving",
+    "settle_heap",
     "supervise",
 ]
 
@@ -118,13 +119,19 @@ def limit_malloc_arenas(arenas: int = _MALLOC_ARENAS) -> bool:
     return mallopt is not None and bool(mallopt(_M_ARENA_MAX, arenas))
 
 
-def return_freed_memory() -> bool:
-    """Hand the heap's free pages back to the system (glibc only); whether it could.
+def settle_heap() -> bool:
+    """Once the models are loaded: keep what start-up made out of the garbage collector's
+    scans, and hand the heap's free pages back to the system (glibc only); whether
+    the pages could be handed back.
 
-    Loading the emotion models passes several copies of their weights through the
-    heap, and glibc keeps large freed blocks for reuse: about 35 MiB a serving process
-    would otherwise carry for good.
+    Start-up leaves several hundred thousand long-lived objects (modules, models), which
+    every full collection would walk again under load, tens of milliseconds each.
+    Loading the emotion models passes several copies of their weights through the heap,
+    and glibc keeps large freed blocks for reuse: about 35 MiB a serving process would
+    otherwise carry for good.
     """
+    gc.collect()
+    gc.freeze()
     trim = _glibc("malloc_trim")
     return trim is not None and bool(trim(0))
 
