@@ -11,6 +11,7 @@ transactions are switched off) so that a writer can start with
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -160,9 +161,7 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
 
 def insert_ignoring(engine: AsyncEngine, table: Any, *, conflict: Sequence[str]) -> Insert:
     """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` in the engine's dialect."""
-    if engine.dialect.name == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return _insert_ignoring(engine.dialect.name == "postgresql", table, tuple(conflict))
 
 
 def upsert_adding(
@@ -179,7 +178,34 @@ def upsert_adding(
     `greatest` keep the smaller or larger value, `replace` take the new one. One atomic
     statement, so concurrent writers lose nothing.
     """
-    postgres = engine.dialect.name == "postgresql"
+    return _upsert_adding(
+        engine.dialect.name == "postgresql",
+        table,
+        *(tuple(names) for names in (conflict, add, least, greatest, replace)),
+    )
+
+
+# A statement is immutable and the same for every batch of a table; building one (the
+# `excluded` columns above all) cost more than running it, once per batch written.
+_STATEMENTS = 128
+
+
+@functools.lru_cache(maxsize=_STATEMENTS)
+def _insert_ignoring(postgres: bool, table: Any, conflict: tuple[str, ...]) -> Insert:
+    statement = pg_insert(table) if postgres else sqlite_insert(table)
+    return statement.on_conflict_do_nothing(index_elements=list(conflict))
+
+
+@functools.lru_cache(maxsize=_STATEMENTS)
+def _upsert_adding(
+    postgres: bool,
+    table: Any,
+    conflict: tuple[str, ...],
+    add: tuple[str, ...],
+    least: tuple[str, ...],
+    greatest: tuple[str, ...],
+    replace: tuple[str, ...],
+) -> Insert:
     statement = pg_insert(table) if postgres else sqlite_insert(table)
     new = statement.excluded
     smaller, larger = (func.least, func.greatest) if postgres else (func.min, func.max)
