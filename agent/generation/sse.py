@@ -69,6 +69,8 @@ class SseParser:
     def feed(self, chunk: bytes) -> list[str]:
         """Add bytes from the stream; return the data of every event they complete."""
         self._buffer += chunk
+        if b"\r" not in self._buffer:
+            return self._feed_lf()
         events: list[str] = []
         start = 0
         for match in _LINE_END.finditer(self._buffer):
@@ -79,6 +81,19 @@ class SseParser:
                 events.append(event)
             start = match.end()
         del self._buffer[:start]
+        return events
+
+    def _feed_lf(self) -> list[str]:
+        """`feed` for a buffer without CR, the usual case: its lines split at LF at once."""
+        *lines, rest = self._buffer.split(b"\n")
+        if not lines:
+            return []
+        self._buffer = rest
+        events: list[str] = []
+        for line in lines:
+            event = self._take_line(bytes(line))
+            if event is not None:
+                events.append(event)
         return events
 
     def close(self) -> list[str]:
