@@ -51,6 +51,7 @@ from agent.gateway.protocol import (
 from agent.gateway.roster import Availability
 from agent.gateway.session import ReplyEvent, SessionCore, TurnRefused
 from agent.gateway.summaries import TurnNotes
+from agent.lazy_deadline import LazyTimeout
 from agent.metrics import Metrics
 
 __all__ = ["CLOSE_GOING_AWAY", "CLOSE_OVERLOADED", "Deliver", "Ending", "SessionRelay"]
@@ -130,7 +131,7 @@ class SessionRelay:
         )
         self._subscription: Subscription | None = None
         self._stack: AsyncExitStack | None = None
-        self._reply_wait: asyncio.Timeout | None = None
+        self._reply_wait: LazyTimeout | None = None
         self._log = _log.bind(session_id=core.session_id)
 
     async def __aenter__(self) -> Self:
@@ -240,17 +241,25 @@ class SessionRelay:
         subscription = self._subscription
         if subscription is None:
             raise RuntimeError("pump() needs the relay entered")
+        self._reply_wait = reply_wait = LazyTimeout()
+        try:
+            await self._pump(subscription, reply_wait)
+        finally:
+            reply_wait.close()
+            self._reply_wait = None
+
+    async def _pump(self, subscription: Subscription, reply_wait: LazyTimeout) -> None:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(None) as self._reply_wait:
-                        self._arm_redelivery()
+                    async with asyncio.timeout(None) as wait:
+                        reply_wait.watch(wait, self._redelivery_due())
                         delivery = await subscription.get()
                 except TimeoutError:
                     await self._redeliver()
                     continue
                 finally:
-                    self._reply_wait = None
+                    reply_wait.unwatch()
                 await self._on_event(delivery.event)
         except BusClosedError:
             pass
@@ -285,15 +294,19 @@ class SessionRelay:
                     await self._tell_staff(summary)
 
     def _arm_redelivery(self) -> None:
-        """Let the wait for replies end when the oldest turn becomes overdue, and
-        soon while a turn is in flight (the way to the workers may change)."""
+        """Let a wait for replies under way end by the new `_redelivery_due`."""
+        if self._reply_wait is not None:
+            self._reply_wait.move(self._redelivery_due())
+
+    def _redelivery_due(self) -> float | None:
+        """When (loop time) the wait for replies ends: once the oldest turn is overdue,
+        and soon while a turn is in flight (the way to the workers may change)."""
         due = self.core.redelivery_due(self._limits.redeliver_after_s)
-        if due is not None:
-            due = min(due, self._clock() + _STRANDED_CHECK_S)
-        wait = self._reply_wait
-        if due is not None and wait is not None and not wait.expired():
-            loop_time = asyncio.get_running_loop().time()
-            wait.reschedule(loop_time + max(0.0, due - self._clock()))
+        if due is None:
+            return None
+        now = self._clock()
+        due = min(due, now + _STRANDED_CHECK_S)
+        return asyncio.get_running_loop().time() + max(0.0, due - now)
 
     async def _redeliver(self) -> None:
         """Publish again the turns a change of route may have stranded, and an unanswered

@@ -7,8 +7,9 @@ what it holds when its generator is closed. `LlmGenerator` makes a `Generator` o
 - `open` waits for the first non-empty piece, within `StreamDeadlines.first_token_s`
   and the total; the stream it returns then gives each next piece within
   `between_tokens_s` of asking for it, and all of them within `total_s` of the call.
-  Each deadline is applied with `asyncio.timeout_at` around the awaits of one step,
-  never across a `yield`, so no timer outlives a step or fires into the consumer.
+  Each deadline is applied with `asyncio.timeout` around the awaits of one step,
+  never across a `yield`, so no deadline fires into the consumer. The steps of one
+  stream share one timer (`LazyTimeout`): a piece in time costs no timer of its own.
 - Any failure before the first piece (a `BackendFailure`, another exception, a
   deadline, a reply without text) is `GeneratorUnavailable("<name>: <reason>")`:
   nothing reached the user, so another generator may answer. After it, it is
@@ -43,6 +44,7 @@ from structlog.typing import FilteringBoundLogger
 from agent.errors import GeneratorBroke, GeneratorUnavailable
 from agent.generation.base import GenerationRequest, ReplyPieces, ReplyStream
 from agent.generation.breaker import Admission, BreakerState, CircuitBreaker
+from agent.lazy_deadline import LazyTimeout
 
 __all__ = ["BackendFailure", "LlmGenerator", "StreamBackend", "StreamDeadlines"]
 
@@ -179,11 +181,12 @@ class LlmGenerator:
         started = loop.time()
         deadline = started + self._deadlines.total_s
         outcome = _Outcome.UNKNOWN
+        steps = LazyTimeout()
         try:
             async with aclosing(upstream):
                 first_by = min(deadline, started + self._deadlines.first_token_s)
                 try:
-                    first = await self._next(upstream, first_by, deadline, first=True)
+                    first = await self._next(upstream, steps, first_by, deadline, first=True)
                 except _Failed as exc:
                     outcome = _Outcome.FAILED if exc.server_fault else _Outcome.HEALTHY
                     log.warning("llm.unavailable", reason=exc.reason)
@@ -196,7 +199,7 @@ class LlmGenerator:
                 while True:
                     step = min(deadline, loop.time() + self._deadlines.between_tokens_s)
                     try:
-                        piece = await self._next(upstream, step, deadline, first=False)
+                        piece = await self._next(upstream, steps, step, deadline, first=False)
                     except _Failed as exc:
                         outcome = _Outcome.FAILED
                         log.warning("llm.stream_broke", reason=exc.reason, pieces=count)
@@ -214,19 +217,29 @@ class LlmGenerator:
                 pieces=count,
             )
         finally:
+            steps.close()
             self._settle(admission, outcome, log)
 
     @staticmethod
     async def _next(
-        upstream: AsyncGenerator[str, None], step: float, deadline: float, *, first: bool
+        upstream: AsyncGenerator[str, None],
+        steps: LazyTimeout,
+        step: float,
+        deadline: float,
+        *,
+        first: bool,
     ) -> str | None:
         """The next non-empty piece by `step`; None at the end (after the first piece)."""
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout_at(step) as timer:
-                while (piece := await anext(upstream, None)) is not None:
-                    if piece:
-                        return piece
+            async with asyncio.timeout(None) as timer:
+                steps.watch(timer, step)
+                try:
+                    while (piece := await anext(upstream, None)) is not None:
+                        if piece:
+                            return piece
+                finally:
+                    steps.unwatch()
         except TimeoutError as exc:
             if not timer.expired():
                 raise _Failed(f"failed: {type(exc).__name__}") from exc
