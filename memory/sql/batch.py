@@ -8,12 +8,15 @@ retried or re-run turn never fails a batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import structlog
-from sqlalchemy import and_, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 from memory.records import FeedbackRecord, TurnRecord
 from memory.sealing import TenantSealers
@@ -34,6 +37,23 @@ _log = structlog.get_logger(__name__)
 
 _Users = dict[tuple[str, str], int]  # (tenant, user id) -> the user's row id
 
+# Built once: building a statement costs about as much as running it, every batch.
+_USER_IDS = select(UserRow.external_id, UserRow.id).where(
+    UserRow.tenant == bindparam("tenant"),
+    UserRow.external_id.in_(bindparam("users", expanding=True)),
+)
+_SESSION_LAST_AT = (
+    update(SessionRow)
+    .where(SessionRow.id == bindparam("sid"), SessionRow.last_at < bindparam("last"))
+    .values(last_at=bindparam("last"))
+)
+_SESSION_OWNERS = select(SessionRow.id, SessionRow.user_id).where(
+    SessionRow.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_FEEDBACK = insert(FeedbackRow)
+_INSERT_EMOTIONS = insert(EmotionRow)
+_INSERT_DECISIONS = insert(DecisionRow)
+
 
 async def write_batch(
     engine: AsyncEngine,
@@ -44,31 +64,38 @@ async def write_batch(
     """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back).
 
     Message text is stored as its tenant's sealer seals it: redacted, and
-    encrypted if configured.
+    encrypted if configured. The statements run in one synchronous call on the
+    connection (`run_sync`): one hand-over to the driver a batch, not one a statement.
     """
-    turns = _unique_turns(r for r in batch if isinstance(r, TurnRecord))
-    feedback = [r for r in batch if isinstance(r, FeedbackRecord)]
     with store_errors("writing a batch"):
         async with engine.begin() as conn:
-            users = await _upsert_users(conn, engine, batch)
-            owners = await _upsert_sessions(conn, engine, batch, users)
-            turns, feedback = _owned(turns, users, owners), _owned(feedback, users, owners)
-            if turns:
-                await _insert_turns(conn, engine, turns, users, sealers)
-            if feedback:
-                await conn.execute(
-                    insert(FeedbackRow),
-                    [
-                        {
-                            "session_id": r.session_id,
-                            "user_id": users[r.tenant, r.user_id],
-                            "turn_id": r.turn_id,
-                            "score": r.score,
-                            "created_at": r.created_at,
-                        }
-                        for r in feedback
-                    ],
-                )
+            await conn.run_sync(_write, batch, sealers)
+
+
+def _write(
+    conn: Connection, batch: Sequence[TurnRecord | FeedbackRecord], sealers: TenantSealers
+) -> None:
+    turns = _unique_turns(r for r in batch if isinstance(r, TurnRecord))
+    feedback = [r for r in batch if isinstance(r, FeedbackRecord)]
+    users = _upsert_users(conn, batch)
+    owners = _upsert_sessions(conn, batch, users)
+    turns, feedback = _owned(turns, users, owners), _owned(feedback, users, owners)
+    if turns:
+        _insert_turns(conn, turns, users, sealers)
+    if feedback:
+        conn.execute(
+            _INSERT_FEEDBACK,
+            [
+                {
+                    "session_id": r.session_id,
+                    "user_id": users[r.tenant, r.user_id],
+                    "turn_id": r.turn_id,
+                    "score": r.score,
+                    "created_at": r.created_at,
+                }
+                for r in feedback
+            ],
+        )
 
 
 def _unique_turns(records: Iterable[TurnRecord]) -> list[TurnRecord]:
@@ -78,9 +105,8 @@ def _unique_turns(records: Iterable[TurnRecord]) -> list[TurnRecord]:
     return list(seen.values())
 
 
-async def _upsert_users(
-    conn: AsyncConnection,
-    engine: AsyncEngine,
+def _upsert_users(
+    conn: Connection,
     batch: Sequence[TurnRecord | FeedbackRecord],
 ) -> _Users:
     first_seen: dict[tuple[str, str], float] = {}
@@ -88,8 +114,8 @@ async def _upsert_users(
         key = (record.tenant, record.user_id)
         at = first_seen.get(key)
         first_seen[key] = record.created_at if at is None else min(at, record.created_at)
-    await conn.execute(
-        insert_ignoring(engine, UserRow, conflict=("tenant", "external_id")),
+    conn.execute(
+        insert_ignoring(conn, UserRow, conflict=("tenant", "external_id")),
         [
             {"tenant": tenant, "external_id": user, "created_at": at}
             for (tenant, user), at in first_seen.items()
@@ -98,22 +124,15 @@ async def _upsert_users(
     by_tenant: dict[str, list[str]] = {}
     for tenant, user in first_seen:
         by_tenant.setdefault(tenant, []).append(user)
-    rows = await conn.execute(
-        select(UserRow.tenant, UserRow.external_id, UserRow.id).where(
-            or_(
-                *(
-                    and_(UserRow.tenant == tenant, UserRow.external_id.in_(users))
-                    for tenant, users in by_tenant.items()
-                )
-            )
-        )
-    )
-    return {(tenant, external): user_id for tenant, external, user_id in rows}
+    users: _Users = {}
+    for tenant, external_ids in by_tenant.items():
+        rows = conn.execute(_USER_IDS, {"tenant": tenant, "users": external_ids})
+        users.update(((tenant, external), user_id) for external, user_id in rows)
+    return users
 
 
-async def _upsert_sessions(
-    conn: AsyncConnection,
-    engine: AsyncEngine,
+def _upsert_sessions(
+    conn: Connection,
     batch: Sequence[TurnRecord | FeedbackRecord],
     users: _Users,
 ) -> dict[str, int]:
@@ -129,23 +148,18 @@ async def _upsert_sessions(
             min(start, record.created_at),
             max(last, record.created_at),
         )
-    await conn.execute(
-        insert_ignoring(engine, SessionRow, conflict=("id",)),
+    conn.execute(
+        insert_ignoring(conn, SessionRow, conflict=("id",)),
         [
             {"id": sid, "user_id": user_id, "started_at": start, "last_at": last}
             for sid, (user_id, start, last) in spans.items()
         ],
     )
     # Existing sessions: move last_at forward (a no-op for the ones just inserted).
-    await conn.execute(
-        update(SessionRow)
-        .where(SessionRow.id == bindparam("sid"), SessionRow.last_at < bindparam("last"))
-        .values(last_at=bindparam("last")),
-        [{"sid": sid, "last": last} for sid, (_, _, last) in spans.items()],
+    conn.execute(
+        _SESSION_LAST_AT, [{"sid": sid, "last": last} for sid, (_, _, last) in spans.items()]
     )
-    rows = await conn.execute(
-        select(SessionRow.id, SessionRow.user_id).where(SessionRow.id.in_(list(spans)))
-    )
+    rows = conn.execute(_SESSION_OWNERS, {"ids": list(spans)})
     return {sid: user_id for sid, user_id in rows}
 
 
@@ -174,17 +188,14 @@ def _sealed(record: TurnRecord, sealers: TenantSealers) -> dict[str, str]:
     }
 
 
-async def _insert_turns(
-    conn: AsyncConnection,
-    engine: AsyncEngine,
+def _insert_turns(
+    conn: Connection,
     turns: list[TurnRecord],
     users: _Users,
     sealers: TenantSealers,
 ) -> None:
-    inserted = await conn.execute(
-        insert_ignoring(engine, TurnRow, conflict=("session_id", "seq")).returning(
-            TurnRow.id, TurnRow.session_id, TurnRow.seq
-        ),
+    inserted = conn.execute(
+        _returning_ids(insert_ignoring(conn, TurnRow, conflict=("session_id", "seq"))),
         [
             {
                 "session_id": r.session_id,
@@ -204,9 +215,9 @@ async def _insert_turns(
     fresh = [(ids[(r.session_id, r.seq)], r) for r in turns if (r.session_id, r.seq) in ids]
     if not fresh:
         return
-    await add_turns(conn, engine, [(users[r.tenant, r.user_id], r) for _, r in fresh])
-    await conn.execute(
-        insert(EmotionRow),
+    add_turns(conn, [(users[r.tenant, r.user_id], r) for _, r in fresh])
+    conn.execute(
+        _INSERT_EMOTIONS,
         [
             {
                 "turn_id": turn_id,
@@ -220,8 +231,8 @@ async def _insert_turns(
             for turn_id, r in fresh
         ],
     )
-    await conn.execute(
-        insert(DecisionRow),
+    conn.execute(
+        _INSERT_DECISIONS,
         [
             {
                 "turn_id": turn_id,
@@ -238,3 +249,8 @@ async def _insert_turns(
             for turn_id, r in fresh
         ],
     )
+
+
+@functools.lru_cache(maxsize=2)  # one a dialect
+def _returning_ids(statement: Insert) -> ReturningInsert[int, str, int]:
+    return statement.returning(TurnRow.id, TurnRow.session_id, TurnRow.seq)

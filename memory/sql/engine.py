@@ -159,13 +159,15 @@ def write_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_IMMEDIATE: True})
 
 
-def insert_ignoring(engine: AsyncEngine, table: Any, *, conflict: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` in the engine's dialect."""
-    return _insert_ignoring(engine.dialect.name == "postgresql", table, tuple(conflict))
+def insert_ignoring(
+    bind: AsyncEngine | Connection, table: Any, *, conflict: Sequence[str]
+) -> Insert:
+    """``INSERT ... ON CONFLICT (conflict) DO NOTHING`` in the dialect of `bind`."""
+    return _insert_ignoring(bind.dialect.name == "postgresql", table, tuple(conflict))
 
 
 def upsert_adding(
-    engine: AsyncEngine,
+    bind: AsyncEngine | Connection,
     table: Any,
     *,
     conflict: Sequence[str],
@@ -179,7 +181,7 @@ def upsert_adding(
     statement, so concurrent writers lose nothing.
     """
     return _upsert_adding(
-        engine.dialect.name == "postgresql",
+        bind.dialect.name == "postgresql",
         table,
         *(tuple(names) for names in (conflict, add, least, greatest, replace)),
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Executable, case, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from agent.emotion.labels import EKMAN_OF
 from memory.records import TurnRecord
@@ -61,9 +61,8 @@ class _Totals:
         }
 
 
-async def add_turns(
-    conn: AsyncConnection,
-    engine: AsyncEngine,
+def add_turns(
+    conn: Connection,
     turns: Iterable[tuple[int, TurnRecord]],
 ) -> None:
     """Add freshly inserted turns, as (user's row id, record), to the totals."""
@@ -77,32 +76,29 @@ async def add_turns(
         labels[key] = labels.get(key, 0) + 1
     if not users:
         return
-    await _add(conn, engine, UserMoodRow.__table__, ("user_id",), [
+    _add(conn, UserMoodRow.__table__, ("user_id",), [
         {"user_id": user_id, **totals.row()} for user_id, totals in users.items()
     ])  # fmt: skip
-    await _add(conn, engine, SessionMoodRow.__table__, ("session_id",), [
+    _add(conn, SessionMoodRow.__table__, ("session_id",), [
         {"session_id": sid, "user_id": user_id, **totals.row()}
         for sid, (user_id, totals) in sessions.items()
     ])  # fmt: skip
-    await conn.execute(
-        upsert_adding(
-            engine, UserLabelRow.__table__, conflict=("user_id", "label"), add=("count",)
-        ),
+    conn.execute(
+        upsert_adding(conn, UserLabelRow.__table__, conflict=("user_id", "label"), add=("count",)),
         [{"user_id": u, "label": label, "count": n} for (u, label), n in labels.items()],
     )
 
 
-async def _add(
-    conn: AsyncConnection,
-    engine: AsyncEngine,
+def _add(
+    conn: Connection,
     table: Any,
     conflict: Sequence[str],
     rows: list[dict[str, Any]],
 ) -> None:
     statement = upsert_adding(
-        engine, table, conflict=conflict, add=_SUMS, least=("first_at",), greatest=("last_at",)
+        conn, table, conflict=conflict, add=_SUMS, least=("first_at",), greatest=("last_at",)
     )
-    await conn.execute(statement, rows)
+    conn.execute(statement, rows)
 
 
 def rebuild_statements(user_ids: Sequence[int] | None = None) -> list[Executable]:
