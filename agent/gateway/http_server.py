@@ -2,11 +2,10 @@
 
 uvicorn runs HTTP/1.1 with httptools where it is installed (h11 otherwise) and
 WebSocket with the websockets library's sans-I/O protocol (closing a client that
-reads nothing without waiting on it). The socket is bound
-here (`bind_listener`), so a port in use is an `OSError` for the caller and port
-0 tells the caller which port it got; several serving processes share one
-socket bound once, by their supervisor. Signals stay the caller's: uvicorn
-installs none.
+reads nothing without waiting on it). The socket is bound here (`bind_listener`),
+so a port in use is an `OSError` for the caller and port 0 tells the caller which
+port it got; several serving processes each get a socket of their own on one
+port, bound by their supervisor. Signals stay the caller's: uvicorn installs none.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import asyncio
 import contextlib
 import importlib.util
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +25,14 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-__all__ = ["HttpServerSettings", "Listening", "SendStalled", "bind_listener", "serve_http"]
+__all__ = [
+    "HttpServerSettings",
+    "Listening",
+    "SendStalled",
+    "balances_reuse_port",
+    "bind_listener",
+    "serve_http",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -112,14 +119,22 @@ class _Server(uvicorn.Server):
         yield
 
 
-def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A non-blocking socket listening on host:port (0: any free port); `OSError` if taken."""
+def bind_listener(
+    host: str, port: int, backlog: int = 2048, *, reuse_port: bool = False
+) -> socket.socket:
+    """A non-blocking socket listening on host:port (0: any free port); `OSError` if taken.
+
+    With `reuse_port` (where `balances_reuse_port`), other sockets may listen on the same
+    port with it, and the kernel spreads new connections evenly over them.
+    """
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)
@@ -127,6 +142,12 @@ def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def balances_reuse_port() -> bool:
+    """Whether sockets sharing a port with SO_REUSEPORT share its connections evenly (Linux);
+    elsewhere the option exists with other meanings, or not at all."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def _config(app: ASGIApp, settings: HttpServerSettings) -> uvicorn.Config:
