@@ -14,9 +14,10 @@ emotion models unless `--emotion-model`). For each N of `--sessions`:
 
 Printed per phase: TTFT p50/p95/p99 (send to first text), turns/s, the server's CPU
 milliseconds per turn (user + system, summed over every process of the server), its RSS,
-and each against the floor. `--generator templates` runs the template replies paced by
-`--token-delay` instead (the upstream still runs, for the floor). Exit status 1 when any
-turn failed.
+and each against the floor; for ws, the medians of the server's own stage timings
+(`reply_end.stages`: emotion, first_token, ...). `--generator templates` runs the
+template replies paced by `--token-delay` instead (the upstream still runs, for the
+floor). Exit status 1 when any turn failed.
 
     .venv/bin/python bench/stream_load.py
     .venv/bin/python bench/stream_load.py --sessions 50 --emotion-model lexicon
@@ -67,6 +68,8 @@ class Phase:
     turns_s: float = 0.0
     server_cpu_s: float | None = None
     server_rss: int | None = None
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    """The server's own timings of each turn (`reply_end.stages`, ws only)."""
 
     @property
     def turns(self) -> int:
@@ -219,6 +222,9 @@ async def ws_phase(handle: ServerHandle, sessions: int, args: argparse.Namespace
     phase.turns_s = timing.turns_s
     phase.server_cpu_s = timing.server_cpu_s
     phase.server_rss = timing.server_rss
+    for sample in run.samples:
+        for stage, millis in sample.stages.items():
+            phase.stages_ms.setdefault(stage, []).append(millis)
     return phase
 
 
@@ -327,6 +333,11 @@ def report(phases: Sequence[Phase], turns: int) -> None:
         )
         for reason, count in phase.failures.most_common():
             print(f"      failed: {reason} x {count}")
+        if phase.stages_ms:
+            stages = ", ".join(
+                f"{stage} {percentile(values, 50):.1f}" for stage, values in phase.stages_ms.items()
+            )
+            print(f"      server stages p50 (ms): {stages}")
 
 
 async def run(args: argparse.Namespace) -> int:
