@@ -22,42 +22,18 @@ import time
 from pathlib import Path
 
 from _stats import machine_summary
+from history_speed import bench_turn
 
-from agent.values import Action, Decision, EmotionReading, Strategy, Tone
 from memory.records import TurnRecord
 from memory.sealing import TenantSealers
 from memory.sql import open_engine, upgrade_schema
 from memory.sql.batch import write_batch
 from memory.sql.engine import write_engine
 
-_DECISION = Decision(
-    action=Action.REPLY, strategy=Strategy.INFORM, tone=Tone.NEUTRAL, confidence=0.5, policy="bench"
-)
-_READING = EmotionReading(
-    scores={"anger": 0.7, "neutral": 0.3},
-    dominant="anger",
-    valence=-0.4,
-    arousal=0.5,
-    intensity=0.6,
-    model="bench",
-)
-
 
 def _turn(number: int, run: str) -> TurnRecord:
     user = f"{run}-u{number // 2}"
-    return TurnRecord(
-        session_id=f"{user}-s",
-        user_id=user,
-        turn_id=f"{run}-t{number}",
-        seq=number,
-        text="my order has not arrived and nobody answers the phone",
-        reply="I am sorry about that, let me check the order for you",
-        interrupted=False,
-        generator="template",
-        emotion=_READING,
-        decision=_DECISION,
-        created_at=time.time(),
-    )
+    return bench_turn("default", user, f"{user}-s", number, time.time())
 
 
 async def _measure(url: str, sizes: list[int], batches: int) -> None:

@@ -38,7 +38,8 @@ _DECISION = Decision(
 )
 
 
-def _turn(tenant: str, user: str, session: str, seq: int, at: float) -> TurnRecord:
+def bench_turn(tenant: str, user: str, session: str, seq: int, at: float) -> TurnRecord:
+    """A support turn with a reading and a decision, as the benchmarks store them."""
     label = _LABELS[(seq * 7 + len(session)) % len(_LABELS)]
     return TurnRecord(
         tenant=tenant,
@@ -69,12 +70,13 @@ async def _seed(
     """`turns` turns of `user` in sessions of 20, and 50 turns of each of `others` users."""
     started = time.perf_counter()
     for n in range(turns):
-        await store.record_turn(_turn(tenant, user, f"{user}-s{n // 20}", n % 20 + 1, 1_000.0 + n))
+        session = f"{user}-s{n // 20}"
+        await store.record_turn(bench_turn(tenant, user, session, n % 20 + 1, 1_000.0 + n))
     for other in range(others):
         name = f"{user}-other{other}"
         for n in range(50):
             await store.record_turn(
-                _turn(tenant, name, f"{name}-s{n // 10}", n % 10 + 1, 1_000.0 + n)
+                bench_turn(tenant, name, f"{name}-s{n // 10}", n % 10 + 1, 1_000.0 + n)
             )
     await store.flush()
     return time.perf_counter() - started
