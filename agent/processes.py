@@ -130,7 +130,7 @@ def settle_heap() -> bool:
     scans, and hand the heap's free pages back to the system (glibc only); whether
     the pages could be handed back.
 
-    Start-up leaves several hundred thousand long-lived objects (modules, models), which
+    Start-up leaves over a hundred thousand long-lived objects (modules, models), which
     every full collection would walk again under load, tens of milliseconds each.
     Loading the emotion models passes several copies of their weights through the heap,
     and glibc keeps large freed blocks for reuse: about 35 MiB a serving process would
