@@ -26,7 +26,6 @@ from agent import topics
 from agent.bus.base import EventBus, Subscription
 from agent.dialogue.claims import ClaimTimings, TurnClaims
 from agent.dialogue.pipeline import (
-    SKIPPED_GENERATOR,
     PipelineSettings,
     Publish,
     Stages,
@@ -35,6 +34,7 @@ from agent.dialogue.pipeline import (
 )
 from agent.dialogue.recovery import TurnRecovery
 from agent.dialogue.session import CancelledTurns, SessionCache
+from agent.dialogue.unanswered import SKIPPED_GENERATOR
 from agent.emotion.conversation import replay_mood
 from agent.errors import (
     BusOverflowError,

@@ -22,6 +22,12 @@ from agent.dialogue.handoff import handoff_events
 from agent.dialogue.interrupt import run_interruptible
 from agent.dialogue.learning import Decided, Learner
 from agent.dialogue.session import SessionState
+from agent.dialogue.unanswered import (
+    HUMAN_GENERATOR,
+    PERSON_DECISION,
+    SKIPPED_GENERATOR,
+    silent_end,
+)
 from agent.emotion.base import EmotionRecognizer
 from agent.emotion.conversation import update_mood
 from agent.emotion.fusion import FusionWeights, fuse
@@ -54,9 +60,6 @@ from policies.base import Policy
 
 __all__ = [
     "FALLBACK_DECISION",
-    "HUMAN_GENERATOR",
-    "PERSON_DECISION",
-    "SKIPPED_GENERATOR",
     "PipelineSettings",
     "Publish",
     "Stages",
@@ -76,22 +79,6 @@ FALLBACK_DECISION = Decision(
     policy="fallback",
     reasons=("every policy abstained",),
 )
-
-HUMAN_GENERATOR = "human"
-"""Who answers the turns of a session a person has taken over."""
-
-SKIPPED_GENERATOR = "skipped"
-"""Who "answers" a turn cancelled before a worker started it: no one."""
-
-PERSON_DECISION = Decision(
-    action=Action.HANDOFF,
-    strategy=Strategy.INFORM,
-    tone=Tone.NEUTRAL,
-    confidence=1.0,
-    policy="human",
-    reasons=("a person has taken this conversation over",),
-)
-"""What is kept as the decision of such a turn: no policy decided it."""
 
 
 class FlowMachine(Protocol):
@@ -121,23 +108,6 @@ class PipelineSettings:
     history_timeout: float = 2.0
     generation_timeout: float = 60.0
     cancel_cleanup_timeout: float = 2.0
-
-
-def _silent_end(
-    turn: UserTurn, generator: str, clock: _Stopwatch, started: float, *, interrupted: bool
-) -> ReplyEnded:
-    """The end of a turn the bot does not answer: a person's, or one skipped."""
-    total_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    return ReplyEnded(
-        session_id=turn.session_id,
-        turn_id=turn.turn_id,
-        text="",
-        interrupted=interrupted,
-        generator=generator,
-        ttft_ms=total_ms,
-        total_ms=total_ms,
-        stages=clock.marks,
-    )
 
 
 def _keep_history(state: SessionState, loaded: asyncio.Task[HistorySummary | None]) -> None:
@@ -256,7 +226,7 @@ class TurnPipeline:
         said stays in the conversation the next turn sees; with no reading of its own,
         it is not stored."""
         state.conversation.append(Exchange(text=turn.text, reply=""))
-        ended = _silent_end(turn, SKIPPED_GENERATOR, clock, started, interrupted=True)
+        ended = silent_end(turn, SKIPPED_GENERATOR, clock.marks, started, interrupted=True)
         await publish(ended)
         return ended
 
@@ -292,7 +262,7 @@ class TurnPipeline:
         state.conversation.append(Exchange(text=turn.text, reply="", emotion=reading))
         decision = dataclasses.replace(PERSON_DECISION, policy=f"human:{agent}"[:64])
         clock.lap("publish")
-        ended = _silent_end(turn, HUMAN_GENERATOR, clock, started, interrupted=False)
+        ended = silent_end(turn, HUMAN_GENERATOR, clock.marks, started, interrupted=False)
         record = TurnRecord(
             session_id=sid,
             user_id=turn.user_id,
