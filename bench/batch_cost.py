@@ -28,7 +28,7 @@ from memory.records import TurnRecord
 from memory.sealing import TenantSealers
 from memory.sql import open_engine, upgrade_schema
 from memory.sql.batch import write_batch
-from memory.sql.engine import write_engine
+from memory.sql.units import open_units
 
 
 def _turn(number: int, run: str) -> TurnRecord:
@@ -40,7 +40,7 @@ async def _measure(url: str, sizes: list[int], batches: int) -> None:
     engine = open_engine(url)
     try:
         await upgrade_schema(engine)
-        writer, sealers = write_engine(engine), TenantSealers()
+        writer, sealers = open_units(engine, write=True, name="bench-writer"), TenantSealers()
         run = f"bench{time.time_ns()}"
         number = 0
         print(f"{'turns a batch':>14} {'CPU ms a batch':>15} {'CPU ms a turn':>14} {'wall ms':>8}")
@@ -53,6 +53,7 @@ async def _measure(url: str, sizes: list[int], batches: int) -> None:
             cpu_ms = (time.process_time() - cpu) / batches * 1000
             wall_ms = (time.perf_counter() - wall) / batches * 1000
             print(f"{size:>14} {cpu_ms:>15.2f} {cpu_ms / size:>14.3f} {wall_ms:>8.2f}")
+        await writer.aclose()
     finally:
         await engine.dispose()
 

@@ -15,7 +15,6 @@ from typing import TypeVar
 import structlog
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert, ReturningInsert
 
 from memory.records import FeedbackRecord, TurnRecord
@@ -30,6 +29,7 @@ from memory.sql.models import (
     UserRow,
 )
 from memory.sql.moods import add_turns
+from memory.sql.units import UnitRunner
 
 __all__ = ["write_batch"]
 
@@ -56,20 +56,19 @@ _INSERT_DECISIONS = insert(DecisionRow)
 
 
 async def write_batch(
-    engine: AsyncEngine,
+    units: UnitRunner,
     batch: Sequence[TurnRecord | FeedbackRecord],
     *,
     sealers: TenantSealers,
 ) -> None:
-    """Write `batch` in one transaction. Raises `StoreError`; safe to cancel (it rolls back).
+    """Write `batch` in one transaction, one unit of `units` (a writer's: `open_units`
+    with `write`). Raises `StoreError`; safe to cancel (`UnitRunner.run`).
 
     Message text is stored as its tenant's sealer seals it: redacted, and
-    encrypted if configured. The statements run in one synchronous call on the
-    connection (`run_sync`): one hand-over to the driver a batch, not one a statement.
+    encrypted if configured.
     """
     with store_errors("writing a batch"):
-        async with engine.begin() as conn:
-            await conn.run_sync(_write, batch, sealers)
+        await units.run(lambda conn: _write(conn, batch, sealers))
 
 
 def _write(

@@ -16,13 +16,13 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, func
+from sqlalchemy import create_engine, event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
@@ -33,6 +33,7 @@ __all__ = [
     "database_unreachable",
     "insert_ignoring",
     "open_engine",
+    "sqlite_twin",
     "store_errors",
     "upsert_adding",
     "write_engine",
@@ -49,10 +50,13 @@ _DRIVERS = {
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 
+_Engine = TypeVar("_Engine", Engine, AsyncEngine)
+
 # The execution option that makes a SQLite transaction start as a write transaction.
 _IMMEDIATE = "heartline_begin_immediate"
 _WAL = "PRAGMA journal_mode=WAL"
 _WAL_RETRY_S = 0.005
+_BUSY_TIMEOUT_S = 10.0
 
 
 def _parse(url: str) -> URL:
@@ -82,7 +86,6 @@ def open_engine(
     # Timeouts
     pool_timeout: float = 10.0,
     connect_timeout: float = 10.0,
-    busy_timeout: float = 10.0,
 ) -> AsyncEngine:
     """An async engine for `url`; the caller disposes of it (`await engine.dispose()`).
 
@@ -92,7 +95,7 @@ def open_engine(
     parsed = _parse(url)
     if parsed.drivername == "sqlite+aiosqlite":
         engine = create_async_engine(parsed, hide_parameters=True, pool_timeout=pool_timeout)
-        _configure_sqlite(engine, busy_timeout=busy_timeout)
+        _configure_sqlite(engine.sync_engine, busy_timeout=_BUSY_TIMEOUT_S)
         return engine
     return create_async_engine(
         parsed,
@@ -105,13 +108,27 @@ def open_engine(
     )
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
+def sqlite_twin(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine (the standard library's driver) over the SQLite file of
+    `engine`, configured the same way; None for PostgreSQL or an in-memory database.
+
+    For work that runs whole in a thread (`memory.sql.units`); the caller disposes of it.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    twin = create_engine(url.set(drivername="sqlite"), hide_parameters=True)
+    _configure_sqlite(twin, busy_timeout=_BUSY_TIMEOUT_S)
+    return twin
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout: float) -> None:
     # First the busy timeout: switching the journal mode takes a lock that another
     # process starting at the same moment may hold, and only it makes this one wait.
     busy = f"PRAGMA busy_timeout={int(busy_timeout * 1000)}"
     after_wal = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Stop the driver from opening transactions on its own; `_on_begin` does it.
         dbapi_connection.isolation_level = None
@@ -124,7 +141,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout: float) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         immediate = connection.get_execution_options().get(_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -149,7 +166,7 @@ def _switch_to_wal(cursor: Any, *, patience_s: float) -> None:
         time.sleep(_WAL_RETRY_S)
 
 
-def write_engine(engine: AsyncEngine) -> AsyncEngine:
+def write_engine(engine: _Engine) -> _Engine:
     """A view of `engine` (same pool) whose transactions are write transactions.
 
     On SQLite they start with ``BEGIN IMMEDIATE``, taking the write lock before

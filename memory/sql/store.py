@@ -10,12 +10,14 @@ memory anyway; `flush` waits until everything recorded so far is committed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
@@ -35,6 +37,7 @@ from memory.sql.models import (
     UserMoodRow,
     UserRow,
 )
+from memory.sql.units import UnitRunner, open_units
 from memory.sql.writer import BatchWriter, WriterConfig, WriterStats
 
 __all__ = ["SqlConversationStore", "session_mood", "trend_of"]
@@ -83,6 +86,7 @@ class SqlConversationStore:
         self._session_gap = session_gap
         self._drain_timeout = drain_timeout
         self._writer: BatchWriter | None = None
+        self._reads: UnitRunner | None = None
         self._stack: AsyncExitStack | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -90,8 +94,12 @@ class SqlConversationStore:
         if self._stack is not None:
             raise RuntimeError("this SqlConversationStore is already running")
         async with AsyncExitStack() as stack:
+            writes = open_units(self._engine, write=True, name="heartline-store-writer")
+            stack.push_async_callback(writes.aclose)
+            self._reads = open_units(self._engine, write=False, name="heartline-store-reader")
+            stack.push_async_callback(self._reads.aclose)
             group = await stack.enter_async_context(asyncio.TaskGroup())
-            self._writer = BatchWriter(self._engine, config=self._config, sealers=self._sealers)
+            self._writer = BatchWriter(writes, config=self._config, sealers=self._sealers)
             self._task = group.create_task(self._writer.run(), name="heartline-store-writer")
             self._stack = stack.pop_all()
         return self
@@ -161,6 +169,11 @@ class SqlConversationStore:
         """Wait until everything recorded so far is committed. Safe to cancel."""
         await self._running_writer().flush()
 
+    def _running_reads(self) -> UnitRunner:
+        if self._reads is None or self._stack is None:
+            raise StoreError("the store is not running; use it as `async with store:`")
+        return self._reads
+
     def _running_writer(self) -> BatchWriter:
         if self._writer is None or self._stack is None:
             raise StoreError("the store is not running; use it as `async with store:`")
@@ -196,8 +209,7 @@ class SqlConversationStore:
             .limit(limit)
         )
         with store_errors("reading a conversation"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+            rows = await self._running_reads().run(lambda conn: conn.execute(query).all())
         sealer = self._sealers.for_tenant(tenant)
         try:
             return tuple(
@@ -244,8 +256,7 @@ class SqlConversationStore:
             .limit(limit)
         )
         with store_errors("reading a session's answered turns"):
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+            rows = await self._running_reads().run(lambda conn: conn.execute(query).all())
         sealer = self._sealers.for_tenant(tenant)
         try:
             return tuple(
@@ -281,16 +292,12 @@ class SqlConversationStore:
         than `session_gap` seconds before `now`.
         """
         with store_errors("reading a user's history"):
-            async with self._engine.connect() as conn:
-                totals = (
-                    await conn.execute(_TOTALS, {"tenant": tenant, "user": user_id})
-                ).one_or_none()
-                if totals is None or totals.turns is None:
-                    return HistorySummary.first_time()
-                latest = (await conn.execute(_LATEST, {"user_id": totals.id})).all()
-                # Session ids are never empty, so "" leaves out no session.
-                asking = {"user_id": totals.id, "session": session_id or ""}
-                past = (await conn.execute(_PAST, asking)).all()
+            found = await self._running_reads().run(
+                lambda conn: _read_history(conn, tenant, user_id, session_id)
+            )
+        if found is None:
+            return HistorySummary.first_time()
+        totals, latest, past = found
         if session_id is not None:
             returning = bool(past)
         else:
@@ -360,6 +367,19 @@ _PAST = (
     .order_by(SessionMoodRow.last_at.desc())
     .limit(PAST_SESSIONS)
 )
+
+
+def _read_history(
+    conn: Connection, tenant: str, user_id: str, session_id: str | None
+) -> tuple[Row[Any], Sequence[Any], Sequence[Any]] | None:
+    """The user's running totals, last turns and earlier sessions; None for a new user."""
+    totals = conn.execute(_TOTALS, {"tenant": tenant, "user": user_id}).one_or_none()
+    if totals is None or totals.turns is None:
+        return None
+    latest = conn.execute(_LATEST, {"user_id": totals.id}).all()
+    # Session ids are never empty, so "" leaves out no session.
+    past = conn.execute(_PAST, {"user_id": totals.id, "session": session_id or ""}).all()
+    return totals, latest, past
 
 
 def session_mood(row: Any) -> SessionMood:

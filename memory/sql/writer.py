@@ -19,13 +19,13 @@ from collections import deque
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent.errors import StoreError
 from memory.records import FeedbackRecord, TurnRecord
 from memory.sealing import TenantSealers
 from memory.sql.batch import write_batch
-from memory.sql.engine import database_unreachable, write_engine
+from memory.sql.engine import database_unreachable
+from memory.sql.units import UnitRunner
 
 __all__ = ["BatchWriter", "WriterConfig", "WriterStats"]
 
@@ -65,10 +65,9 @@ class WriterStats:
 class BatchWriter:
     """Buffers records and writes them in batches; `run` is the writer task."""
 
-    def __init__(
-        self, engine: AsyncEngine, *, config: WriterConfig, sealers: TenantSealers
-    ) -> None:
-        self._write = write_engine(engine)
+    def __init__(self, units: UnitRunner, *, config: WriterConfig, sealers: TenantSealers) -> None:
+        """`units`: write transactions (`open_units` with `write`), the caller's to close."""
+        self._units = units
         self._sealers = sealers
         self._config = config
         self._buffer: deque[Record] = deque()
@@ -207,7 +206,7 @@ class BatchWriter:
         while True:
             attempt += 1
             try:
-                await write_batch(self._write, batch, sealers=self._sealers)
+                await write_batch(self._units, batch, sealers=self._sealers)
                 return
             except (StoreError, TimeoutError) as exc:
                 unreachable = database_unreachable(exc)
