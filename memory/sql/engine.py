@@ -1,7 +1,9 @@
 """Opening the database: engines, schema, dialect helpers and error translation.
 
 Two back ends: a SQLite file through aiosqlite (the embedded default) and
-PostgreSQL through asyncpg (scale-out). Nothing here runs at import time.
+PostgreSQL through asyncpg (scale-out); for work that runs whole in a thread, a
+SQLite file also has a synchronous twin engine (`sqlite_twin`). Nothing here runs
+at import time.
 
 SQLite connections run in WAL mode with ``synchronous=NORMAL``, foreign keys on
 and a busy timeout. We emit ``BEGIN`` ourselves (the driver's implicit

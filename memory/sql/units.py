@@ -4,8 +4,8 @@ A batch of the writer or a history read is several statements. On PostgreSQL
 (asyncpg) each is a round trip the loop awaits without blocking, so a unit runs on
 the loop through `run_sync`. SQLite's async driver (aiosqlite) hands every call of
 the DBAPI to its thread and back instead: about 80 hand-overs for a batch of one
-turn, 5 ms of CPU. For SQLite a unit runs whole in a thread of its own, on a
-synchronous engine over the same file: one hand-over a unit (1 ms for that batch,
+turn, 5.6 ms of CPU. For SQLite a unit runs whole in a thread of its own, on a
+synchronous engine over the same file: one hand-over a unit (1.3 ms for that batch,
 `bench/batch_cost.py`).
 """
 
