@@ -11,8 +11,9 @@ that row, so exactly one of them gets `CLAIMED`.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memory.ledger import ClaimOutcome, LedgerEntry, LedgerSession, decide_claim, takes_lease
 from memory.sql.engine import insert_ignoring, store_errors, write_engine
@@ -47,38 +48,38 @@ class SqlTurnLedger:
         lease: float,
         gap_timeout: float,
     ) -> ClaimOutcome:
+        insert = insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq"))
+        row = {
+            "session_id": session_id,
+            "seq": seq,
+            "payload": payload,
+            "done": False,
+            "owner": None,
+            "lease_until": 0.0,
+            "first_seen": now,
+        }
+        key = {"sid": session_id, "turn": seq}
+
+        def claim(conn: Connection) -> ClaimOutcome:
+            conn.execute(insert, row)
+            entry = _locked_entry(conn, key)
+            previous, earlier_unfinished = _before(conn, key, seq)
+            outcome = decide_claim(
+                entry,
+                previous,
+                earlier_unfinished,
+                seq=seq,
+                worker=worker,
+                now=now,
+                gap_timeout=gap_timeout,
+            )
+            if takes_lease(outcome):
+                conn.execute(_TAKE_LEASE, {**key, "new_owner": worker, "until": now + lease})
+            return outcome
+
         with store_errors("claiming a turn"):
             async with self._write.begin() as conn:
-                await conn.execute(
-                    insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq")),
-                    {
-                        "session_id": session_id,
-                        "seq": seq,
-                        "payload": payload,
-                        "done": False,
-                        "owner": None,
-                        "lease_until": 0.0,
-                        "first_seen": now,
-                    },
-                )
-                entry = await _locked_entry(conn, session_id, seq)
-                previous, earlier_unfinished = await _before(conn, session_id, seq)
-                outcome = decide_claim(
-                    entry,
-                    previous,
-                    earlier_unfinished,
-                    seq=seq,
-                    worker=worker,
-                    now=now,
-                    gap_timeout=gap_timeout,
-                )
-                if takes_lease(outcome):
-                    await conn.execute(
-                        update(LedgerRow)
-                        .where(LedgerRow.session_id == session_id, LedgerRow.seq == seq)
-                        .values(owner=worker, lease_until=now + lease)
-                    )
-        return outcome
+                return await conn.run_sync(claim)
 
     async def complete(
         self, session_id: str, seq: int, *, worker: str, ending: bytes = b""
@@ -89,19 +90,16 @@ class SqlTurnLedger:
         turn's `ending`: the ledger holds a turn's text only while the turn may
         have to run again.
         """
+        key = {"sid": session_id, "turn": seq}
+
+        def complete(conn: Connection) -> None:
+            finished = conn.execute(_FINISH, {**key, "holder": worker, "ending": ending})
+            if finished.rowcount:
+                conn.execute(_FORGET_OLD, {"sid": session_id, "upto": seq - self._keep})
+
         with store_errors("completing a turn"):
             async with self._write.begin() as conn:
-                finished = await conn.execute(
-                    update(LedgerRow)
-                    .where(
-                        LedgerRow.session_id == session_id,
-                        LedgerRow.seq == seq,
-                        LedgerRow.owner == worker,
-                    )
-                    .values(done=True, payload=ending)
-                )
-                if finished.rowcount:
-                    await self._forget_old(conn, session_id, seq)
+                await conn.run_sync(complete)
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
         """Payloads of claimed, unfinished turns whose lease has expired, oldest lease first."""
@@ -209,36 +207,64 @@ class SqlTurnLedger:
                     )
                 )
 
-    async def _forget_old(self, conn: AsyncConnection, session_id: str, seq: int) -> None:
-        first_unfinished = (
-            select(func.min(LedgerRow.seq))
-            .where(LedgerRow.session_id == session_id, LedgerRow.done.is_(False))
-            .scalar_subquery()
-        )
-        await conn.execute(
-            delete(LedgerRow).where(
-                LedgerRow.session_id == session_id,
-                LedgerRow.done.is_(True),
-                LedgerRow.seq <= seq - self._keep,
-                or_(first_unfinished.is_(None), LedgerRow.seq < first_unfinished),
-            )
-        )
+
+# Built once: building a statement costs about as much as running it, every turn.
+_KEY = (LedgerRow.session_id == bindparam("sid"), LedgerRow.seq == bindparam("turn"))
+_LOCKED = (
+    select(
+        LedgerRow.payload,
+        LedgerRow.first_seen,
+        LedgerRow.done,
+        LedgerRow.owner,
+        LedgerRow.lease_until,
+    )
+    .where(*_KEY)
+    .with_for_update()
+)
+# The two highest rows below `seq` that are either `seq - 1` or unfinished: if `seq - 1`
+# exists it comes first; any unfinished row shows.
+_BEFORE = (
+    select(
+        LedgerRow.seq,
+        LedgerRow.first_seen,
+        LedgerRow.done,
+        LedgerRow.owner,
+        LedgerRow.lease_until,
+    )
+    .where(
+        LedgerRow.session_id == bindparam("sid"),
+        LedgerRow.seq < bindparam("turn"),
+        or_(LedgerRow.seq == bindparam("turn") - 1, LedgerRow.done.is_(False)),
+    )
+    .order_by(LedgerRow.seq.desc())
+    .limit(2)
+)
+_TAKE_LEASE = (
+    update(LedgerRow)
+    .where(*_KEY)
+    .values(owner=bindparam("new_owner"), lease_until=bindparam("until"))
+)
+_FINISH = (
+    update(LedgerRow)
+    .where(*_KEY, LedgerRow.owner == bindparam("holder"))
+    .values(done=True, payload=bindparam("ending"))
+)
+_FIRST_UNFINISHED = (
+    select(func.min(LedgerRow.seq))
+    .where(LedgerRow.session_id == bindparam("sid"), LedgerRow.done.is_(False))
+    .scalar_subquery()
+)
+# Finished turns far enough behind, and before the session's first unfinished one.
+_FORGET_OLD = delete(LedgerRow).where(
+    LedgerRow.session_id == bindparam("sid"),
+    LedgerRow.done.is_(True),
+    LedgerRow.seq <= bindparam("upto"),
+    or_(_FIRST_UNFINISHED.is_(None), LedgerRow.seq < _FIRST_UNFINISHED),
+)
 
 
-async def _locked_entry(conn: AsyncConnection, session_id: str, seq: int) -> LedgerEntry:
-    row = (
-        await conn.execute(
-            select(
-                LedgerRow.payload,
-                LedgerRow.first_seen,
-                LedgerRow.done,
-                LedgerRow.owner,
-                LedgerRow.lease_until,
-            )
-            .where(LedgerRow.session_id == session_id, LedgerRow.seq == seq)
-            .with_for_update()
-        )
-    ).one()
+def _locked_entry(conn: Connection, key: dict[str, object]) -> LedgerEntry:
+    row = conn.execute(_LOCKED, key).one()
     return LedgerEntry(
         payload=row.payload,
         first_seen=row.first_seen,
@@ -248,32 +274,9 @@ async def _locked_entry(conn: AsyncConnection, session_id: str, seq: int) -> Led
     )
 
 
-async def _before(
-    conn: AsyncConnection, session_id: str, seq: int
-) -> tuple[LedgerEntry | None, bool]:
-    """The entry of turn `seq - 1` (without its payload) and whether an earlier turn is open.
-
-    One query: the two highest rows below `seq` that are either `seq - 1` or
-    unfinished. If `seq - 1` exists it comes first; any unfinished row shows.
-    """
-    rows = (
-        await conn.execute(
-            select(
-                LedgerRow.seq,
-                LedgerRow.first_seen,
-                LedgerRow.done,
-                LedgerRow.owner,
-                LedgerRow.lease_until,
-            )
-            .where(
-                LedgerRow.session_id == session_id,
-                LedgerRow.seq < seq,
-                or_(LedgerRow.seq == seq - 1, LedgerRow.done.is_(False)),
-            )
-            .order_by(LedgerRow.seq.desc())
-            .limit(2)
-        )
-    ).all()
+def _before(conn: Connection, key: dict[str, object], seq: int) -> tuple[LedgerEntry | None, bool]:
+    """The entry of turn `seq - 1` (without its payload) and whether an earlier turn is open."""
+    rows = conn.execute(_BEFORE, key).all()
     previous = None
     if rows and rows[0].seq == seq - 1:
         first = rows[0]

@@ -187,29 +187,11 @@ class SqlConversationStore:
         """The last `limit` exchanges of the session of `tenant`, oldest first. Safe to cancel."""
         if limit <= 0:
             return ()
-        query = (
-            select(
-                UserRow.external_id,
-                TurnRow.text,
-                TurnRow.reply,
-                EmotionRow.scores,
-                EmotionRow.dominant,
-                EmotionRow.valence,
-                EmotionRow.arousal,
-                EmotionRow.intensity,
-                EmotionRow.model,
-                DecisionRow.strategy,
-                TurnRow.flow_state,
-            )
-            .join(UserRow, UserRow.id == TurnRow.user_id)
-            .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
-            .outerjoin(DecisionRow, DecisionRow.turn_id == TurnRow.id)
-            .where(TurnRow.session_id == session_id, UserRow.tenant == tenant)
-            .order_by(TurnRow.seq.desc())
-            .limit(limit)
-        )
+        asking = {"session": session_id, "tenant": tenant, "limit": limit}
         with store_errors("reading a conversation"):
-            rows = await self._running_reads().run(lambda conn: conn.execute(query).all())
+            rows = await self._running_reads().run(
+                lambda conn: conn.execute(_CONVERSATION, asking).all()
+            )
         sealer = self._sealers.for_tenant(tenant)
         try:
             return tuple(
@@ -241,22 +223,11 @@ class SqlConversationStore:
         cancel."""
         if limit <= 0:
             return ()
-        query = (
-            select(
-                UserRow.external_id,
-                TurnRow.turn_id,
-                TurnRow.seq,
-                TurnRow.reply,
-                TurnRow.interrupted,
-                TurnRow.generator,
-            )
-            .join(UserRow, UserRow.id == TurnRow.user_id)
-            .where(TurnRow.session_id == session_id, UserRow.tenant == tenant)
-            .order_by(TurnRow.seq.desc())
-            .limit(limit)
-        )
+        asking = {"session": session_id, "tenant": tenant, "limit": limit}
         with store_errors("reading a session's answered turns"):
-            rows = await self._running_reads().run(lambda conn: conn.execute(query).all())
+            rows = await self._running_reads().run(
+                lambda conn: conn.execute(_ANSWERED, asking).all()
+            )
         sealer = self._sealers.for_tenant(tenant)
         try:
             return tuple(
@@ -317,6 +288,44 @@ class SqlConversationStore:
             trend=trend_of(valences),
             past_sessions=tuple(session_mood(row) for row in past),
         )
+
+
+# Built once: building a statement costs about as much as running it.
+_CONVERSATION = (
+    select(
+        UserRow.external_id,
+        TurnRow.text,
+        TurnRow.reply,
+        EmotionRow.scores,
+        EmotionRow.dominant,
+        EmotionRow.valence,
+        EmotionRow.arousal,
+        EmotionRow.intensity,
+        EmotionRow.model,
+        DecisionRow.strategy,
+        TurnRow.flow_state,
+    )
+    .join(UserRow, UserRow.id == TurnRow.user_id)
+    .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
+    .outerjoin(DecisionRow, DecisionRow.turn_id == TurnRow.id)
+    .where(TurnRow.session_id == bindparam("session"), UserRow.tenant == bindparam("tenant"))
+    .order_by(TurnRow.seq.desc())
+    .limit(bindparam("limit"))
+)
+_ANSWERED = (
+    select(
+        UserRow.external_id,
+        TurnRow.turn_id,
+        TurnRow.seq,
+        TurnRow.reply,
+        TurnRow.interrupted,
+        TurnRow.generator,
+    )
+    .join(UserRow, UserRow.id == TurnRow.user_id)
+    .where(TurnRow.session_id == bindparam("session"), UserRow.tenant == bindparam("tenant"))
+    .order_by(TurnRow.seq.desc())
+    .limit(bindparam("limit"))
+)
 
 
 # The history's three reads, built once: the user's totals with their session
