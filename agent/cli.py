@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _DAY = 24 * 3600.0
+_BROKEN_PIPE = 128 + 13  # what a shell reports for a command ended by SIGPIPE
 
 ServingRole = Callable[[Settings], AbstractAsyncContextManager["Running"]]
 
@@ -320,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do.
+        # Python flushes stdout once more at exit; point it at nothing so that is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _BROKEN_PIPE
     except (HeartlineError, OSError, BaseExceptionGroup) as exc:
         error = reportable(exc)
         if error is None:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
+import os
 import re
 import signal
 import subprocess
@@ -212,6 +213,24 @@ def test_eval_prints_per_class_tables(shared_data: Path, tmp_path: Path) -> None
         assert space in result.stdout
     assert "admiration" in result.stdout
     assert result.stdout.endswith(f"\nConfusion matrix: {tmp_path / 'c.png'}\n")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    read, write = os.pipe()
+    os.close(read)  # as `| head -0` does: nobody reads what the command prints
+    try:
+        result = subprocess.run(
+            [*HEARTLINE, "emotion", "--model", "lexicon", "I am so happy"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 128 + signal.SIGPIPE
+    assert result.stderr == ""
 
 
 def test_eval_names_a_file_it_cannot_read(tmp_path: Path) -> None:
