@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -291,7 +291,23 @@ class SqlConversationStore:
 
 
 # Built once: building a statement costs about as much as running it.
-_CONVERSATION = (
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+def _newest_turns_first(query: _Query) -> _Query:
+    """`query` (turns joined to their users), for one session of one tenant, newest
+    first, `limit` of them."""
+    return (
+        query.where(
+            TurnRow.session_id == bindparam("session"), UserRow.tenant == bindparam("tenant")
+        )
+        .order_by(TurnRow.seq.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+_CONVERSATION = _newest_turns_first(
     select(
         UserRow.external_id,
         TurnRow.text,
@@ -308,11 +324,8 @@ _CONVERSATION = (
     .join(UserRow, UserRow.id == TurnRow.user_id)
     .outerjoin(EmotionRow, EmotionRow.turn_id == TurnRow.id)
     .outerjoin(DecisionRow, DecisionRow.turn_id == TurnRow.id)
-    .where(TurnRow.session_id == bindparam("session"), UserRow.tenant == bindparam("tenant"))
-    .order_by(TurnRow.seq.desc())
-    .limit(bindparam("limit"))
 )
-_ANSWERED = (
+_ANSWERED = _newest_turns_first(
     select(
         UserRow.external_id,
         TurnRow.turn_id,
@@ -320,11 +333,7 @@ _ANSWERED = (
         TurnRow.reply,
         TurnRow.interrupted,
         TurnRow.generator,
-    )
-    .join(UserRow, UserRow.id == TurnRow.user_id)
-    .where(TurnRow.session_id == bindparam("session"), UserRow.tenant == bindparam("tenant"))
-    .order_by(TurnRow.seq.desc())
-    .limit(bindparam("limit"))
+    ).join(UserRow, UserRow.id == TurnRow.user_id)
 )
 
 
