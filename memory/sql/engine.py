@@ -97,7 +97,7 @@ def open_engine(
     parsed = _parse(url)
     if parsed.drivername == "sqlite+aiosqlite":
         engine = create_async_engine(parsed, hide_parameters=True, pool_timeout=pool_timeout)
-        _configure_sqlite(engine.sync_engine, busy_timeout=_BUSY_TIMEOUT_S)
+        _configure_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(
         parsed,
@@ -120,14 +120,14 @@ def sqlite_twin(engine: AsyncEngine) -> Engine | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     twin = create_engine(url.set(drivername="sqlite"), hide_parameters=True)
-    _configure_sqlite(twin, busy_timeout=_BUSY_TIMEOUT_S)
+    _configure_sqlite(twin)
     return twin
 
 
-def _configure_sqlite(engine: Engine, *, busy_timeout: float) -> None:
+def _configure_sqlite(engine: Engine) -> None:
     # First the busy timeout: switching the journal mode takes a lock that another
     # process starting at the same moment may hold, and only it makes this one wait.
-    busy = f"PRAGMA busy_timeout={int(busy_timeout * 1000)}"
+    busy = f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}"
     after_wal = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "connect")
@@ -137,7 +137,7 @@ def _configure_sqlite(engine: Engine, *, busy_timeout: float) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(busy)
-            _switch_to_wal(cursor, patience_s=busy_timeout)
+            _switch_to_wal(cursor, patience_s=_BUSY_TIMEOUT_S)
             for pragma in after_wal:
                 cursor.execute(pragma)
         finally:
