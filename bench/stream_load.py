@@ -15,7 +15,8 @@ emotion models unless `--emotion-model`). For each N of `--sessions`:
 Printed per phase: TTFT p50/p95/p99 (send to first text), turns/s, the server's CPU
 milliseconds per turn (user + system, summed over every process of the server), its RSS,
 and each against the floor; for ws, the medians of the server's own stage timings
-(`reply_end.stages`: emotion, first_token, ...). `--generator templates` runs the
+(`reply_end.stages`: emotion, first_token, ...), and in the distributed set-up the CPU
+of each process (gateway, workers). `--generator templates` runs the
 template replies paced by `--token-delay` instead (the upstream still runs, for the
 floor). Exit status 1 when any turn failed.
 
@@ -70,6 +71,8 @@ class Phase:
     server_rss: int | None = None
     stages_ms: dict[str, list[float]] = field(default_factory=dict)
     """The server's own timings of each turn (`reply_end.stages`, ws only)."""
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
+    """CPU seconds of each of the server's processes (and its children), by role."""
 
     @property
     def turns(self) -> int:
@@ -216,7 +219,10 @@ async def ws_phase(handle: ServerHandle, sessions: int, args: argparse.Namespace
         warmup=0,
         progress_every=3600.0,
     )
+    before = _cpu_by_role(handle)
     run, timing = await ws_turns(handle, load_args)
+    after = _cpu_by_role(handle)
+    phase.cpu_by_role = {role: after[role] - before[role] for role in after}
     phase.ttft_ms = [sample.client_ttft_ms for sample in run.samples]
     phase.failures = run.failures
     phase.turns_s = timing.turns_s
@@ -229,13 +235,18 @@ async def ws_phase(handle: ServerHandle, sessions: int, args: argparse.Namespace
 
 
 async def _measured(phase: Phase, handle: ServerHandle, work: Awaitable[object]) -> None:
-    before = process_usage(handle.pids.values())
+    before, by_role = process_usage(handle.pids.values()), _cpu_by_role(handle)
     started = time.perf_counter()
     await work
     phase.turns_s = time.perf_counter() - started
     after = process_usage(handle.pids.values())
     phase.server_cpu_s = after.cpu_s - before.cpu_s
     phase.server_rss = after.rss
+    phase.cpu_by_role = {role: cpu - by_role[role] for role, cpu in _cpu_by_role(handle).items()}
+
+
+def _cpu_by_role(handle: ServerHandle) -> dict[str, float]:
+    return {role: process_usage([pid]).cpu_s for role, pid in handle.pids.items()}
 
 
 def _no_auth(index: int) -> dict[str, str]:
@@ -333,6 +344,12 @@ def report(phases: Sequence[Phase], turns: int) -> None:
         )
         for reason, count in phase.failures.most_common():
             print(f"      failed: {reason} x {count}")
+        if len(phase.cpu_by_role) > 1 and phase.turns:
+            roles = ", ".join(
+                f"{role} {cpu * 1000.0 / phase.turns:.2f}"
+                for role, cpu in phase.cpu_by_role.items()
+            )
+            print(f"      server CPU ms/turn by process, connecting included: {roles}")
         if phase.stages_ms:
             stages = ", ".join(
                 f"{stage} {percentile(values, 50):.1f}" for stage, values in phase.stages_ms.items()
