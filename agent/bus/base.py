@@ -53,6 +53,15 @@ class EventBus(Protocol):
         """
         ...
 
+    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future[None]:
+        """Send `event` on its way now, behind every event published before it.
+
+        The future resolves once it is delivered (on MQTT: acknowledged by the
+        broker), so a turn's events go out one after another without a round
+        trip between them, and their delivery is awaited once, at the end.
+        """
+        ...
+
     def subscribe(
         self,
         topic_filter: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Collection, Container
 from contextlib import asynccontextmanager
@@ -66,9 +67,16 @@ class InProcessBus:
 
     async def publish(self, topic: str, event: Event) -> None:
         """Deliver at once; never waits. Safe to cancel."""
+        self.publish_nowait(topic, event)
+
+    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future[None]:
+        """Deliver at once; the future is resolved already."""
         if not self._running:
             raise BusClosedError("the in-process bus is not running")
         self.deliver(topic, event)
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     def deliver(
         self, topic: str, event: Event, *, only: Container[str] | None = None

@@ -3,10 +3,14 @@
 Semantics match `InProcessBus`: `+`/`#` filters, one delivery per group, a
 bounded queue per subscription. What the network adds, and how it is handled:
 
-- Delivery: QoS 1 both ways, so at least once. `publish` returns only after the
-  broker's PUBACK; a publish caught by a dropped connection is sent again on
-  the next connection (a consumer may see it twice) or raises `BusError` once
-  the publish timeout is spent. It is never dropped silently.
+- Delivery: QoS 1 both ways, so at least once. `publish_nowait` puts an event
+  on the wire at once, behind every event published before it, and hands back
+  a future that the broker's PUBACK resolves; `publish` awaits that future.
+  So a worker can send a turn's events one after another without a round trip
+  between them, and they still leave in call order. What a dropped connection
+  caught unacknowledged is sent again, in the same order, on the next
+  connection (a consumer may see it twice); a future not resolved within the
+  publish timeout raises `BusError`. Nothing is dropped silently.
 - Groups: `group` becomes an MQTT v5 shared subscription `$share/<group>/<filter>`,
   so the broker splits the matching events over every process in the group.
 - Routing: one broker subscription per (filter, group), tagged with an MQTT v5
@@ -31,12 +35,14 @@ bounded queue per subscription. What the network adds, and how it is handled:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -104,6 +110,17 @@ class _Connection:
     lost: asyncio.Future[None]
 
 
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """One event on its way to the broker, until its PUBACK (or its deadline)."""
+
+    topic: str
+    payload: bytes
+    acked: asyncio.Future[None]
+    expiry: asyncio.TimerHandle | None = None
+    attempt: asyncio.Task[None] | None = None
+
+
 class MqttBus:
     """An `EventBus` over an MQTT v5 broker.
 
@@ -124,11 +141,14 @@ class MqttBus:
         self._conn: _Connection | None = None
         self._connected = asyncio.Event()
         self._connected_since: float | None = None
-        self._closed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._running = False
         self._last_error: BaseException | None = None
+        # Events not yet on the wire, in call order; and those on it, awaiting a PUBACK,
+        # in the order they were sent (a dict as an ordered set).
+        self._unsent: deque[_Outgoing] = deque()
+        self._unacked: dict[_Outgoing, None] = {}
 
     @property
     def client_id(self) -> str:
@@ -149,7 +169,6 @@ class MqttBus:
     async def __aenter__(self) -> MqttBus:
         if self._tasks is not None:
             raise BusError("an MqttBus is reusable but not reentrant")
-        self._closed = asyncio.Event()
         self._last_error = None
         tasks = asyncio.TaskGroup()
         await tasks.__aenter__()
@@ -186,17 +205,27 @@ class MqttBus:
         `BusError`. Not safe to cancel once sent: the event may or may not
         have reached the broker.
         """
+        await self.publish_nowait(topic, event)
+
+    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future[None]:
+        """Put `event` on the wire now, behind everything this bus published before it.
+
+        The future resolves on the broker's acknowledgement; it raises `BusError`
+        when none came within `publish_timeout_s` (through reconnects), and
+        `BusClosedError` when the bus closed first. Cancelling it before the
+        event was sent withdraws the event.
+        """
         self._check_running()
         _check_topic(topic)
-        payload = encode(event)
-        try:
-            async with asyncio.timeout(self._settings.publish_timeout_s):
-                await self._publish_until_acked(topic, payload)
-        except TimeoutError as exc:
-            raise BusError(
-                f"publish to {topic!r} was not acknowledged within "
-                f"{self._settings.publish_timeout_s}s ({self._last_error or 'no connection'})"
-            ) from (self._last_error or exc)
+        loop = asyncio.get_running_loop()
+        outgoing = _Outgoing(topic, encode(event), loop.create_future())
+        outgoing.expiry = loop.call_later(self._settings.publish_timeout_s, self._expire, outgoing)
+        conn = self._conn
+        if conn is not None and self._connected.is_set() and not self._unsent:
+            self._send(conn, outgoing)
+        else:
+            self._unsent.append(outgoing)
+        return outgoing.acked
 
     @asynccontextmanager
     async def subscribe(
@@ -256,8 +285,10 @@ class MqttBus:
                             await self._subscribe_route(conn, route)
                         except BusError as exc:
                             _log.error("mqtt.subscribe_refused", error=str(exc))
-                    # Publishers wait for this, so what this bus publishes after a
+                    # What waited for a connection goes first, in the order published.
+                    # Publishers wait for this too, so what this bus publishes after a
                     # reconnect reaches its own subscribers.
+                    self._send_unsent(conn)
                     self._connected_since = time.monotonic()
                     self._connected.set()
                     self._last_error = None
@@ -273,6 +304,7 @@ class MqttBus:
                     self._conn = None
                     if not conn.lost.done():
                         conn.lost.set_result(None)
+                    self._resend_unacked()
             delay = self._settings.reconnect_delay(attempt, jitter=random.uniform(0.5, 1.0))
             attempt += 1
             _log.info("mqtt.reconnecting", client_id=self._client_id, delay_s=round(delay, 3))
@@ -302,19 +334,6 @@ class MqttBus:
         client.pending_calls_threshold = _PENDING_CALLS_WARNING
         return client
 
-    async def _wait_connection(self) -> _Connection:
-        while self._conn is None or not self._connected.is_set():
-            if not self._running:
-                raise BusClosedError("the MQTT bus was closed")
-            closed = asyncio.ensure_future(self._closed.wait())
-            connected = asyncio.ensure_future(self._connected.wait())
-            try:
-                await asyncio.wait({closed, connected}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                closed.cancel()
-                connected.cancel()
-        return self._conn
-
     async def _until_lost(self, conn: _Connection, operation: Awaitable[_T]) -> _T:
         """Await `operation`, but give up with `MqttError` if the connection drops first.
 
@@ -335,19 +354,63 @@ class MqttBus:
 
     # Publishing and subscribing
 
-    async def _publish_until_acked(self, topic: str, payload: bytes) -> None:
-        while True:
-            conn = await self._wait_connection()
-            try:
-                await self._until_lost(
-                    conn,
-                    conn.client.publish(topic, payload, qos=self._settings.qos, timeout=math.inf),
-                )
-                return
-            except aiomqtt.MqttError as exc:
-                self._last_error = exc
-                _log.debug("mqtt.publish_retry", topic=topic, error=str(exc))
-                await asyncio.shield(conn.lost)
+    def _send(self, conn: _Connection, outgoing: _Outgoing) -> None:
+        """Hand the event to the client now: a task's first step runs in the order the
+        tasks were made, and the client queues the packet in that step."""
+        attempt = asyncio.ensure_future(
+            conn.client.publish(
+                outgoing.topic, outgoing.payload, qos=self._settings.qos, timeout=math.inf
+            )
+        )
+        outgoing.attempt = attempt
+        self._unacked[outgoing] = None
+        attempt.add_done_callback(functools.partial(self._sent, outgoing))
+
+    def _sent(self, outgoing: _Outgoing, attempt: asyncio.Task[None]) -> None:
+        if outgoing.attempt is not attempt or attempt.cancelled():
+            return  # sent again on a later connection
+        error = attempt.exception()
+        if isinstance(error, aiomqtt.MqttError):
+            # The connection is failing: its loss sends this again, on the next one.
+            self._last_error = error
+            _log.debug("mqtt.publish_retry", topic=outgoing.topic, error=str(error))
+            return
+        del self._unacked[outgoing]
+        if outgoing.expiry is not None:
+            outgoing.expiry.cancel()
+        if outgoing.acked.done():
+            return
+        if error is None:
+            outgoing.acked.set_result(None)
+        else:
+            outgoing.acked.set_exception(error)
+
+    def _send_unsent(self, conn: _Connection) -> None:
+        while self._unsent:
+            outgoing = self._unsent.popleft()
+            if not outgoing.acked.done():
+                self._send(conn, outgoing)
+
+    def _resend_unacked(self) -> None:
+        """The connection is gone: what it left unacknowledged goes first on the next one,
+        in the order it was sent."""
+        resend = [o for o in self._unacked if not o.acked.done()]
+        for outgoing in self._unacked:
+            attempt, outgoing.attempt = outgoing.attempt, None
+            if attempt is not None:
+                attempt.cancel()
+        self._unacked.clear()
+        self._unsent.extendleft(reversed(resend))
+
+    def _expire(self, outgoing: _Outgoing) -> None:
+        if outgoing.acked.done():
+            return
+        error = BusError(
+            f"publish to {outgoing.topic!r} was not acknowledged within "
+            f"{self._settings.publish_timeout_s}s ({self._last_error or 'no connection'})"
+        )
+        error.__cause__ = self._last_error
+        outgoing.acked.set_exception(error)
 
     async def _subscribe_route(self, conn: _Connection, route: _Route) -> None:
         """Send SUBSCRIBE for `route` and wait for its SUBACK.
@@ -453,7 +516,6 @@ class MqttBus:
         tb: TracebackType | None,
     ) -> None:
         self._running = False
-        self._closed.set()
         routes = list(self._routes.values())
         self._routes.clear()
         self._by_ident.clear()
@@ -470,7 +532,18 @@ class MqttBus:
             supervisor.cancel()
         if tasks is not None:
             await tasks.__aexit__(exc_type, exc, tb)
+        self._abandon_outgoing()
         _log.info("mqtt.closed", client_id=self._client_id)
+
+    def _abandon_outgoing(self) -> None:
+        self._resend_unacked()
+        while self._unsent:
+            outgoing = self._unsent.popleft()
+            if outgoing.expiry is not None:
+                outgoing.expiry.cancel()
+            if not outgoing.acked.done():
+                closed = f"the MQTT bus closed before {outgoing.topic!r} was acknowledged"
+                outgoing.acked.set_exception(BusClosedError(closed))
 
 
 def _properties(packet_type: int) -> Properties:

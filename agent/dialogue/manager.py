@@ -27,11 +27,11 @@ from agent.bus.base import EventBus, Subscription
 from agent.dialogue.claims import ClaimTimings, TurnClaims
 from agent.dialogue.pipeline import (
     PipelineSettings,
-    Publish,
     Stages,
     TurnOutcome,
     TurnPipeline,
 )
+from agent.dialogue.publishing import TurnEvents
 from agent.dialogue.recovery import TurnRecovery
 from agent.dialogue.session import CancelledTurns, SessionCache
 from agent.dialogue.unanswered import SKIPPED_GENERATOR
@@ -45,7 +45,6 @@ from agent.events import (
     Cancel,
     Event,
     Feedback,
-    HandoffRequested,
     ReplyEnded,
     SessionClosed,
     TurnFailed,
@@ -383,7 +382,7 @@ class DialogueManager:
                 )
             )
             state.mood = replay_mood(e.emotion for e in state.conversation if e.emotion)
-        publish_reply = self._publisher(turn.session_id)
+        publish_reply = TurnEvents(self._bus, turn.session_id, observe=self._observe)
         lane.lost = False
         lane.run = asyncio.ensure_future(
             self._pipeline.run(
@@ -404,6 +403,7 @@ class DialogueManager:
             if not lane.lost or (current is not None and current.cancelling()):
                 raise
             # Another worker runs it now: publish nothing more, leave it to that one.
+            publish_reply.withdraw()
             self._metrics.turns.labels("taken_over").inc()
             log.warning("turn taken over by another worker; letting it go")
             return True
@@ -445,20 +445,6 @@ class DialogueManager:
         )
         self.turns_answered += 1
         return True
-
-    def _publisher(self, session_id: str) -> Publish:
-        """Publish a turn's events: to the session's reply topic, a handoff request to its
-        handoff topic (for the help desk)."""
-        reply, handoff = topics.reply(session_id), topics.handoff(session_id)
-
-        async def publish(event: Event) -> None:
-            if isinstance(event, ReplyEnded):
-                self._observe(event)
-            await self._bus.publish(
-                handoff if isinstance(event, HandoffRequested) else reply, event
-            )
-
-        return publish
 
     def _observe(self, ended: ReplyEnded) -> None:
         if ended.text:

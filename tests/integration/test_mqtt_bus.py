@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,7 @@ from agent.bus.mqtt import MqttBus, MqttSettings
 from agent.errors import BusClosedError, BusError, BusOverflowError
 from agent.events import Cancel, Event, Feedback, ReplyDelta, ReplyEnded, UserTurn, encode
 from tests.fixtures.mqtt import PrivateBroker
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -314,3 +316,67 @@ async def test_publish_while_broker_is_down_raises_bus_error(
         with pytest.raises(BusError, match="not acknowledged"):
             async with asyncio.timeout(HANG):
                 await bus.publish(f"{prefix}/turn/s1", turn("s1"))
+
+
+async def test_events_sent_without_waiting_arrive_in_the_order_published(
+    mqtt_broker: tuple[str, int], prefix: str
+) -> None:
+    """More than the client lets be in flight at once: the rest queue, in order."""
+    host, port = mqtt_broker
+    topic = f"{prefix}/turn/s1"
+    async with MqttBus(settings_for(host, port)) as bus, bus.subscribe(topic) as sub:
+        acked = [bus.publish_nowait(topic, turn("s1", seq)) for seq in range(1, 301)]
+        await bus.publish(topic, turn("s1", 301))
+        async with asyncio.timeout(HANG):
+            await asyncio.gather(*acked)
+        got = await take(sub, 301)
+    assert seqs(got) == list(range(1, 302))
+
+
+async def test_a_dropped_connection_sends_what_it_left_unacknowledged_again_in_order(
+    mqtt_broker: tuple[str, int], prefix: str
+) -> None:
+    host, port = mqtt_broker
+    topic = f"{prefix}/turn/s1"
+    count = 400  # with its copies sent again, within what the broker queues for `watcher`
+    async with (
+        TcpProxy(host, port) as proxy,
+        MqttBus(settings_for(host, port)) as watcher,
+        watcher.subscribe(topic) as sub,
+        MqttBus(
+            settings_for("127.0.0.1", proxy.port, reconnect_min_s=0.05, reconnect_max_s=0.2)
+        ) as bus,
+    ):
+        first_connection = bus.connected_since
+        acked = [bus.publish_nowait(topic, turn("s1", seq)) for seq in range(1, count + 1)]
+        await eventually(acked[0].done, within=HANG)
+        unacknowledged = sum(not a.done() for a in acked)
+        await proxy.cut()
+        await proxy.restore()
+        async with asyncio.timeout(HANG):
+            await asyncio.gather(*acked)
+        reconnected = bus.connected_since
+        seen: dict[int, None] = {}  # first arrivals, in order
+        async with asyncio.timeout(HANG):
+            while len(seen) < count:
+                delivered = (await sub.get()).event
+                assert isinstance(delivered, UserTurn)
+                seen.setdefault(delivered.seq, None)
+    assert unacknowledged > 0
+    assert (reconnected or 0.0) > (first_connection or math.inf)
+    assert list(seen) == list(range(1, count + 1))
+
+
+async def test_closing_the_bus_fails_what_it_could_not_send(
+    mqtt_broker: tuple[str, int], prefix: str
+) -> None:
+    host, port = mqtt_broker
+    async with TcpProxy(host, port) as proxy:
+        async with MqttBus(
+            settings_for("127.0.0.1", proxy.port, reconnect_min_s=0.05, reconnect_max_s=0.2)
+        ) as bus:
+            await proxy.cut()
+            await eventually(lambda: not bus.connected, within=HANG)
+            acked = bus.publish_nowait(f"{prefix}/turn/s1", turn("s1"))
+        with pytest.raises(BusClosedError, match="closed before"):
+            await acked

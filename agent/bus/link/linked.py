@@ -172,17 +172,23 @@ class LinkedBus:
         reads more slowly than this process writes. Safe to cancel: the event
         is delivered and queued by then.
         """
+        await self.publish_nowait(topic, event)
+
+    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future[None]:
+        """As `publish`, returning at once; the future waits for the hub to read on."""
         hub = self._hub
         if hub is None or not self._running:
             raise BusClosedError(self._why_closed())
         served = self._local.deliver(topic, event)
         destinations = self._remote.route(topic, served)
-        if not destinations:
-            return
-        hub.write(encode_publish(destinations, topic, encode(event)))
-        self.forwarded += 1
-        if hub.paused:
-            await hub.drain()
+        if destinations:
+            hub.write(encode_publish(destinations, topic, encode(event)))
+            self.forwarded += 1
+            if hub.paused:
+                return asyncio.ensure_future(hub.drain())
+        written = asyncio.get_running_loop().create_future()
+        written.set_result(None)
+        return written
 
     @asynccontextmanager
     async def subscribe(
