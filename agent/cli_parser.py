@@ -32,8 +32,9 @@ _DOMAIN_HELP = (
     "default), general: the model's own reading"
 )
 _PRECISION_HELP = (
-    "number format of the neural English model: auto or float32 (ONNX Runtime), int8 "
-    "(ONNX Runtime, about half the CPU), or bfloat16 (torch)"
+    "number format of the neural English model: int8 (ONNX Runtime, less than half the "
+    "CPU), float32 (ONNX Runtime) or bfloat16 (torch); auto: int8 where the model has "
+    "thresholds tuned for it, else float32"
 )
 
 

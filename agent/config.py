@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     # (support: cue words and the support heads) or as the model reads it (general)
     emotion_model: str = Field(default="auto", min_length=1)
     emotion_domain: Literal["support", "general"] = "support"
-    # auto and float32: ONNX Runtime in float32; int8: ONNX Runtime, integer products;
-    # bfloat16: torch
+    # int8: ONNX Runtime, integer products; float32: ONNX Runtime; bfloat16: torch;
+    # auto: int8 where the model has thresholds tuned for it, else float32
     emotion_precision: Literal["auto", "float32", "int8", "bfloat16"] = "auto"
     # Policies: a YAML rule file replacing the shipped rules (docs/policies.md); the
     # learned bandit's reward weights and how often workers merge what they learned.

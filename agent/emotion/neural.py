@@ -29,7 +29,7 @@ from agent.emotion.minilm_files import (
     read_arrays,
 )
 from agent.emotion.onnx_bert import OnnxBert, build_graph
-from agent.emotion.precision import Precision
+from agent.emotion.precision import ComputePrecision, Precision
 from agent.errors import ConfigError
 from agent.values import EmotionReading
 
@@ -176,10 +176,10 @@ def load_weights(path: Path) -> TrainedWeights:
     return TrainedWeights(tokenizer, shape, weights, head)
 
 
-def load_runner(path: Path, *, precision: Precision = "auto") -> tuple[WordPieceTokenizer, Runner]:
+def load_runner(path: Path, *, precision: ComputePrecision) -> tuple[WordPieceTokenizer, Runner]:
     """The trained network of an artifact directory, ready to read.
 
-    ``auto``, ``float32`` and ``int8`` run it in ONNX Runtime; ``bfloat16`` in torch.
+    ``float32`` and ``int8`` run it in ONNX Runtime; ``bfloat16`` in torch.
     """
     weights = load_weights(path)
     if precision == "bfloat16":
@@ -265,8 +265,10 @@ class NeuralEmotionModel:
     def load(cls, path: Path | None = None, *, precision: Precision = "auto") -> Self:
         """Load an artifact directory (default: the one shipped in the package).
 
-        ``auto`` and ``float32`` read in float32 through ONNX Runtime, ``int8`` with the
-        encoder's linear layers in integers, ``bfloat16`` in torch.
+        ``float32`` reads through ONNX Runtime, ``int8`` with the encoder's linear layers
+        in integers, ``bfloat16`` in torch; ``auto`` is ``int8`` where the artifact has
+        thresholds tuned for it, else ``float32``. Each precision decides with the
+        thresholds tuned for it where there are some, else with float32's.
         """
         path = ARTIFACT_DIR if path is None else path
         if not path.is_dir():
@@ -274,8 +276,11 @@ class NeuralEmotionModel:
                 f"no neural emotion model at {path}; train one with "
                 "`heartline train emotion --data DIR --lang en` or pass its directory"
             )
-        thresholds, group_thresholds = _read_thresholds(path / THRESHOLDS_FILE)
-        tokenizer, run = load_runner(path, precision=precision)
+        tables = _read_thresholds(path / THRESHOLDS_FILE)
+        tuned: ComputePrecision = "int8" if "int8" in tables else "float32"
+        computed = tuned if precision == "auto" else precision
+        thresholds, group_thresholds = tables.get(computed, tables["float32"])
+        tokenizer, run = load_runner(path, precision=computed)
         return cls(tokenizer, run, thresholds, group_thresholds)
 
     @property
@@ -284,7 +289,7 @@ class NeuralEmotionModel:
 
     @property
     def precision(self) -> str:
-        """The dtype the network computes in: ``float32`` or ``bfloat16``."""
+        """What the network computes in: ``float32``, ``int8`` or ``bfloat16``."""
         return self._run.precision
 
     @property
@@ -341,11 +346,24 @@ def _read_config(path: Path) -> ArtifactConfig:
     return ArtifactConfig.from_dict(raw, path)
 
 
-def _read_thresholds(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-label thresholds in `LABELS` order, and per-group ones in `GROUPS` order if present."""
+Thresholds = tuple[np.ndarray, np.ndarray | None]
+
+
+def _read_thresholds(path: Path) -> dict[ComputePrecision, Thresholds]:
+    """Per precision tuned for (float32 always, int8 if present): the per-label thresholds
+    in `LABELS` order, and the per-group ones in `GROUPS` order if present."""
     raw = _read_json(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a JSON object")
+    tables: dict[ComputePrecision, Thresholds] = {"float32": _threshold_tables(path, raw)}
+    if raw.get("int8") is not None:
+        if not isinstance(raw["int8"], dict):
+            raise ConfigError(f"{path}: expected 'int8' to be a JSON object")
+        tables["int8"] = _threshold_tables(path, raw["int8"])
+    return tables
+
+
+def _threshold_tables(path: Path, raw: dict[str, Any]) -> Thresholds:
     labels = _threshold_table(path, raw.get("thresholds"), LABELS, "thresholds")
     if raw.get("ekman") is None:
         return labels, None

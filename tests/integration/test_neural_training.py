@@ -46,8 +46,12 @@ def test_exported_artifact_loads_and_reads(interrupted: Path) -> None:
     assert set(metrics["dev"]["per_class_f1"]) == set(LABELS)
     assert 0.0 <= metrics["dev"]["macro_f1"] <= 1.0
     assert 0.0 <= metrics["carved"]["ekman_macro_f1"] <= 1.0
+    assert 0.0 <= metrics["int8"]["dev"]["ekman_macro_f1"] <= 1.0
     assert metrics["artifact_bytes"] < 5_000_000
+    thresholds = json.loads((artifact / "thresholds.json").read_text())
+    assert set(thresholds["int8"]["thresholds"]) == set(LABELS)
     model = NeuralEmotionModel.load(artifact)
+    assert model.precision == "int8"
     readings = model.predict(["I am so happy for you!", "", "why would you do that"])
     assert [r.model for r in readings] == [model.name] * 3
     assert all(r.dominant in r.labels for r in readings)

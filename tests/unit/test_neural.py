@@ -156,7 +156,28 @@ def test_an_artifact_without_group_thresholds_leaves_groups_to_the_labels(
 ) -> None:
     path = artifact_copy / "thresholds.json"
     table = json.loads(path.read_text(encoding="utf-8"))
-    del table["ekman"]
+    del table["ekman"], table["int8"]["ekman"]
     path.write_text(json.dumps(table), encoding="utf-8")
     (reading,) = NeuralEmotionModel.load(artifact_copy).predict(["I am so angry"])
     assert reading.groups == ()
+
+
+def test_each_precision_decides_with_the_thresholds_tuned_for_it(artifact_copy: Path) -> None:
+    table = json.loads((artifact_copy / "thresholds.json").read_text(encoding="utf-8"))
+    float32 = NeuralEmotionModel.load(artifact_copy, precision="float32")
+    int8 = NeuralEmotionModel.load(artifact_copy, precision="int8")
+    assert float32.thresholds == pytest.approx(table["thresholds"])
+    assert int8.thresholds == pytest.approx(table["int8"]["thresholds"])
+    assert table["int8"]["thresholds"] != table["thresholds"]
+
+
+def test_auto_reads_in_int8_only_where_the_artifact_is_tuned_for_it(artifact_copy: Path) -> None:
+    assert NeuralEmotionModel.load(artifact_copy).precision == "int8"
+    path = artifact_copy / "thresholds.json"
+    table = json.loads(path.read_text(encoding="utf-8"))
+    del table["int8"]
+    path.write_text(json.dumps(table), encoding="utf-8")
+    assert NeuralEmotionModel.load(artifact_copy).precision == "float32"
+    # int8 asked for by name reads with float32's thresholds then.
+    int8 = NeuralEmotionModel.load(artifact_copy, precision="int8")
+    assert int8.thresholds == pytest.approx(table["thresholds"])

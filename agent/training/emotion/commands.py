@@ -68,8 +68,8 @@ def train_support(data: Path | None, *, model_name: str, out: Path | None) -> li
     written = []
     pairs: tuple[tuple[Language, str], ...] = (("en", "neural"), ("zh", chinese))
     for language, base in pairs:
-        # float32, as served by default: the head learns from the readings serving makes.
-        model = load_model(base, precision="float32")
+        # As served by default: the head learns from the readings serving makes.
+        model = load_model(base, precision="auto")
         head = train_support_head(model, language, data or SUPPORT_TRAINING_SET)
         path = (out or HEADS_DIR) / f"{language}-{base}"
         head.save(path)

@@ -5,7 +5,7 @@ a checkpoint (trainable weights, optimizer, scheduler, RNG states, position)
 is written every few hundred steps, so re-running the same command continues
 where the last run stopped and ends with the same weights an uninterrupted run
 would have. Thresholds are tuned on a split carved from train with a fixed
-seed; dev is only ever scored.
+seed, for float32 and for int8; dev is only ever scored.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from agent.emotion.minilm import load_minilm
 from agent.emotion.minilm_files import ENCODER_PACKAGE, WordPieceTokenizer, encoder_version
 from agent.emotion.neural import MODEL_NAME, ArtifactConfig, load_runner, predict_probabilities
 from agent.emotion.neural_torch import EmotionNetwork
+from agent.emotion.precision import ComputePrecision
 from agent.training.emotion.datasets import DataFormat, Example, read_dataset
 from agent.training.emotion.neural_export import (
     artifact_bytes,
@@ -52,6 +53,8 @@ __all__ = ["LORA_TARGETS", "NeuralTrainConfig", "train_neural"]
 # dense layers (the pooler is dropped, so "dense" matches nothing else).
 LORA_TARGETS: tuple[str, ...] = ("query", "key", "value", "dense")
 CHECKPOINT_FILE = "checkpoint.pt"
+# The precisions an artifact carries thresholds for: float32, and int8, which `auto` serves.
+TUNED_PRECISIONS: tuple[ComputePrecision, ...] = ("float32", "int8")
 
 
 def train_neural(
@@ -199,19 +202,24 @@ def _build_network(
 def _evaluate(
     artifact_dir: Path, carved: Split, dev: Split, config: NeuralTrainConfig
 ) -> dict[str, Any]:
-    """Tune thresholds on the carved split with the exported network, then score both splits."""
-    tokenizer, run = load_runner(artifact_dir, precision="float32")
-    carved_p = predict_probabilities(tokenizer, run, carved.texts)[0]
-    dev_p = predict_probabilities(tokenizer, run, dev.texts)[0]
-    thresholds = tune_thresholds(carved_p, carved.targets.numpy())
-    group_thresholds = tune_group_thresholds(carved_p, carved.labels)
+    """Tune thresholds on the carved split with the exported network, in float32 and in
+    int8 (whose readings move by a few hundredths), then score both splits in each."""
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    scores: dict[str, Any] = {}
+    for precision in TUNED_PRECISIONS:
+        tokenizer, run = load_runner(artifact_dir, precision=precision)
+        carved_p = predict_probabilities(tokenizer, run, carved.texts)[0]
+        dev_p = predict_probabilities(tokenizer, run, dev.texts)[0]
+        tuned = tables[precision] = (
+            tune_thresholds(carved_p, carved.targets.numpy()),
+            tune_group_thresholds(carved_p, carved.labels),
+        )
+        splits = {
+            "carved": score_split(carved_p, carved.labels, *tuned),
+            "dev": score_split(dev_p, dev.labels, *tuned),
+        }
+        scores.update(splits if precision == "float32" else {precision: splits})
     write_thresholds(
-        artifact_dir,
-        thresholds,
-        group_thresholds,
-        tuned_on=f"train split carved with seed {config.carve_seed}",
+        artifact_dir, tables, tuned_on=f"train split carved with seed {config.carve_seed}"
     )
-    return {
-        "carved": score_split(carved_p, carved.labels, thresholds, group_thresholds),
-        "dev": score_split(dev_p, dev.labels, thresholds, group_thresholds),
-    }
+    return scores

@@ -120,13 +120,26 @@ def tune_group_thresholds(probabilities: np.ndarray, gold: Sequence[Sequence[str
 
 
 def write_thresholds(
-    directory: Path, thresholds: np.ndarray, group_thresholds: np.ndarray, tuned_on: str
+    directory: Path, tables: Mapping[str, tuple[np.ndarray, np.ndarray]], tuned_on: str
 ) -> None:
-    table = {label: round(float(t), 2) for label, t in zip(LABELS, thresholds, strict=True)}
-    groups = {g: round(float(t), 2) for g, t in zip(GROUPS, group_thresholds, strict=True)}
+    """float32's per-label and per-group thresholds at the top; each other precision's
+    (int8's: its readings move by a few hundredths) under its own name."""
+
+    def table(thresholds: np.ndarray, group_thresholds: np.ndarray) -> dict[str, object]:
+        return {
+            "thresholds": _rounded(LABELS, thresholds),
+            "ekman": _rounded(GROUPS, group_thresholds),
+        }
+
+    others = {name: table(*tuned) for name, tuned in tables.items() if name != "float32"}
     _write_json(
-        directory / THRESHOLDS_FILE, {"tuned_on": tuned_on, "thresholds": table, "ekman": groups}
+        directory / THRESHOLDS_FILE,
+        {"tuned_on": tuned_on, **table(*tables["float32"]), **others},
     )
+
+
+def _rounded(names: Sequence[str], thresholds: np.ndarray) -> dict[str, float]:
+    return {name: round(float(t), 2) for name, t in zip(names, thresholds, strict=True)}
 
 
 def write_metrics(directory: Path, metrics: Mapping[str, object]) -> None:
