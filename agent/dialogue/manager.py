@@ -52,6 +52,7 @@ from agent.events import (
     encode,
 )
 from agent.metrics import Metrics
+from agent.values import EmotionReading
 from memory.ledger import ClaimOutcome, TurnLedger
 from memory.records import FeedbackRecord
 
@@ -93,6 +94,15 @@ def _result(ended: ReplyEnded) -> str:
 
 def _queue(lane: _Lane, turn: UserTurn, received: float) -> None:
     bisect.insort(lane.pending, (turn, received), key=lambda item: item[0].seq)
+
+
+def _let_go(reading: asyncio.Future[EmotionReading]) -> None:
+    """A reading the turn did not use (it waits, was answered, failed or was skipped):
+    stop it, or take its failure so that it is not reported as never retrieved."""
+    if not reading.done():
+        reading.cancel()
+    elif not reading.cancelled():
+        reading.exception()
 
 
 @dataclass(slots=True)
@@ -356,7 +366,29 @@ class DialogueManager:
     async def _claim_and_run(
         self, turn: UserTurn, received: float, lane: _Lane, interrupt: asyncio.Event
     ) -> bool:
-        """Claim and answer the turn; False when it must wait behind an earlier turn."""
+        """Claim and answer the turn; False when it must wait behind an earlier turn.
+
+        The emotion is read while the turn is claimed and the conversation caught up:
+        in a shared ledger those are database round trips, and the reading needs
+        neither. A turn cancelled before it started is not read.
+        """
+        reading = None
+        if not interrupt.is_set():
+            reading = asyncio.ensure_future(self._pipeline.recognize(turn))
+        try:
+            return await self._claim_then_run(turn, received, lane, interrupt, reading)
+        finally:
+            if reading is not None:
+                _let_go(reading)
+
+    async def _claim_then_run(
+        self,
+        turn: UserTurn,
+        received: float,
+        lane: _Lane,
+        interrupt: asyncio.Event,
+        reading: asyncio.Future[EmotionReading] | None,
+    ) -> bool:
         log = _log.bind(session_id=turn.session_id, turn_id=turn.turn_id, seq=turn.seq)
         payload = encode(turn)
         outcome = await self._claims.claim(
@@ -389,6 +421,7 @@ class DialogueManager:
                 turn,
                 state,
                 publish=publish_reply,
+                reading=reading,
                 interrupt=interrupt,
                 started=received,
                 queued_ms=queued_ms,

@@ -158,11 +158,16 @@ class TurnPipeline:
         state: SessionState,
         *,
         publish: Publish,
+        reading: Awaitable[EmotionReading] | None,
         interrupt: asyncio.Event,
         started: float,
         queued_ms: float,
     ) -> TurnOutcome:
         """Answer one turn, publishing its events; how it ended and what was kept.
+
+        `reading` is the turn's `recognize`, under way since the turn came: it depends
+        on nothing the caller waits for first (the claim, the conversation's catch-up).
+        None only for a turn cancelled before it started, which is skipped unread.
 
         The turn is committed to the store before its `ReplyEnded` goes out: a
         client told that its turn is answered finds it in the history, whatever
@@ -174,20 +179,20 @@ class TurnPipeline:
         """
         clock = _Stopwatch()
         clock.marks["queue"] = round(queued_ms, 3)
-        if interrupt.is_set():
+        if interrupt.is_set() or reading is None:
             return TurnOutcome(await self._skip(turn, state, publish, clock, started), None)
         if turn.human_agent is not None:
             return await self._keep_for_person(
-                turn, turn.human_agent, state, publish, clock, started
+                turn, turn.human_agent, state, publish, reading, clock, started
             )
-        reading, context, decision = await self._understand(turn, state, publish, clock)
+        emotion, context, decision = await self._understand(turn, state, publish, reading, clock)
         features = self._learn_from(turn, state, context, decision)
         ended = await self._reply(turn, context, decision, publish, interrupt, clock, started)
         state.conversation.append(
             Exchange(
                 text=turn.text,
                 reply=ended.text,
-                emotion=reading,
+                emotion=emotion,
                 strategy=decision.strategy,
                 flow_state=context.flow_state,
             )
@@ -202,7 +207,7 @@ class TurnPipeline:
             reply=ended.text,
             interrupted=ended.interrupted,
             generator=ended.generator,
-            emotion=reading,
+            emotion=emotion,
             decision=decision,
             created_at=time.time(),
             tenant=turn.tenant,
@@ -244,6 +249,7 @@ class TurnPipeline:
         agent: str,
         state: SessionState,
         publish: Publish,
+        pending: Awaitable[EmotionReading],
         clock: _Stopwatch,
         started: float,
     ) -> TurnOutcome:
@@ -255,7 +261,7 @@ class TurnPipeline:
         state it was in (an escalation, say) was the person's to settle.
         """
         sid, tid = turn.session_id, turn.turn_id
-        reading = await self._recognize(turn)
+        reading = await pending
         clock.lap("emotion")
         await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
         state.mood = update_mood(state.mood, reading)
@@ -302,7 +308,12 @@ class TurnPipeline:
         return features
 
     async def _understand(
-        self, turn: UserTurn, state: SessionState, publish: Publish, clock: _Stopwatch
+        self,
+        turn: UserTurn,
+        state: SessionState,
+        publish: Publish,
+        pending: Awaitable[EmotionReading],
+        clock: _Stopwatch,
     ) -> tuple[EmotionReading, TurnContext, Decision]:
         """Read the emotion, gather the context and decide; publish each result.
 
@@ -316,7 +327,7 @@ class TurnPipeline:
                 if state.history is None:
                     history = group.create_task(self._history(turn))
                     history.add_done_callback(lambda done: _keep_history(state, done))
-                reading = await self._recognize(turn)
+                reading = await pending
                 clock.lap("emotion")
                 await publish(EmotionRead(session_id=sid, turn_id=tid, reading=reading))
                 clock.lap("publish")
@@ -394,8 +405,11 @@ class TurnPipeline:
             stages=clock.marks,
         )
 
-    async def _recognize(self, turn: UserTurn) -> EmotionReading:
-        """The text's reading, fused with the client's signals when the turn has some."""
+    async def recognize(self, turn: UserTurn) -> EmotionReading:
+        """The text's reading, fused with the client's signals when the turn has some.
+
+        Raises `StageError` when recognition fails or passes `emotion_timeout`.
+        """
         try:
             async with asyncio.timeout(self._settings.emotion_timeout):
                 (reading,) = await self._stages.recognizer.read_batch([turn.text])

@@ -491,3 +491,44 @@ async def test_a_reply_ends_only_once_its_turn_is_committed() -> None:
     assert not any(isinstance(e, ReplyEnded) for e in before)
     assert isinstance(after[-1], ReplyEnded)
     assert store.durable == [True]
+
+
+class _GatedLedger(InMemoryTurnLedger):
+    """A shared ledger's claim takes a database round trip; this one waits for the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome:
+        await self.gate.wait()
+        return await super().claim(
+            session_id, seq, payload, worker=worker, now=now, lease=lease, gap_timeout=gap_timeout
+        )
+
+
+async def test_the_emotion_is_read_while_the_turn_is_claimed() -> None:
+    ledger, recognizer = _GatedLedger(), _CountingRecognizer()
+    stages = dataclasses.replace(_stages(ListStore()), recognizer=recognizer)
+    async with (
+        InProcessBus() as bus,
+        DialogueManager(bus, stages, ledger, metrics=Metrics()),
+        bus.subscribe(topics.reply("s1")) as replies,
+    ):
+        await bus.publish(topics.turn("s1"), _turn(1, "I am furious!"))
+        await eventually(lambda: recognizer.texts == ["I am furious!"])
+        ledger.gate.set()
+        events = await _until_ended(replies, 1)
+    [read] = [e for e in events if isinstance(e, EmotionRead)]
+    assert read.reading.dominant == "anger"
+    assert recognizer.texts == ["I am furious!"]
