@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from agent.bus import InProcessBus, Subscription
@@ -13,17 +13,42 @@ from agent.events import Event, ReplyEnded, TurnFailed, UserTurn
 from agent.generation import TemplateGenerator
 from agent.metrics import Metrics
 from memory import InMemoryTurnLedger
-from memory.ledger import TurnLedger
+from memory.ledger import ClaimOutcome, TurnLedger
 from policies import RulePolicy
 from tests.support.stores import ListStore
 
-__all__ = ["running", "stages", "turn", "until_ended"]
+__all__ = ["HookedLedger", "running", "stages", "turn", "until_ended"]
 
 
 def turn(seq: int, text: str = "Where is my parcel?", session: str = "s1") -> UserTurn:
     return UserTurn(
         session_id=session, user_id="u1", turn_id=f"t{seq}", seq=seq, text=text, sent_at=0.0
     )
+
+
+class HookedLedger(InMemoryTurnLedger):
+    """The embedded ledger, running `before_claim` first: where a shared ledger's claim
+    would make its database round trip, or fail on an outage."""
+
+    def __init__(self, before_claim: Callable[[], Awaitable[None]]) -> None:
+        super().__init__()
+        self._before_claim = before_claim
+
+    async def claim(
+        self,
+        session_id: str,
+        seq: int,
+        payload: bytes,
+        *,
+        worker: str,
+        now: float,
+        lease: float,
+        gap_timeout: float,
+    ) -> ClaimOutcome:
+        await self._before_claim()
+        return await super().claim(
+            session_id, seq, payload, worker=worker, now=now, lease=lease, gap_timeout=gap_timeout
+        )
 
 
 def stages(store: ListStore, *, token_delay: float = 0.0) -> Stages:

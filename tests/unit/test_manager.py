@@ -43,6 +43,7 @@ from memory.ledger import ClaimOutcome
 from memory.records import TurnRecord
 from policies import RulePolicy
 from tests.support.gateway import next_event
+from tests.support.manager import HookedLedger
 from tests.support.manager import running as _running
 from tests.support.manager import stages as _stages
 from tests.support.manager import turn as _turn
@@ -493,41 +494,17 @@ async def test_a_reply_ends_only_once_its_turn_is_committed() -> None:
     assert store.durable == [True]
 
 
-class _GatedLedger(InMemoryTurnLedger):
-    """A shared ledger's claim takes a database round trip; this one waits for the test."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def claim(
-        self,
-        session_id: str,
-        seq: int,
-        payload: bytes,
-        *,
-        worker: str,
-        now: float,
-        lease: float,
-        gap_timeout: float,
-    ) -> ClaimOutcome:
-        await self.gate.wait()
-        return await super().claim(
-            session_id, seq, payload, worker=worker, now=now, lease=lease, gap_timeout=gap_timeout
-        )
-
-
 async def test_the_emotion_is_read_while_the_turn_is_claimed() -> None:
-    ledger, recognizer = _GatedLedger(), _CountingRecognizer()
+    claimable, recognizer = asyncio.Event(), _CountingRecognizer()
     stages = dataclasses.replace(_stages(ListStore()), recognizer=recognizer)
     async with (
         InProcessBus() as bus,
-        DialogueManager(bus, stages, ledger, metrics=Metrics()),
+        DialogueManager(bus, stages, HookedLedger(claimable.wait), metrics=Metrics()),
         bus.subscribe(topics.reply("s1")) as replies,
     ):
         await bus.publish(topics.turn("s1"), _turn(1, "I am furious!"))
         await eventually(lambda: recognizer.texts == ["I am furious!"])
-        ledger.gate.set()
+        claimable.set()
         events = await _until_ended(replies, 1)
     [read] = [e for e in events if isinstance(e, EmotionRead)]
     assert read.reading.dominant == "anger"

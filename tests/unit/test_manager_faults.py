@@ -31,6 +31,7 @@ from agent.metrics import Metrics
 from agent.values import EmotionReading, TurnContext
 from memory import InMemoryTurnLedger
 from memory.ledger import ClaimOutcome
+from tests.support.manager import HookedLedger
 from tests.support.manager import running as _running
 from tests.support.manager import stages as _stages
 from tests.support.manager import turn as _turn
@@ -187,41 +188,27 @@ async def test_a_closed_session_is_forgotten_once_its_turns_are_done() -> None:
     assert not end.interrupted
 
 
-class _FlakyLedger(InMemoryTurnLedger):
-    """Its first claim fails as a database outage would."""
+class _Outage:
+    """The ledger's first claim fails as a database outage would."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.failures = 1
 
-    async def claim(
-        self,
-        session_id: str,
-        seq: int,
-        payload: bytes,
-        *,
-        worker: str,
-        now: float,
-        lease: float,
-        gap_timeout: float,
-    ) -> ClaimOutcome:
+    async def __call__(self) -> None:
         if self.failures:
             self.failures -= 1
             raise StoreError("database unavailable")
-        return await super().claim(
-            session_id, seq, payload, worker=worker, now=now, lease=lease, gap_timeout=gap_timeout
-        )
 
 
 async def test_a_database_failure_abandons_one_turn_and_the_worker_carries_on() -> None:
     store = ListStore()
-    ledger = _FlakyLedger()
+    outage = _Outage()
     async with (
-        _running(store, ledger=ledger) as (bus, managers),
+        _running(store, ledger=HookedLedger(outage)) as (bus, managers),
         bus.subscribe(topics.reply("s1")) as replies,
     ):
         await bus.publish(topics.turn("s1"), _turn(1))
-        await eventually(lambda: ledger.failures == 0 and not managers[0]._lanes)
+        await eventually(lambda: outage.failures == 0 and not managers[0]._lanes)
         await bus.publish(topics.turn("s1"), _turn(1))  # the gateway publishes it again
         events = await _until_ended(replies, 1)
         assert managers[0].ready
