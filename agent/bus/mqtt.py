@@ -42,7 +42,6 @@ import random
 import socket
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from agent.bus.base import (
     offer_to_group,
     topic_matches,
 )
+from agent.bus.mqtt_outgoing import OutgoingEvents
 from agent.bus.mqtt_settings import MqttSettings
 from agent.errors import BusClosedError, BusError, EventDecodeError
 from agent.events import Event, decode, encode
@@ -110,17 +110,6 @@ class _Connection:
     lost: asyncio.Future[None]
 
 
-@dataclass(slots=True, eq=False)
-class _Outgoing:
-    """One event on its way to the broker, until its PUBACK (or its deadline)."""
-
-    topic: str
-    payload: bytes
-    acked: asyncio.Future[None]
-    expiry: asyncio.TimerHandle | None = None
-    attempt: asyncio.Task[None] | None = None
-
-
 class MqttBus:
     """An `EventBus` over an MQTT v5 broker.
 
@@ -145,10 +134,11 @@ class MqttBus:
         self._supervisor: asyncio.Task[None] | None = None
         self._running = False
         self._last_error: BaseException | None = None
-        # Events not yet on the wire, in call order; and those on it, awaiting a PUBACK,
-        # in the order they were sent (a dict as an ordered set).
-        self._unsent: deque[_Outgoing] = deque()
-        self._unacked: dict[_Outgoing, None] = {}
+        self._outgoing = OutgoingEvents(
+            timeout_s=self._settings.publish_timeout_s,
+            last_error=lambda: self._last_error,
+            on_error=self._note_error,
+        )
 
     @property
     def client_id(self) -> str:
@@ -217,15 +207,7 @@ class MqttBus:
         """
         self._check_running()
         _check_topic(topic)
-        loop = asyncio.get_running_loop()
-        outgoing = _Outgoing(topic, encode(event), loop.create_future())
-        outgoing.expiry = loop.call_later(self._settings.publish_timeout_s, self._expire, outgoing)
-        conn = self._conn
-        if conn is not None and self._connected.is_set() and not self._unsent:
-            self._send(conn, outgoing)
-        else:
-            self._unsent.append(outgoing)
-        return outgoing.acked
+        return self._outgoing.put(topic, encode(event))
 
     @asynccontextmanager
     async def subscribe(
@@ -288,7 +270,9 @@ class MqttBus:
                     # What waited for a connection goes first, in the order published.
                     # Publishers wait for this too, so what this bus publishes after a
                     # reconnect reaches its own subscribers.
-                    self._send_unsent(conn)
+                    self._outgoing.connected(
+                        functools.partial(client.publish, qos=self._settings.qos, timeout=math.inf)
+                    )
                     self._connected_since = time.monotonic()
                     self._connected.set()
                     self._last_error = None
@@ -304,7 +288,7 @@ class MqttBus:
                     self._conn = None
                     if not conn.lost.done():
                         conn.lost.set_result(None)
-                    self._resend_unacked()
+                    self._outgoing.disconnected()
             delay = self._settings.reconnect_delay(attempt, jitter=random.uniform(0.5, 1.0))
             attempt += 1
             _log.info("mqtt.reconnecting", client_id=self._client_id, delay_s=round(delay, 3))
@@ -354,63 +338,8 @@ class MqttBus:
 
     # Publishing and subscribing
 
-    def _send(self, conn: _Connection, outgoing: _Outgoing) -> None:
-        """Hand the event to the client now: a task's first step runs in the order the
-        tasks were made, and the client queues the packet in that step."""
-        attempt = asyncio.ensure_future(
-            conn.client.publish(
-                outgoing.topic, outgoing.payload, qos=self._settings.qos, timeout=math.inf
-            )
-        )
-        outgoing.attempt = attempt
-        self._unacked[outgoing] = None
-        attempt.add_done_callback(functools.partial(self._sent, outgoing))
-
-    def _sent(self, outgoing: _Outgoing, attempt: asyncio.Task[None]) -> None:
-        if outgoing.attempt is not attempt or attempt.cancelled():
-            return  # sent again on a later connection
-        error = attempt.exception()
-        if isinstance(error, aiomqtt.MqttError):
-            # The connection is failing: its loss sends this again, on the next one.
-            self._last_error = error
-            _log.debug("mqtt.publish_retry", topic=outgoing.topic, error=str(error))
-            return
-        del self._unacked[outgoing]
-        if outgoing.expiry is not None:
-            outgoing.expiry.cancel()
-        if outgoing.acked.done():
-            return
-        if error is None:
-            outgoing.acked.set_result(None)
-        else:
-            outgoing.acked.set_exception(error)
-
-    def _send_unsent(self, conn: _Connection) -> None:
-        while self._unsent:
-            outgoing = self._unsent.popleft()
-            if not outgoing.acked.done():
-                self._send(conn, outgoing)
-
-    def _resend_unacked(self) -> None:
-        """The connection is gone: what it left unacknowledged goes first on the next one,
-        in the order it was sent."""
-        resend = [o for o in self._unacked if not o.acked.done()]
-        for outgoing in self._unacked:
-            attempt, outgoing.attempt = outgoing.attempt, None
-            if attempt is not None:
-                attempt.cancel()
-        self._unacked.clear()
-        self._unsent.extendleft(reversed(resend))
-
-    def _expire(self, outgoing: _Outgoing) -> None:
-        if outgoing.acked.done():
-            return
-        error = BusError(
-            f"publish to {outgoing.topic!r} was not acknowledged within "
-            f"{self._settings.publish_timeout_s}s ({self._last_error or 'no connection'})"
-        )
-        error.__cause__ = self._last_error
-        outgoing.acked.set_exception(error)
+    def _note_error(self, error: BaseException) -> None:
+        self._last_error = error
 
     async def _subscribe_route(self, conn: _Connection, route: _Route) -> None:
         """Send SUBSCRIBE for `route` and wait for its SUBACK.
@@ -532,18 +461,8 @@ class MqttBus:
             supervisor.cancel()
         if tasks is not None:
             await tasks.__aexit__(exc_type, exc, tb)
-        self._abandon_outgoing()
+        self._outgoing.close()
         _log.info("mqtt.closed", client_id=self._client_id)
-
-    def _abandon_outgoing(self) -> None:
-        self._resend_unacked()
-        while self._unsent:
-            outgoing = self._unsent.popleft()
-            if outgoing.expiry is not None:
-                outgoing.expiry.cancel()
-            if not outgoing.acked.done():
-                closed = f"the MQTT bus closed before {outgoing.topic!r} was acknowledged"
-                outgoing.acked.set_exception(BusClosedError(closed))
 
 
 def _properties(packet_type: int) -> Properties:
