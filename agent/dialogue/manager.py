@@ -9,7 +9,6 @@ topic. A `Cancel` for the turn a lane is running interrupts its reply
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import os
 import socket
@@ -25,10 +24,10 @@ import structlog
 from agent import topics
 from agent.bus.base import EventBus, Subscription
 from agent.dialogue.claims import ClaimTimings, TurnClaims
+from agent.dialogue.lanes import Lane
 from agent.dialogue.pipeline import (
     PipelineSettings,
     Stages,
-    TurnOutcome,
     TurnPipeline,
 )
 from agent.dialogue.publishing import TurnEvents
@@ -92,10 +91,6 @@ def _result(ended: ReplyEnded) -> str:
     return "interrupted" if ended.interrupted else "answered"
 
 
-def _queue(lane: _Lane, turn: UserTurn, received: float) -> None:
-    bisect.insort(lane.pending, (turn, received), key=lambda item: item[0].seq)
-
-
 def _let_go(reading: asyncio.Future[EmotionReading]) -> None:
     """A reading the turn did not use (it waits, was answered, failed or was skipped):
     stop it, or take its failure so that it is not reported as never retrieved."""
@@ -103,24 +98,6 @@ def _let_go(reading: asyncio.Future[EmotionReading]) -> None:
         reading.cancel()
     elif not reading.cancelled():
         reading.exception()
-
-
-@dataclass(slots=True)
-class _Lane:
-    """The turns of one session waiting in this worker, and the one running."""
-
-    pending: list[tuple[UserTurn, float]] = field(default_factory=list)  # by seq
-    current: str | None = None
-    interrupt: asyncio.Event | None = None
-    run: asyncio.Task[TurnOutcome] | None = None  # the current turn's pipeline
-    lost: bool = False  # another worker took the current turn over
-    closed: bool = False  # the session closed: forget it once these turns are done
-
-    def let_go(self) -> None:
-        """Another worker has the current turn: stop it, publishing nothing more."""
-        self.lost = True
-        if self.run is not None:
-            self.run.cancel()
 
 
 class DialogueManager:
@@ -149,7 +126,7 @@ class DialogueManager:
         self._sessions = SessionCache(
             context_turns=self._settings.context_turns, max_sessions=self._settings.max_sessions
         )
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._cancelled = CancelledTurns(
             per_session=self._settings.cancelled_per_session,
             max_sessions=self._settings.max_sessions,
@@ -313,7 +290,7 @@ class DialogueManager:
     def _enqueue(self, turn: UserTurn) -> None:
         lane = self._lanes.get(turn.session_id)
         if lane is None:
-            lane = self._lanes[turn.session_id] = _Lane()
+            lane = self._lanes[turn.session_id] = Lane()
             task = self._spawn(self._run_lane(turn.session_id, lane))
             self._lane_tasks.add(task)
             task.add_done_callback(self._lane_tasks.discard)
@@ -323,7 +300,7 @@ class DialogueManager:
             return  # a redelivery of a turn this worker already holds
         else:
             self._spawn(self._claims.hold(turn))
-        _queue(lane, turn, time.perf_counter())
+        lane.queue(turn, time.perf_counter())
 
     def _cancel(self, cancel: Cancel) -> None:
         self._cancelled.add(cancel.session_id, cancel.turn_id)
@@ -331,7 +308,7 @@ class DialogueManager:
         if lane is not None and lane.current == cancel.turn_id and lane.interrupt is not None:
             lane.interrupt.set()
 
-    async def _run_lane(self, session_id: str, lane: _Lane) -> None:
+    async def _run_lane(self, session_id: str, lane: Lane) -> None:
         try:
             while lane.pending:
                 turn, received = lane.pending.pop(0)
@@ -343,7 +320,7 @@ class DialogueManager:
                     if await self._claim_and_run(turn, received, lane, lane.interrupt):
                         self._cancelled.discard(turn.session_id, turn.turn_id)
                     else:
-                        _queue(lane, turn, received)  # an earlier turn arrived: it goes first
+                        lane.queue(turn, received)  # an earlier turn arrived: it goes first
                 except HeartlineError as exc:
                     # The bus or the database failed: the turn stays unfinished in the
                     # ledger, and its lease brings it back to a worker later.
@@ -364,7 +341,7 @@ class DialogueManager:
             self._forget(session_id)
 
     async def _claim_and_run(
-        self, turn: UserTurn, received: float, lane: _Lane, interrupt: asyncio.Event
+        self, turn: UserTurn, received: float, lane: Lane, interrupt: asyncio.Event
     ) -> bool:
         """Claim and answer the turn; False when it must wait behind an earlier turn.
 
@@ -385,7 +362,7 @@ class DialogueManager:
         self,
         turn: UserTurn,
         received: float,
-        lane: _Lane,
+        lane: Lane,
         interrupt: asyncio.Event,
         reading: asyncio.Future[EmotionReading] | None,
     ) -> bool:
