@@ -34,6 +34,7 @@ __all__ = [
     "SUPPORTED_SCHEMES",
     "database_unreachable",
     "insert_ignoring",
+    "lone_statements",
     "open_engine",
     "sqlite_twin",
     "store_errors",
@@ -176,6 +177,19 @@ def write_engine(engine: _Engine) -> _Engine:
     "database is locked". On PostgreSQL it changes nothing.
     """
     return engine.execution_options(**{_IMMEDIATE: True})
+
+
+def lone_statements(engine: AsyncEngine) -> AsyncEngine:
+    """A view of `engine` (same pool) for work whose statements need no transaction
+    around them: reads, and writes each atomic on its own.
+
+    On PostgreSQL each statement then commits by itself, which saves the BEGIN and
+    COMMIT round trips; at PostgreSQL's default READ COMMITTED a statement sees what it
+    would see inside a transaction. On SQLite it changes nothing.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def insert_ignoring(

@@ -2,11 +2,13 @@
 
 Same semantics as `memory.ledger.InMemoryTurnLedger`, and the same rule
 (`memory.ledger.decide_claim`). A claim is one transaction: insert the row if
-absent, lock it (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite starts the
-transaction with ``BEGIN IMMEDIATE``, which holds the database's write lock),
-read the previous turn and whether any earlier one is unfinished, decide, and
-on `CLAIMED` or `WAIT` take the lease. Two workers claiming one turn are serialised on
-that row, so exactly one of them gets `CLAIMED`.
+absent and lock it, in one statement (an upsert that leaves an existing row as it
+is and returns it; on PostgreSQL it takes the row's lock as ``SELECT ... FOR UPDATE``
+would, and SQLite starts the transaction with ``BEGIN IMMEDIATE``, which holds the
+database's write lock), read the previous turn and whether any earlier one is
+unfinished, decide, and on `CLAIMED` or `WAIT` take the lease. Two workers claiming
+one turn are serialised on that row, so exactly one of them gets `CLAIMED`. Each
+statement is a round trip to a database server, taken while the turn waits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from memory.ledger import ClaimOutcome, LedgerEntry, LedgerSession, decide_claim, takes_lease
-from memory.sql.engine import insert_ignoring, store_errors, write_engine
+from memory.sql.engine import (
+    insert_ignoring,
+    lone_statements,
+    store_errors,
+    upsert_adding,
+    write_engine,
+)
 from memory.sql.models import LedgerRow
 
 __all__ = ["SqlTurnLedger"]
@@ -35,7 +43,14 @@ class SqlTurnLedger:
     def __init__(self, engine: AsyncEngine, *, keep_per_session: int = 64) -> None:
         self._engine = engine
         self._write = write_engine(engine)
+        # Reads, and writes of one statement or of several that need not be atomic together.
+        self._reads = lone_statements(engine)
+        self._lone_writes = lone_statements(self._write)
         self._keep = keep_per_session
+        # The row, inserted or as it was, and locked; `first_seen` keeps the earlier time.
+        self._claim_row = upsert_adding(
+            engine, LedgerRow.__table__, conflict=("session_id", "seq"), least=("first_seen",)
+        ).returning(*_ENTRY)
 
     async def claim(
         self,
@@ -48,7 +63,6 @@ class SqlTurnLedger:
         lease: float,
         gap_timeout: float,
     ) -> ClaimOutcome:
-        insert = insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq"))
         row = {
             "session_id": session_id,
             "seq": seq,
@@ -61,8 +75,7 @@ class SqlTurnLedger:
         key = {"sid": session_id, "turn": seq}
 
         def claim(conn: Connection) -> ClaimOutcome:
-            conn.execute(insert, row)
-            entry = _locked_entry(conn, key)
+            entry = LedgerEntry(**conn.execute(self._claim_row, row).one()._asdict())
             previous, earlier_unfinished = _before(conn, key, seq)
             outcome = decide_claim(
                 entry,
@@ -94,11 +107,11 @@ class SqlTurnLedger:
 
         def complete(conn: Connection) -> None:
             finished = conn.execute(_FINISH, {**key, "holder": worker, "ending": ending})
-            if finished.rowcount:
+            if finished.rowcount and seq > self._keep:  # else no turn lies that far behind
                 conn.execute(_FORGET_OLD, {"sid": session_id, "upto": seq - self._keep})
 
         with store_errors("completing a turn"):
-            async with self._write.begin() as conn:
+            async with self._lone_writes.begin() as conn:
                 await conn.run_sync(complete)
 
     async def reclaimable(self, *, now: float, limit: int) -> list[bytes]:
@@ -114,7 +127,7 @@ class SqlTurnLedger:
             .limit(limit)
         )
         with store_errors("listing reclaimable turns"):
-            async with self._engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 return list((await conn.execute(query)).scalars())
 
     async def session(self, session_id: str) -> LedgerSession:
@@ -126,7 +139,7 @@ class SqlTurnLedger:
             select(LedgerRow.payload).where(mine, LedgerRow.done.is_(False)).order_by(LedgerRow.seq)
         )
         with store_errors("reading a session's turns"):
-            async with self._engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 last_seq = (await conn.execute(last)).scalar_one_or_none() or 0
                 payloads = [bytes(p) for p in (await conn.execute(unfinished)).scalars()]
         return LedgerSession(last_seq=int(last_seq), unfinished=payloads)
@@ -135,7 +148,7 @@ class SqlTurnLedger:
         if after <= 0:
             return
         with store_errors("resuming a session"):
-            async with self._write.begin() as conn:
+            async with self._lone_writes.begin() as conn:
                 await conn.execute(
                     insert_ignoring(self._engine, LedgerRow, conflict=("session_id", "seq")),
                     {
@@ -155,7 +168,7 @@ class SqlTurnLedger:
             LedgerRow.session_id == session_id, LedgerRow.seq == seq, LedgerRow.done.is_(True)
         )
         with store_errors("reading a turn's ending"):
-            async with self._engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 found = (await conn.execute(query)).scalar_one_or_none()
         return bytes(found) if found else None
 
@@ -167,13 +180,13 @@ class SqlTurnLedger:
             .distinct()
         )
         with store_errors("listing the workers holding turns"):
-            async with self._engine.connect() as conn:
+            async with self._reads.connect() as conn:
                 return {owner for owner in (await conn.execute(query)).scalars() if owner}
 
     async def release(self, worker: str) -> int:
         """End the leases of `worker`'s unfinished turns: it is gone."""
         with store_errors("releasing a worker's turns"):
-            async with self._write.begin() as conn:
+            async with self._lone_writes.begin() as conn:
                 released = await conn.execute(
                     update(LedgerRow)
                     .where(
@@ -198,7 +211,7 @@ class SqlTurnLedger:
             .scalar_subquery()
         )
         with store_errors("forgetting a session"):
-            async with self._write.begin() as conn:
+            async with self._lone_writes.begin() as conn:
                 await conn.execute(
                     delete(LedgerRow).where(
                         LedgerRow.session_id == session_id,
@@ -210,16 +223,12 @@ class SqlTurnLedger:
 
 # Built once: building a statement costs about as much as running it, every turn.
 _KEY = (LedgerRow.session_id == bindparam("sid"), LedgerRow.seq == bindparam("turn"))
-_LOCKED = (
-    select(
-        LedgerRow.payload,
-        LedgerRow.first_seen,
-        LedgerRow.done,
-        LedgerRow.owner,
-        LedgerRow.lease_until,
-    )
-    .where(*_KEY)
-    .with_for_update()
+_ENTRY = (
+    LedgerRow.payload,
+    LedgerRow.first_seen,
+    LedgerRow.done,
+    LedgerRow.owner,
+    LedgerRow.lease_until,
 )
 # The two highest rows below `seq` that are either `seq - 1` or unfinished: if `seq - 1`
 # exists it comes first; any unfinished row shows.
@@ -261,17 +270,6 @@ _FORGET_OLD = delete(LedgerRow).where(
     LedgerRow.seq <= bindparam("upto"),
     or_(_FIRST_UNFINISHED.is_(None), LedgerRow.seq < _FIRST_UNFINISHED),
 )
-
-
-def _locked_entry(conn: Connection, key: dict[str, object]) -> LedgerEntry:
-    row = conn.execute(_LOCKED, key).one()
-    return LedgerEntry(
-        payload=row.payload,
-        first_seen=row.first_seen,
-        done=row.done,
-        owner=row.owner,
-        lease_until=row.lease_until,
-    )
 
 
 def _before(conn: Connection, key: dict[str, object], seq: int) -> tuple[LedgerEntry | None, bool]:

@@ -1,4 +1,5 @@
-"""A store's unit of work: one synchronous function on one connection, in one transaction.
+"""A store's unit of work: one synchronous function on one connection, in one transaction
+(reads on PostgreSQL: statement by statement, `lone_statements`).
 
 A batch of the writer or a history read is several statements. On PostgreSQL
 (asyncpg) each is a round trip the loop awaits without blocking, so a unit runs on
@@ -19,7 +20,7 @@ from typing import Protocol, TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from memory.sql.engine import sqlite_twin, write_engine
+from memory.sql.engine import lone_statements, sqlite_twin, write_engine
 
 __all__ = ["UnitRunner", "open_units"]
 
@@ -31,7 +32,9 @@ class UnitRunner(Protocol):
 
     async def run(self, unit: Callable[[Connection], T]) -> T:
         """`unit(conn)` in a transaction that commits when it returns and rolls back
-        when it raises; its result. Errors are SQLAlchemy's, as `run_sync` lets them out.
+        when it raises (a read unit on PostgreSQL: each statement on its own, as
+        `lone_statements` says); its result. Errors are SQLAlchemy's, as `run_sync` lets
+        them out.
 
         Cancelling stops the wait. On SQLite the transaction goes on in its thread to
         its commit or rollback; on PostgreSQL it rolls back.
@@ -48,7 +51,7 @@ def open_units(engine: AsyncEngine, *, write: bool, name: str) -> UnitRunner:
     """
     twin = sqlite_twin(engine)
     if twin is None:
-        return _OnTheLoop(write_engine(engine) if write else engine)
+        return _OnTheLoop(write_engine(engine) if write else lone_statements(engine))
     return _InAThread(twin, write=write, name=name)
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from memory.sql.engine import open_engine, sqlite_twin
+from memory.sql.engine import lone_statements, open_engine, sqlite_twin
 from memory.sql.models import UserRow
 from memory.sql.schema import upgrade_schema
 from memory.sql.units import open_units
@@ -77,6 +77,36 @@ async def test_postgresql_units_run_on_the_loop(postgres_url: str) -> None:
         await units.aclose()
         await engine.dispose()
     assert thread is threading.current_thread()
+
+
+def _two_transaction_ids(conn: Connection) -> set[int]:
+    return {int(conn.execute(text("SELECT txid_current()")).scalar_one()) for _ in range(2)}
+
+
+async def test_postgresql_reads_need_no_transaction_and_writes_keep_theirs(
+    postgres_url: str,
+) -> None:
+    engine = open_engine(postgres_url)
+    reads = open_units(engine, write=False, name="test-units")
+    writes = open_units(engine, write=True, name="test-units")
+    try:
+        # A statement outside a transaction is a transaction of its own: no BEGIN and
+        # COMMIT round trips around a read.
+        assert len(await reads.run(_two_transaction_ids)) == 2
+        assert len(await writes.run(_two_transaction_ids)) == 1
+        async with lone_statements(engine).connect() as conn:
+            assert len(await conn.run_sync(_two_transaction_ids)) == 2
+        async with engine.connect() as conn:  # the engine itself is as it was
+            assert len(await conn.run_sync(_two_transaction_ids)) == 1
+    finally:
+        await reads.aclose()
+        await writes.aclose()
+        await engine.dispose()
+
+
+def test_sqlite_engines_are_their_own_lone_statements(sqlite_url: str) -> None:
+    engine = open_engine(sqlite_url)
+    assert lone_statements(engine) is engine
 
 
 def test_only_a_sqlite_file_has_a_twin(sqlite_url: str, postgres_url: str) -> None:
