@@ -228,7 +228,9 @@ class SessionRelay:
         try:
             await self._bus.publish(topics.watch(self.core.session_id), event)
         except BusError as exc:
-            self._log.warning("could not tell staff consoles", event=event.type, error=str(exc))
+            self._log.warning(
+                "could not tell staff consoles", event_type=event.type, error=str(exc)
+            )
 
     # Incoming
 
