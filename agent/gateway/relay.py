@@ -178,9 +178,10 @@ class SessionRelay:
         Raises `WireError` for a duplicate id, `unavailable` when no worker is
         there to answer, `overloaded` (with `retry_after_ms`) when the process
         has more turns in flight than it can answer in time; `BusError` when the
-        bus fails. Not safe to cancel once the turn is being published. A turn sent
-        again after resuming the session is not published again: its reply is shown
-        again if it was answered meanwhile, or is on its way.
+        bus fails, and the turn is then withdrawn (`SessionCore.withdraw`). Not safe
+        to cancel once the turn is being published. A turn sent again after resuming
+        the session is not published again: its reply is shown again if it was
+        answered meanwhile, or is on its way.
         """
         resent = self.core.resent(message.id)
         if resent is not None:
@@ -205,7 +206,11 @@ class SessionRelay:
             log.info("barge-in", cancelled=cancel.turn_id)
         await self._publish_cancels(cancels)
         self._notes.started(turn.turn_id, turn.text)
-        await self._bus.publish(topics.turn(self.core.session_id), turn)
+        try:
+            await self._bus.publish(topics.turn(self.core.session_id), turn)
+        except BusError:
+            self.core.withdraw(turn.turn_id)  # the client sends it again, as a new message
+            raise
         log.info("turn published", seq=turn.seq, chars=len(turn.text))
         self._arm_redelivery()
 

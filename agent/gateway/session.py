@@ -187,6 +187,14 @@ class SessionCore:
         self._last_activity = now
         return cancels, turn
 
+    def withdraw(self, turn_id: str) -> None:
+        """A turn that could not be published, which the client was told to send again
+        (as a new message): it is over here. It is never published again, and whatever
+        of it still comes (the broker may have had it after all) is dropped."""
+        if turn_id in self._in_flight:
+            self._admission.released((self.session_id, turn_id))
+            self._end(turn_id)
+
     def cancel(self, turn_id: str | None = None) -> list[Cancel]:
         """The `Cancel`s the client's `cancel` asks for: of `turn_id` if given, else of
         every turn in flight (none when nothing is)."""

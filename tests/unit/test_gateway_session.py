@@ -173,6 +173,22 @@ def test_failed_turn_is_no_longer_in_flight() -> None:
     assert session.cancel() == []
 
 
+def test_a_withdrawn_turn_is_over_and_never_published_again() -> None:
+    admission = Admission(AdmissionLimits(max_in_flight=1, max_wait_s=5.0, window_s=10.0))
+    session = core(admission)
+    session.user_message(UserMessage(id="a", text="one"), now=100.0)
+    session.withdraw("a")
+    assert session.in_flight == ()
+    assert session.redelivery_due(10.0) is None
+    assert session.overdue(now=200.0, after=10.0, attempts=3) is None
+    late = ReplyDelta(session_id=SESSION, turn_id="a", seq=0, text="late")
+    assert session.server_messages(late, now=101.0) == []
+    # The turn sent again, as a new message, has the slot the withdrawn one held.
+    _, again = session.user_message(UserMessage(id="a-2", text="one"), now=101.0)
+    assert again.seq == 2
+    session.withdraw("b")  # not a turn in flight: nothing to do
+
+
 def test_duplicate_id() -> None:
     session = core()
     session.user_message(UserMessage(id="a", text="one"), now=0)
