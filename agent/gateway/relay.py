@@ -210,6 +210,7 @@ class SessionRelay:
             await self._bus.publish(topics.turn(self.core.session_id), turn)
         except BusError:
             self.core.withdraw(turn.turn_id)  # the client sends it again, as a new message
+            self._notes.forget(turn.turn_id)
             raise
         log.info("turn published", seq=turn.seq, chars=len(turn.text))
         self._arm_redelivery()
@@ -330,6 +331,7 @@ class SessionRelay:
         )
         if isinstance(overdue, str):
             self._log.error("no worker answered the turn", turn_id=overdue)
+            self._notes.forget(overdue)
             self._metrics.errors.labels(ErrorCode.TURN_TIMEOUT.value).inc()
             await self._deliver(
                 error_message(

@@ -46,6 +46,10 @@ class TurnNotes:
     def started(self, turn_id: str, redacted_text: str) -> None:
         self._notes[turn_id] = _Note(redacted_text)
 
+    def forget(self, turn_id: str) -> None:
+        """A turn over without an end of its own (withdrawn, or given up on): no summary."""
+        self._notes.pop(turn_id, None)
+
     def observe(self, event: ReplyEvent, *, now: float) -> TurnSummary | None:
         """Note the event; the turn's summary once the event ends the turn."""
         note = self._notes.get(event.turn_id)
