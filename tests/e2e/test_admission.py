@@ -8,21 +8,10 @@ import json
 import httpx
 
 from agent import topics
-from agent.events import ReplyEnded, UserTurn
+from agent.events import UserTurn
 from agent.gateway.admission import AdmissionLimits
+from tests.support.events import reply_ended
 from tests.support.gateway import WAIT_S, bearer, next_event, receive, running, send, session
-
-
-def _ended(session_id: str, turn_id: str) -> ReplyEnded:
-    return ReplyEnded(
-        session_id=session_id,
-        turn_id=turn_id,
-        text="done",
-        interrupted=False,
-        generator="g",
-        ttft_ms=1,
-        total_ms=1,
-    )
 
 
 async def test_beyond_the_limit_a_turn_is_refused_at_once_and_can_be_sent_again() -> None:
@@ -66,7 +55,7 @@ async def test_beyond_the_limit_a_turn_is_refused_at_once_and_can_be_sent_again(
                 assert int(answer.headers["Retry-After"]) >= 1
 
         # A reply ends: there is room again, and the refused id is still free.
-        await env.bus.publish(topics.reply(ann_session), _ended(ann_session, "a1"))
+        await env.bus.publish(topics.reply(ann_session), reply_ended(ann_session, "a1"))
         while (await receive(ann))["type"] != "reply_end":
             pass  # the reply, sent whole before its end (its pieces never came)
         await send(cat, type="user_message", id="c1", text="hello?")
