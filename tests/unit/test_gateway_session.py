@@ -27,6 +27,7 @@ from agent.gateway.protocol import (
     event_message,
 )
 from agent.gateway.session import SessionCore, TurnRefused
+from tests.support.events import reply_ended
 
 
 class Ids(TypedDict):
@@ -234,15 +235,7 @@ def test_stream_events_after_the_end_are_dropped() -> None:
 
 
 def _ended(text: str, turn_id: str = "a") -> ReplyEnded:
-    return ReplyEnded(
-        session_id=SESSION,
-        turn_id=turn_id,
-        text=text,
-        interrupted=False,
-        generator="g",
-        ttft_ms=1.0,
-        total_ms=2.0,
-    )
+    return reply_ended(SESSION, turn_id, text)
 
 
 def _streamed(session: SessionCore, *pieces: str) -> None:
