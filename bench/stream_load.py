@@ -7,6 +7,9 @@ emotion models unless `--emotion-model`). For each N of `--sessions`:
 
 * **floor**: N aiohttp clients stream `POST /v1/chat/completions` from the upstream
   directly, closed loop, `--turns` each: what any client of that LLM gets;
+* **relay**: the ws phase's clients against bench/bare_relay.py, a relay that passes the
+  upstream's tokens on as frames with nothing between: the CPU any Python server pays
+  here for the same sockets and frames;
 * **ws**: N WebSocket sessions send `--turns` turns each, the next when `reply_end`
   arrives (bench/ws_load.py's clients);
 * **openai**: N aiohttp clients stream Heartline's `/v1/chat/completions`, closed loop
@@ -14,11 +17,13 @@ emotion models unless `--emotion-model`). For each N of `--sessions`:
 
 Printed per phase: TTFT p50/p95/p99 (send to first text), turns/s, the server's CPU
 milliseconds per turn (user + system, summed over every process of the server), its RSS,
-and each against the floor; for ws, the medians of the server's own stage timings
-(`reply_end.stages`: emotion, first_token, ...), and in the distributed set-up the CPU
-of each process (gateway, workers). `--generator templates` runs the
-template replies paced by `--token-delay` instead (the upstream still runs, for the
-floor). Exit status 1 when any turn failed.
+and each against the floor; how the whole machine's CPU was shared over the phase (the
+server, this load generator, the upstream and the rest: broker, database, anything else)
+and how many of its cores were busy, since all of them share one machine; for ws, the
+medians of the server's own stage timings (`reply_end.stages`: emotion, first_token,
+...), and in the distributed set-up the CPU of each process (gateway, workers).
+`--generator templates` runs the template replies paced by `--token-delay` instead (the
+upstream still runs, for the floor). Exit status 1 when any turn failed.
 
     .venv/bin/python bench/stream_load.py
     .venv/bin/python bench/stream_load.py --sessions 50 --emotion-model lexicon
@@ -30,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import subprocess
 import sys
 import time
@@ -49,6 +53,7 @@ from _stats import (
     process_usage,
     raise_open_file_limit,
 )
+from bare_relay import sse_texts
 from ws_load import TEXTS
 from ws_load import load as ws_turns
 
@@ -73,6 +78,7 @@ class Phase:
     """The server's own timings of each turn (`reply_end.stages`, ws only)."""
     cpu_by_role: dict[str, float] = field(default_factory=dict)
     """CPU seconds of each of the server's processes (and its children), by role."""
+    machine: MachineShare | None = None
 
     @property
     def turns(self) -> int:
@@ -83,21 +89,87 @@ class Phase:
         return self.turns / self.turns_s if self.turns_s else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class MachineShare:
+    """The machine's busy CPU seconds over a phase and each part's share of them."""
+
+    elapsed_s: float
+    busy_s: float
+    by_part: dict[str, float]
+
+    @property
+    def rest_s(self) -> float:
+        """What no part of the run used: the broker, the database, anything else running."""
+        return max(self.busy_s - sum(self.by_part.values()), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _CpuSnapshot:
+    at: float
+    busy_s: float
+    by_part: dict[str, float]
+
+
+def _busy_s() -> float:
+    """CPU seconds the machine has spent on anything but idling, waiting and its hypervisor."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
+
+
+def _snapshot(parts: dict[str, list[int]]) -> _CpuSnapshot:
+    own = psutil.Process().cpu_times()
+    by_part = {name: process_usage(pids).cpu_s for name, pids in parts.items()}
+    by_part["load generator"] = own.user + own.system
+    return _CpuSnapshot(time.perf_counter(), _busy_s(), by_part)
+
+
+def _share(before: _CpuSnapshot, after: _CpuSnapshot) -> MachineShare:
+    return MachineShare(
+        elapsed_s=after.at - before.at,
+        busy_s=after.busy_s - before.busy_s,
+        by_part={name: after.by_part[name] - before.by_part[name] for name in after.by_part},
+    )
+
+
+async def _on_machine(parts: dict[str, list[int]], work: Awaitable[Phase]) -> Phase:
+    """`work`'s phase, with how the machine's CPU was shared while it ran."""
+    before = _snapshot(parts)
+    phase = await work
+    phase.machine = _share(before, _snapshot(parts))
+    return phase
+
+
 # The upstream
 
 
 @contextlib.asynccontextmanager
 async def upstream(args: argparse.Namespace) -> AsyncIterator[tuple[str, int]]:
     """bench/fake_upstream.py in its own process: its base URL and pid."""
-    argv = [sys.executable, str(_HERE / "fake_upstream.py"), "--tokens", str(args.tokens)]
-    argv += ["--first-token-ms", str(args.first_token_ms), "--token-ms", str(args.token_ms)]
-    process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
+    argv = ["--tokens", str(args.tokens), "--first-token-ms", str(args.first_token_ms)]
+    argv += ["--token-ms", str(args.token_ms)]
+    async with _announcing("fake_upstream.py", argv) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def bare_relay(base_url: str) -> AsyncIterator[ServerHandle]:
+    """bench/bare_relay.py in front of the upstream, as a server to load."""
+    async with _announcing("bare_relay.py", ["--upstream", f"{base_url}/v1"]) as (url, pid):
+        yield ServerHandle(url=url, token_for=lambda _: "", pids={"relay": pid})
+
+
+@contextlib.asynccontextmanager
+async def _announcing(script: str, argv: list[str]) -> AsyncIterator[tuple[str, int]]:
+    """A script of bench/ in its own process: the URL it says it listens on, and its pid."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(_HERE / script), *argv, stdout=subprocess.PIPE
+    )
     try:
         assert process.stdout is not None
         async with asyncio.timeout(30):
             line = (await process.stdout.readline()).decode()
         if not line.startswith("listening on "):
-            raise RuntimeError(f"the fake upstream did not start: {line!r}")
+            raise RuntimeError(f"{script} did not start: {line!r}")
         yield line.removeprefix("listening on ").strip(), process.pid
     finally:
         if process.returncode is None:
@@ -111,16 +183,9 @@ async def upstream(args: argparse.Namespace) -> AsyncIterator[tuple[str, int]]:
 async def first_text_of_stream(response: aiohttp.ClientResponse) -> float | None:
     """Read an OpenAI event stream to its end; the perf_counter of its first non-empty text."""
     first: float | None = None
-    buffer = b""
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        *events, buffer = buffer.split(b"\n\n")
-        for event in events:
-            data = event.removeprefix(b"data: ")
-            if first is None and data != b"[DONE]":
-                choices = json.loads(data).get("choices") or [{}]
-                if (choices[0].get("delta") or {}).get("content"):
-                    first = time.perf_counter()
+    async for _text in sse_texts(response):
+        if first is None:
+            first = time.perf_counter()
     return first
 
 
@@ -206,9 +271,11 @@ async def openai_phase(handle: ServerHandle, sessions: int, args: argparse.Names
     return phase
 
 
-async def ws_phase(handle: ServerHandle, sessions: int, args: argparse.Namespace) -> Phase:
+async def ws_phase(
+    handle: ServerHandle, sessions: int, args: argparse.Namespace, *, name: str = "ws"
+) -> Phase:
     """N WebSocket sessions (bench/ws_load.py's clients and timing)."""
-    phase = Phase("ws", sessions)
+    phase = Phase(name, sessions)
     load_args = argparse.Namespace(
         sessions=sessions,
         turns=args.turns,
@@ -350,11 +417,20 @@ def report(phases: Sequence[Phase], turns: int) -> None:
                 for role, cpu in phase.cpu_by_role.items()
             )
             print(f"      server CPU ms/turn by process, connecting included: {roles}")
+        if phase.machine is not None and phase.turns:
+            print(f"      {_machine_line(phase.machine, phase.turns)}")
         if phase.stages_ms:
             stages = ", ".join(
                 f"{stage} {percentile(values, 50):.1f}" for stage, values in phase.stages_ms.items()
             )
             print(f"      server stages p50 (ms): {stages}")
+
+
+def _machine_line(share: MachineShare, turns: int) -> str:
+    parts = {**share.by_part, "rest": share.rest_s}
+    split = ", ".join(f"{name} {cpu * 1000.0 / turns:.2f}" for name, cpu in parts.items())
+    cores = share.busy_s / share.elapsed_s if share.elapsed_s else 0.0
+    return f"machine CPU ms/turn: {split}; {cores:.2f} of {psutil.cpu_count()} cores busy"
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -366,16 +442,25 @@ async def run(args: argparse.Namespace) -> int:
         + (f", {args.workers} worker processes" if args.workers else "")
     )
     failed = 0
-    async with upstream(args) as (base_url, _pid), heartline(base_url, args) as handle:
+    async with (
+        upstream(args) as (base_url, upstream_pid),
+        bare_relay(base_url) as relay,
+        heartline(base_url, args) as handle,
+    ):
         await _warm_up(handle, args)
+        await _warm_up(relay, args)
         for name, rss in _idle_rss(handle):
             print(f"idle RSS {name}: {rss / 2**20:.0f} MiB")
+        parts = {"server": list(handle.pids.values()), "upstream": [upstream_pid]}
+        relay_parts = {**parts, "relay": list(relay.pids.values())}
         for sessions in args.sessions:
-            phases = [await floor_phase(base_url, sessions, args)]
+            phases = [await _on_machine(parts, floor_phase(base_url, sessions, args))]
+            relay_phase = ws_phase(relay, sessions, args, name="relay")
+            phases.append(await _on_machine(relay_parts, relay_phase))
             if "ws" in args.surface:
-                phases.append(await ws_phase(handle, sessions, args))
+                phases.append(await _on_machine(parts, ws_phase(handle, sessions, args)))
             if "openai" in args.surface:
-                phases.append(await openai_phase(handle, sessions, args))
+                phases.append(await _on_machine(parts, openai_phase(handle, sessions, args)))
             report(phases, args.turns)
             failed += sum(sum(phase.failures.values()) for phase in phases)
     return 1 if failed else 0
