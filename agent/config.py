@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     vllm_url: str | None = None
     model: str | None = None
     vllm_api_key: SecretStr | None = None
+    # Streams open to the vLLM server at once, per serving process; unset: as many as
+    # turns in flight
+    vllm_max_connections: int | None = Field(default=None, ge=1)
     first_token_timeout: float = Field(default=8.0, gt=0, le=120)
     system_prompt_file: Path | None = None
     # A transformers causal LM directory, for `local` (CPU development, small models)

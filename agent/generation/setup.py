@@ -80,6 +80,7 @@ async def start_generator(stack: AsyncExitStack, settings: Settings) -> Generato
                     base_url=settings.vllm_url,
                     model=settings.model,
                     api_key=None if key is None else key.get_secret_value(),
+                    max_connections=settings.vllm_max_connections,
                     retries=_RETRIES,
                     first_token_timeout_s=timeout / (_RETRIES + 1),
                 ),

@@ -7,7 +7,8 @@
 `stream_options.include_usage`, and yields the content deltas of the
 server-sent events (`agent.generation.sse`) as they arrive; deltas that arrive
 together (one read: a backlog, a busy loop) are yielded as one piece. It owns one pooled
-`aiohttp.ClientSession` for its lifetime (`async with`), and its replies go through
+`aiohttp.ClientSession` for its lifetime (`async with`), a kept-alive connection for each
+stream open at once (`max_connections`), and its replies go through
 the LLM stream wrapper (`agent.generation.streaming`), which holds the deadlines,
 the split between failing before and after the first token, and the circuit breaker.
 
@@ -100,7 +101,11 @@ class VllmSettings:
     # Limits
     retries: int = 2  # extra attempts, before the first token only
     retry_backoff_s: float = 0.1  # first pause; doubles with each retry, jittered
-    pool_size: int = 32  # connections kept to the server (one per concurrent stream)
+    # Streams open to the server at once, a connection each; None: no cap of the client's
+    # own, since admission bounds the turns in flight and vLLM queues what it cannot run
+    # yet. A cap below the turns in flight makes turns wait for a connection here, unseen
+    # by vLLM's scheduler and counted against their first-token deadline.
+    max_connections: int | None = None
     # Circuit breaker
     breaker_failures: int = 5  # consecutive failed calls that open it
     breaker_reset_s: float = 30.0  # open this long, then one trial call
@@ -123,7 +128,7 @@ class VllmSettings:
                 "total_timeout_s": self.total_timeout_s,
                 "breaker_reset_s": self.breaker_reset_s,
                 "max_tokens": self.max_tokens,
-                "pool_size": self.pool_size,
+                "max_connections": 1 if self.max_connections is None else self.max_connections,
                 "breaker_failures": self.breaker_failures,
             },
         )
@@ -214,7 +219,9 @@ class VllmGenerator:
         if s.api_key:
             headers["authorization"] = f"Bearer {s.api_key}"
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=s.pool_size, keepalive_timeout=_KEEPALIVE_S),
+            connector=aiohttp.TCPConnector(
+                limit=s.max_connections or 0, keepalive_timeout=_KEEPALIVE_S
+            ),
             headers=headers,
             # Only connecting is timed by aiohttp; the other deadlines are at the call site.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout_s),

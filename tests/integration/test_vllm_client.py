@@ -7,6 +7,7 @@ hanging and nothing asserts on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -119,6 +120,28 @@ async def test_streams_reuse_one_pooled_connection(server: FakeVllm) -> None:
             assert "".join(await collect(client)) == TEXT
     assert len(server.requests) == 3
     assert server.connections == 1
+
+
+async def test_streams_open_at_once_are_not_capped_by_default(server: FakeVllm) -> None:
+    # More than any small pool: each held stream keeps its own connection.
+    streams_at_once = 40
+    server.default = Script(endless=True, token_delay=0.01)
+    client = VllmGenerator(settings(server.base_url), build_messages=plain_messages)
+    async with client, asyncio.timeout(HANG), contextlib.AsyncExitStack() as held:
+        for _ in range(streams_at_once):
+            stream = await held.enter_async_context(aclosing(await client.open(plain_request())))
+            assert await anext(aiter(stream))
+        assert server.connections == streams_at_once
+
+
+async def test_max_connections_caps_the_streams_open_at_once(server: FakeVllm) -> None:
+    server.default = Script(first_token_delay=0.05)
+    config = settings(server.base_url, max_connections=2)
+    async with VllmGenerator(config, build_messages=plain_messages) as client:
+        replies = await asyncio.gather(*(collect(client) for _ in range(3)))
+    assert ["".join(pieces) for pieces in replies] == [TEXT] * 3
+    # The third waited for one of the two connections and took it over.
+    assert server.connections == 2
 
 
 async def test_events_cut_into_tiny_http_chunks_decode_whole(server: FakeVllm) -> None:

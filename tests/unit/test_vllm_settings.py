@@ -19,7 +19,7 @@ from agent.generation.vllm import VllmSettings
         {"first_token_timeout_s": 0.0},
         {"total_timeout_s": float("inf")},
         {"retries": -1},
-        {"pool_size": 0},
+        {"max_connections": 0},
         {"temperature": 3.0},
     ],
 )
