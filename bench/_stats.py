@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: percentiles, tables, the open-file limit.
+"""Shared helpers of the benchmark scripts: percentiles, tables, CPU shares, the open-file limit.
 
 Nothing here asserts: benchmarks print what they measured.
 """
@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -17,8 +18,13 @@ import psutil
 
 __all__ = [
     "QUANTILES",
+    "CpuSnapshot",
+    "MachineShare",
     "ProcessUsage",
+    "cpu_snapshot",
+    "format_machine_share",
     "format_ms",
+    "machine_share",
     "machine_summary",
     "percentile",
     "print_percentile_table",
@@ -94,6 +100,58 @@ def process_usage(pids: Iterable[int]) -> ProcessUsage:
             except psutil.NoSuchProcess:
                 continue
     return ProcessUsage(cpu, rss)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineShare:
+    """The machine's busy CPU seconds over a phase and each part's share of them."""
+
+    elapsed_s: float
+    busy_s: float
+    by_part: dict[str, float]
+
+    @property
+    def rest_s(self) -> float:
+        """What no part of the run used: the broker, the database, anything else running."""
+        return max(self.busy_s - sum(self.by_part.values()), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    at: float
+    busy_s: float
+    by_part: dict[str, float]
+
+
+def _busy_s() -> float:
+    """CPU seconds the machine has spent on anything but idling, waiting and its hypervisor."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
+
+
+def cpu_snapshot(parts: dict[str, list[int]]) -> CpuSnapshot:
+    """CPU seconds so far: the machine's, each part's (its processes and their children),
+    and this process's own as the load generator."""
+    own = psutil.Process().cpu_times()
+    by_part = {name: process_usage(pids).cpu_s for name, pids in parts.items()}
+    by_part["load generator"] = own.user + own.system
+    return CpuSnapshot(time.perf_counter(), _busy_s(), by_part)
+
+
+def machine_share(before: CpuSnapshot, after: CpuSnapshot) -> MachineShare:
+    return MachineShare(
+        elapsed_s=after.at - before.at,
+        busy_s=after.busy_s - before.busy_s,
+        by_part={name: after.by_part[name] - before.by_part[name] for name in after.by_part},
+    )
+
+
+def format_machine_share(share: MachineShare, units: int, unit: str = "turn") -> str:
+    """Each part's CPU milliseconds per unit of work, and how many cores were busy."""
+    parts = {**share.by_part, "rest": share.rest_s}
+    split = ", ".join(f"{name} {cpu * 1000.0 / units:.2f}" for name, cpu in parts.items())
+    cores = share.busy_s / share.elapsed_s if share.elapsed_s else 0.0
+    return f"machine CPU ms/{unit}: {split}; {cores:.2f} of {psutil.cpu_count()} cores busy"
 
 
 def raise_open_file_limit(wanted: int) -> int:

@@ -47,7 +47,11 @@ import aiohttp
 import psutil
 from _servers import ServerHandle, distributed_servers, embedded_server
 from _stats import (
+    MachineShare,
+    cpu_snapshot,
+    format_machine_share,
     format_ms,
+    machine_share,
     machine_summary,
     percentile,
     process_usage,
@@ -89,53 +93,11 @@ class Phase:
         return self.turns / self.turns_s if self.turns_s else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class MachineShare:
-    """The machine's busy CPU seconds over a phase and each part's share of them."""
-
-    elapsed_s: float
-    busy_s: float
-    by_part: dict[str, float]
-
-    @property
-    def rest_s(self) -> float:
-        """What no part of the run used: the broker, the database, anything else running."""
-        return max(self.busy_s - sum(self.by_part.values()), 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class _CpuSnapshot:
-    at: float
-    busy_s: float
-    by_part: dict[str, float]
-
-
-def _busy_s() -> float:
-    """CPU seconds the machine has spent on anything but idling, waiting and its hypervisor."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "steal", 0.0)
-
-
-def _snapshot(parts: dict[str, list[int]]) -> _CpuSnapshot:
-    own = psutil.Process().cpu_times()
-    by_part = {name: process_usage(pids).cpu_s for name, pids in parts.items()}
-    by_part["load generator"] = own.user + own.system
-    return _CpuSnapshot(time.perf_counter(), _busy_s(), by_part)
-
-
-def _share(before: _CpuSnapshot, after: _CpuSnapshot) -> MachineShare:
-    return MachineShare(
-        elapsed_s=after.at - before.at,
-        busy_s=after.busy_s - before.busy_s,
-        by_part={name: after.by_part[name] - before.by_part[name] for name in after.by_part},
-    )
-
-
 async def _on_machine(parts: dict[str, list[int]], work: Awaitable[Phase]) -> Phase:
     """`work`'s phase, with how the machine's CPU was shared while it ran."""
-    before = _snapshot(parts)
+    before = cpu_snapshot(parts)
     phase = await work
-    phase.machine = _share(before, _snapshot(parts))
+    phase.machine = machine_share(before, cpu_snapshot(parts))
     return phase
 
 
@@ -418,19 +380,12 @@ def report(phases: Sequence[Phase], turns: int) -> None:
             )
             print(f"      server CPU ms/turn by process, connecting included: {roles}")
         if phase.machine is not None and phase.turns:
-            print(f"      {_machine_line(phase.machine, phase.turns)}")
+            print(f"      {format_machine_share(phase.machine, phase.turns)}")
         if phase.stages_ms:
             stages = ", ".join(
                 f"{stage} {percentile(values, 50):.1f}" for stage, values in phase.stages_ms.items()
             )
             print(f"      server stages p50 (ms): {stages}")
-
-
-def _machine_line(share: MachineShare, turns: int) -> str:
-    parts = {**share.by_part, "rest": share.rest_s}
-    split = ", ".join(f"{name} {cpu * 1000.0 / turns:.2f}" for name, cpu in parts.items())
-    cores = share.busy_s / share.elapsed_s if share.elapsed_s else 0.0
-    return f"machine CPU ms/turn: {split}; {cores:.2f} of {psutil.cpu_count()} cores busy"
 
 
 async def run(args: argparse.Namespace) -> int:
