@@ -128,10 +128,14 @@ class VllmSettings:
                 "total_timeout_s": self.total_timeout_s,
                 "breaker_reset_s": self.breaker_reset_s,
                 "max_tokens": self.max_tokens,
-                "max_connections": 1 if self.max_connections is None else self.max_connections,
                 "breaker_failures": self.breaker_failures,
             },
         )
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(
+                f"vllm max_connections must be at least 1, got {self.max_connections};"
+                " leave it unset for no cap of the client's own"
+            )
         if self.retries < 0 or not (
             self.retry_backoff_s >= 0 and math.isfinite(self.retry_backoff_s)
         ):

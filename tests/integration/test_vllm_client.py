@@ -7,9 +7,8 @@ hanging and nothing asserts on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 
 import pytest
 
@@ -127,7 +126,7 @@ async def test_streams_open_at_once_are_not_capped_by_default(server: FakeVllm) 
     streams_at_once = 40
     server.default = Script(endless=True, token_delay=0.01)
     client = VllmGenerator(settings(server.base_url), build_messages=plain_messages)
-    async with client, asyncio.timeout(HANG), contextlib.AsyncExitStack() as held:
+    async with client, asyncio.timeout(HANG), AsyncExitStack() as held:
         for _ in range(streams_at_once):
             stream = await held.enter_async_context(aclosing(await client.open(plain_request())))
             assert await anext(aiter(stream))
